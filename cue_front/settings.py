@@ -1,0 +1,56 @@
+"""Every ``DATACUE_*`` configuration name with its default, in one place.
+
+``DataCue.init_app`` copies these into ``app.config`` with ``setdefault``, so a
+shop overrides any of them in its own config. Values of ``None`` marked
+"derived" are filled in by ``init_app`` from the app itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: DataCue's two loader scripts, in the documented order (the config first).
+DATACUE_CDN_SCRIPTS = (
+    "https://cdn.datacue.co/js/datacue.js",
+    "https://cdn.datacue.co/js/datacue-storefront.js",
+)
+
+DEFAULTS: dict[str, Any] = {
+    # Public key: goes into pages and events. Required; init_app refuses to start without it.
+    "DATACUE_API_KEY": None,
+    # Signs REST calls. Never rendered, logged or put in an exception message.
+    "DATACUE_API_SECRET": None,
+    "DATACUE_API_URL": "https://api.datacue.co/v1",
+    "DATACUE_EVENTS_URL": "https://events.datacue.co/",
+    "DATACUE_SCRIPT_URLS": DATACUE_CDN_SCRIPTS,
+    # Where the blueprint (first-party events endpoint, static files) mounts.
+    "DATACUE_URL_PREFIX": "/datacue",
+    # Raise on invalid page data instead of logging and omitting it. Derived: app.debug or app.testing.
+    "DATACUE_STRICT": None,
+    # "inline": the config is an inline script. "json": a data island plus a static loader
+    # script, for a Content-Security-Policy without 'unsafe-inline'.
+    "DATACUE_CONFIG_MODE": "inline",
+    # "outbox" (durable, background), "sync" (inline, raises) or "off" (validate and discard).
+    "DATACUE_DELIVERY": "outbox",
+    # Derived: <instance_path>/datacue-outbox.sqlite3.
+    "DATACUE_OUTBOX_PATH": None,
+    "DATACUE_OUTBOX_MAX_ROWS": 100_000,
+    # REST and events HTTP timeouts in seconds: (connect, read).
+    "DATACUE_TIMEOUT": (3.05, 10.0),
+    # How many times a failed request is retried (5xx, 429, connection errors).
+    "DATACUE_RETRIES": 3,
+    # Server-side rendered recommendations (see widgets.py).
+    "DATACUE_SSR": False,
+    "DATACUE_SSR_TIMEOUT": 0.3,
+    # The first-party events endpoint (see proxy.py).
+    "DATACUE_PROXY_ENABLED": True,
+    "DATACUE_PROXY_MAX_BYTES": 16 * 1024,
+    "DATACUE_PROXY_TIMEOUT": 1.0,
+    "DATACUE_PROXY_RATE_LIMIT": "120/minute",
+    # Name of the signed cookie that carries an anonymous visitor's id.
+    "DATACUE_ANONYMOUS_COOKIE": "datacue_anonymous_id",
+}
+
+#: Values that ``DATACUE_CONFIG_MODE`` and ``DATACUE_DELIVERY`` accept.
+CONFIG_MODES = ("inline", "json")
+DELIVERY_MODES = ("outbox", "sync", "off")
