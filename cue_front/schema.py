@@ -131,7 +131,7 @@ class _Codegen:
     def compile(self, name: str, lines: list[str]) -> Callable[[Any], bool]:
         source = "\n".join([f"def {name}(d):", *lines])
         namespace = dict(self.constants)
-        exec(compile(source, f"<cue_front.schema {name}>", "exec"), namespace)  # noqa: S102
+        exec(compile(source, f"<cue_front.schema {name}>", "exec"), namespace)
         function: Callable[[Any], bool] = namespace[name]
         return function
 
@@ -583,7 +583,7 @@ class Tagged(Spec):
         if variant is None:
             given = ", ".join(f"{tag}={_describe(value.get(tag))}" for tag in self.tags)
             known = "; ".join(
-                ", ".join(f"{tag}={v!r}" for tag, v in zip(self.tags, key) if v is not None)
+                ", ".join(f"{tag}={v!r}" for tag, v in zip(self.tags, key, strict=False) if v is not None)
                 for key in self.variants
             )
             tag_path = _child(path, self.tags[0])

@@ -1,0 +1,165 @@
+"""``window.datacueConfig`` for every documented page type: ``build_config`` and ``render_datacue``.
+
+A view calls ``render_datacue("product", product_id="p1", product_update=[...])``
+(or uses it from a template). The config is built from the shop's arguments,
+the API key and the visitor's ``user_id``, validated against
+``schema.PAGE_CONFIG``, and rendered as safe HTML followed by DataCue's loader
+scripts. Rendering does no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from flask import g, request, url_for
+from markupsafe import Markup
+
+from . import schema
+from .errors import FieldError, ValidationError
+from .extension import DataCueState, get_state
+from .identity import current_user_id
+
+logger = logging.getLogger("cue_front")
+
+__all__ = ["build_config", "render_datacue", "script_json"]
+
+_UNSET: Any = object()
+
+#: Spellings accepted for documented page types; the documented string is always emitted.
+PAGE_TYPE_ALIASES = {"order_confirmation": "order confirmation", "not_found": "404"}
+
+_PAYMENT_PAGES = ("checkout", "payment", "order checkout")
+_RESERVED = frozenset({"api_key", "page_type"})
+
+Nonce = str | Callable[[], str] | None
+
+_encoder = json.JSONEncoder(separators=(",", ":"))
+# ensure_ascii (the default) already writes U+2028, U+2029 and every other non-ASCII
+# character as \uXXXX; these four are the HTML-significant ASCII ones.
+_HTML_ESCAPES = (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("'", "\\u0027"))
+
+
+def script_json(value: Any) -> str:
+    """JSON that is safe inside a ``<script>`` element, whatever the app's JSON settings.
+
+    ``<``, ``>``, ``&``, ``'``, U+2028 and U+2029 are written as ``\\uXXXX`` escapes, so no
+    string can close the element, open a comment or break a JavaScript string literal.
+    """
+    text = _encoder.encode(value)
+    for character, replacement in _HTML_ESCAPES:
+        if character in text:
+            text = text.replace(character, replacement)
+    return text
+
+
+def _resolve_page_type(page_type: Any) -> str:
+    if isinstance(page_type, str):
+        page_type = PAGE_TYPE_ALIASES.get(page_type, page_type)
+        if page_type in schema.PAGE_TYPES:
+            return str(page_type)
+        if page_type.lower() in _PAYMENT_PAGES:
+            raise ValidationError(
+                [
+                    FieldError(
+                        "page_type",
+                        f"{page_type!r} is not a DataCue page type: DataCue advises no tracking"
+                        " script (theirs or anyone's) on payment and checkout pages, where"
+                        " sensitive data is entered; leave render_datacue out of this page",
+                    )
+                ]
+            )
+    documented = ", ".join(repr(name) for name in schema.PAGE_TYPES)
+    raise ValidationError(
+        [FieldError("page_type", f"expected one of {documented}, got {schema._describe(page_type)}")]
+    )
+
+
+def _build(
+    state: DataCueState, page_type: Any, user_id: Any, fields: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The validated config, or ``None`` when lenient mode had to drop all of it."""
+    try:
+        page_type = _resolve_page_type(page_type)
+    except ValidationError as error:
+        if state.strict:
+            raise
+        logger.warning("datacue: page config not rendered: %s", error)
+        return None
+    g._datacue_page_type = page_type
+    if not _RESERVED.isdisjoint(fields):
+        raise TypeError("api_key and page_type are set by cue-front, not passed as fields")
+    page = {
+        "api_key": state.api_key,
+        "user_id": current_user_id() if user_id is _UNSET else user_id,
+        "page_type": page_type,
+        **fields,
+    }
+    if state.strict:
+        config: dict[str, Any] = schema.validate(schema.PAGE_CONFIG, page)
+        return config
+    config, errors = schema.validate_partial(schema.PAGE_CONFIG, page)
+    if errors:
+        logger.warning(
+            "datacue: invalid %s page data omitted: %s", page_type, "; ".join(map(str, errors))
+        )
+    return config
+
+
+def build_config(page_type: str, *, user_id: Any = _UNSET, **fields: Any) -> dict[str, Any]:
+    """The ``window.datacueConfig`` object of a page, as a plain dict.
+
+    Keyword names are the documented field names (``product_id``, ``product_update``,
+    ``category_id``, ``category_update``, ``term``, ``order_id``, ``order_details``).
+    ``user_id`` defaults to the shop's ``user_id_loader``; pass it to override (guest
+    checkout: the guest's email). Invalid data raises :class:`ValidationError` in
+    strict mode; otherwise the invalid part is left out and a warning logged.
+    """
+    config = _build(get_state(), page_type, user_id, fields)
+    return {} if config is None else config
+
+
+def _nonce_attribute(nonce: Nonce) -> Markup:
+    if callable(nonce):
+        nonce = nonce()
+    if nonce is None:
+        # flask-talisman puts the request's CSP nonce here; use it when present.
+        nonce = getattr(request, "csp_nonce", None)
+    if not nonce:
+        return Markup("")
+    return Markup(' nonce="{}"').format(nonce)
+
+
+def render_datacue(
+    page_type: str, *, user_id: Any = _UNSET, nonce: Nonce = None, **fields: Any
+) -> Markup:
+    """The config script and DataCue's loader scripts, as safe HTML for the page's ``<head>``.
+
+    Same arguments as :func:`build_config`, plus ``nonce`` (a string or a callable
+    returning one) for a Content-Security-Policy; flask-talisman's nonce is used
+    automatically. With ``DATACUE_CONFIG_MODE = "json"`` the config is a JSON data
+    island read by a static loader script, so no inline script is needed at all.
+    """
+    state = get_state()
+    config = _build(state, page_type, user_id, fields)
+    if config is None:
+        return Markup("")
+    nonce_attribute = _nonce_attribute(nonce)
+    # script_json's output is safe inside a script element by construction.
+    payload = Markup(script_json(config))
+    if state.config_mode == "json":
+        return Markup(
+            '<script type="application/json" id="datacue-config"{nonce}>{payload}</script>\n'
+            '<script src="{loader}" data-datacue-scripts="{urls}"{nonce}></script>'
+        ).format(
+            nonce=nonce_attribute,
+            payload=payload,
+            loader=url_for("datacue.static", filename="cue-front-loader.js"),
+            urls=" ".join(state.script_urls),
+        )
+    html = Markup("<script{}>window.datacueConfig = {};</script>").format(nonce_attribute, payload)
+    for url in state.script_urls:
+        html += Markup('\n<script src="{}"{}></script>').format(url, nonce_attribute)
+    return html

@@ -1,0 +1,97 @@
+"""Banner and product-recommendation widget markup: the placeholders DataCue's script fills in.
+
+``datacue_banners()``, ``datacue_banner_slot("main", 1)`` and
+``datacue_products("related")`` return safe HTML from the overridable templates
+under ``templates/datacue/``; they are Jinja globals and plain functions alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from flask import g, render_template
+from markupsafe import Markup
+
+from .errors import FieldError, ValidationError
+from .extension import get_state
+
+logger = logging.getLogger("cue_front")
+
+__all__ = ["PRODUCT_KINDS", "datacue_banner_slot", "datacue_banners", "datacue_products"]
+
+#: The ``data-dc-products`` values of "Inserting products", with the page types each
+#: is limited to (``None``: every page type).
+PRODUCT_KINDS: dict[str, tuple[str, ...] | None] = {
+    "related": None,
+    "categories": None,
+    "recent": None,
+    "similar": ("product",),
+    "top": ("category",),
+}
+
+BANNER_SLOT_KINDS = ("main", "sub")
+_ATTRIBUTE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
+
+
+def _refuse(path: str, message: str) -> None:
+    """Raise in strict mode; otherwise log, and the caller renders what it can."""
+    error = ValidationError([FieldError(path, message)])
+    if get_state().strict:
+        raise error
+    logger.warning("datacue: %s", error)
+
+
+def datacue_banners(static_img: str | None = None, static_link: str | None = None) -> Markup:
+    """DataCue's standard banner layout; ``static_img``/``static_link`` fill its static banner."""
+    return Markup(
+        render_template(
+            "datacue/banners_placeholder.html", static_img=static_img, static_link=static_link
+        )
+    )
+
+
+def datacue_banner_slot(kind: str, position: int, **attributes: Any) -> Markup:
+    """One slot of a custom banner layout: ``<div data-dc-main-insert-banner="1">``.
+
+    ``kind`` is ``"main"`` or ``"sub"``, ``position`` counts from 1; other keyword
+    arguments become attributes (``class_="custom-big"`` for ``class``).
+    """
+    if kind not in BANNER_SLOT_KINDS:
+        _refuse("kind", f"expected 'main' or 'sub', got {kind!r}")
+        return Markup("")
+    if isinstance(position, bool) or not isinstance(position, int) or position < 1:
+        _refuse("position", f"expected a whole number from 1, got {position!r}")
+        return Markup("")
+    html_attributes = {name.rstrip("_").replace("_", "-"): value for name, value in attributes.items()}
+    for name in html_attributes:
+        if not _ATTRIBUTE_NAME.fullmatch(name):
+            raise ValueError(f"not an HTML attribute name: {name!r}")
+    return Markup(
+        render_template(
+            "datacue/banner_slot.html", kind=kind, position=position, attributes=html_attributes
+        )
+    )
+
+
+def datacue_products(kind: str | None = None) -> Markup:
+    """A product recommendation widget: all kinds for the page (``None``), or one kind.
+
+    ``similar`` belongs on product pages and ``top`` on category pages; used
+    elsewhere (the page type is known from this request's ``render_datacue``)
+    it is an error in strict mode and a logged warning otherwise.
+    """
+    if kind is not None:
+        if kind not in PRODUCT_KINDS:
+            _refuse("kind", f"expected one of {', '.join(PRODUCT_KINDS)}, got {kind!r}")
+            return Markup("")
+        allowed = PRODUCT_KINDS[kind]
+        page_type = g.get("_datacue_page_type")
+        if allowed is not None and page_type is not None and page_type not in allowed:
+            _refuse(
+                "kind",
+                f"{kind!r} recommendations only apply to {' and '.join(allowed)} pages,"
+                f" not to this {page_type!r} page",
+            )
+    return Markup(render_template("datacue/products_placeholder.html", kind=kind))
