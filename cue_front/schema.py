@@ -105,7 +105,8 @@ def _describe(value: Any) -> str:
         return repr(shown)
     if isinstance(value, (int, float, Decimal)):
         return repr(value) if not isinstance(value, Decimal) else f"Decimal('{value}')"
-    return f"a {type(value).__name__}"
+    name = type(value).__name__
+    return f"an {name}" if name[0] in "aeiouAEIOU" else f"a {name}"
 
 
 def _child(path: str, key: str) -> str:

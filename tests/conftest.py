@@ -1,0 +1,82 @@
+"""Fixtures shared by the whole suite: shop apps, their test clients, and a headless browser.
+
+The ``emulator`` fixture comes from ``cue_front.testing`` (loaded with ``-p`` in pyproject).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+
+from cue_front import DataCue
+
+#: A secret nobody could mistake for anything else; tests look for it in every output.
+SECRET = "sekrit-5f1d0c-never-shown"
+API_KEY = "test-key"
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update"]
+
+
+@pytest.fixture
+def make_app(tmp_path: Path) -> Callable[..., Flask]:
+    """Build a shop app with cue-front initialised; keyword arguments override the config."""
+
+    def make(**config: Any) -> Flask:
+        app = Flask("shop", instance_path=str(tmp_path / "instance"))
+        app.config.update(
+            TESTING=True,
+            SECRET_KEY="shop-secret-key",
+            DATACUE_API_KEY=API_KEY,
+            DATACUE_API_SECRET=SECRET,
+            DATACUE_DELIVERY="off",
+        )
+        app.config.update(config)
+        DataCue(app)
+        return app
+
+    return make
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+def browser_required() -> bool:
+    """CI sets CUE_FRONT_REQUIRE_BROWSER=1: there a missing Chromium fails instead of skipping."""
+    return os.environ.get("CUE_FRONT_REQUIRE_BROWSER") == "1"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Headless Debian Chromium driven by Playwright (never Playwright's own browser download)."""
+    if not (shutil.which(CHROMIUM) or os.path.exists(CHROMIUM)):
+        if browser_required():
+            pytest.fail(f"Chromium is required here (CUE_FRONT_REQUIRE_BROWSER=1) but {CHROMIUM} is missing")
+        pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
