@@ -1,0 +1,242 @@
+"""The transport against a real loopback server: signing, retries, typed errors, no secret leaks."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from cue_front import signing
+from cue_front.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    NetworkError,
+    NotFoundError,
+    PayloadTooLargeError,
+    RateLimitError,
+    ServerError,
+)
+from cue_front.transport import MAX_BODY_BYTES, Transport, encode_json, user_agent
+from tests.sink import API_KEY, API_SECRET, Answer, Sink, answers
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    with Sink() as running:
+        yield running
+
+
+def make_transport(sink: Sink, **options: object) -> Transport:
+    settings: dict[str, object] = {
+        "api_url": sink.url,
+        "events_url": sink.events_url,
+        "retries": 2,
+        "backoff_factor": 0.0,
+        "backoff_jitter": 0.0,
+    }
+    settings.update(options)
+    return Transport(API_KEY, API_SECRET, **settings)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def transport(sink: Sink) -> Iterator[Transport]:
+    with make_transport(sink) as made:
+        yield made
+
+
+def test_encode_json_is_compact_utf8() -> None:
+    assert encode_json({"name": "Jeans ñ", "price": 9.5}) == '{"name":"Jeans ñ","price":9.5}'.encode()
+
+
+def test_exact_bytes_are_signed_and_sent(sink: Sink, transport: Transport) -> None:
+    body = encode_json({"user_id": "u1", "first_name": "Spongebob"})
+    reply = transport.send("POST", "/users", body)
+
+    assert reply.status == 201
+    (request,) = sink.received()
+    assert (request.method, request.path, request.body) == ("POST", "/v1/users", body)
+    assert request.signature_ok
+    credentials = signing.parse_basic(request.headers["Authorization"])
+    assert credentials == (API_KEY, signing.sign(body, API_SECRET))
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["User-Agent"] == user_agent()
+    assert user_agent().startswith("cue-front/")
+
+
+def test_get_signs_the_empty_body(sink: Sink, transport: Transport) -> None:
+    transport.send("GET", "/overview")
+    (request,) = sink.received()
+    assert request.body == b""
+    assert request.signature_ok
+    assert "Content-Type" not in request.headers
+
+
+def test_events_use_the_key_only(sink: Sink, transport: Transport) -> None:
+    body = encode_json({"user": {"user_id": "u1"}, "event": {"type": "login"}})
+    transport.send_event(body)
+    (request,) = sink.received()
+    assert request.path == "/events/"
+    assert request.signature_ok
+    assert signing.parse_basic(request.headers["Authorization"]) == (API_KEY, "")
+
+
+def test_503_503_200_is_one_success_with_the_same_signed_bytes(
+    sink: Sink, transport: Transport
+) -> None:
+    sink.script("POST", "/v1/batch/products", *answers(503, 2), Answer(201))
+    body = encode_json({"batch": [{"product_id": "p1"}]})
+
+    reply = transport.send("POST", "/batch/products", body)
+
+    assert reply.status == 201
+    attempts = sink.received()
+    assert len(attempts) == 3
+    assert {a.body for a in attempts} == {body}
+    assert len({a.headers["Authorization"] for a in attempts}) == 1
+    assert all(a.signature_ok for a in attempts)
+
+
+@pytest.mark.parametrize(
+    ("status", "error_class"),
+    [
+        (400, BadRequestError),
+        (401, AuthenticationError),
+        (404, NotFoundError),
+        (413, PayloadTooLargeError),
+    ],
+)
+def test_client_errors_are_never_retried(
+    sink: Sink, transport: Transport, status: int, error_class: type[Exception]
+) -> None:
+    # A Retry-After must not tempt the transport either (urllib3 alone retries a 413 with one).
+    sink.script(
+        "PUT", "/v1/users/u1", Answer(status, {"error": "nope"}, headers={"Retry-After": "0"})
+    )
+    with pytest.raises(error_class) as caught:
+        transport.send("PUT", "/users/u1", b'{"first_name":"x"}')
+    assert caught.value.status == status  # type: ignore[attr-defined]
+    assert len(sink.received()) == 1
+
+
+def test_bad_request_carries_the_servers_message(sink: Sink, transport: Transport) -> None:
+    sink.script("POST", "/v1/orders", Answer(400, {"error": "cart[0].quantity must be > 0"}))
+    with pytest.raises(BadRequestError) as caught:
+        transport.send("POST", "/orders", b"{}")
+    assert "cart[0].quantity must be > 0" in str(caught.value)
+    assert caught.value.body == '{"error": "cart[0].quantity must be > 0"}'
+
+
+def test_a_wrong_secret_is_an_authentication_error(sink: Sink) -> None:
+    with Transport(API_KEY, "not-the-secret", api_url=sink.url, retries=0) as wrong:
+        with pytest.raises(AuthenticationError):
+            wrong.send("POST", "/users", b"{}")
+    assert not sink.received()[0].signature_ok
+
+
+def test_retry_after_is_honoured(sink: Sink, transport: Transport) -> None:
+    sink.script("POST", "/v1/products", Answer(429, headers={"Retry-After": "1"}), Answer(201))
+    transport.send("POST", "/products", b"{}")
+    first, second = sink.received()
+    assert second.received_at - first.received_at >= 0.9
+
+
+def test_a_retry_after_longer_than_allowed_raises_at_once(sink: Sink) -> None:
+    sink.script("POST", "/v1/products", Answer(429, headers={"Retry-After": "3600"}))
+    with make_transport(sink, max_retry_after=5) as transport:
+        with pytest.raises(RateLimitError) as caught:
+            transport.send("POST", "/products", b"{}")
+    assert caught.value.retry_after == 3600
+    assert caught.value.status == 429
+    assert len(sink.received()) == 1
+
+
+def test_rate_limit_after_retries(sink: Sink, transport: Transport) -> None:
+    sink.fallback("POST", "/v1/products", Answer(429, headers={"Retry-After": "0"}))
+    with pytest.raises(RateLimitError) as caught:
+        transport.send("POST", "/products", b"{}")
+    assert caught.value.retry_after == 0
+    assert len(sink.received()) == 3  # the first attempt and two retries
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_server_errors_after_retries(sink: Sink, transport: Transport, status: int) -> None:
+    sink.fallback("DELETE", "/v1/orders/o1", Answer(status, "upstream trouble"))
+    with pytest.raises(ServerError) as caught:
+        transport.send("DELETE", "/orders/o1")
+    assert caught.value.status == status
+    assert "upstream trouble" in str(caught.value)
+    assert len(sink.received()) == 3
+
+
+def test_retry_false_makes_one_attempt(sink: Sink, transport: Transport) -> None:
+    sink.fallback("POST", "/events/", Answer(503))
+    with pytest.raises(ServerError):
+        transport.send_event(b"{}", retry=False)
+    assert len(sink.received()) == 1
+    # ... and the retrying path is still there for the same transport.
+    sink.fallback("POST", "/events/", None)
+    sink.script("POST", "/events/", Answer(503))
+    assert transport.send_event(b"{}").status == 201
+    assert len(sink.received()) == 3
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_connection_refused_is_a_network_error() -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    with Transport(API_KEY, API_SECRET, api_url=url, retries=1, backoff_factor=0) as transport:
+        with pytest.raises(NetworkError) as caught:
+            transport.send("GET", "/overview")
+    assert "could not be reached" in str(caught.value)
+
+
+def test_read_timeout_is_a_network_error(sink: Sink) -> None:
+    sink.script("GET", "/v1/overview", Answer(200, {}, delay=5), Answer(200, {}, delay=5))
+    with make_transport(sink, timeout=(1.0, 0.2), retries=1) as transport:
+        with pytest.raises(NetworkError):
+            transport.send("GET", "/overview")
+    assert len(sink.received()) == 2  # read errors are retried too: the API upserts
+
+
+def test_a_body_over_5_mib_is_refused_before_sending(sink: Sink, transport: Transport) -> None:
+    with pytest.raises(PayloadTooLargeError) as caught:
+        transport.send("POST", "/batch/products", b"x" * (MAX_BODY_BYTES + 1))
+    assert caught.value.status is None
+    assert sink.received() == []
+    transport.send("POST", "/batch/products", b"x" * MAX_BODY_BYTES)  # the limit itself is fine
+    assert len(sink.received()) == 1
+
+
+def test_rest_calls_need_the_secret(sink: Sink) -> None:
+    with Transport(API_KEY, None, api_url=sink.url, events_url=sink.events_url) as keyless:
+        keyless.send_event(b"{}")  # events need the key only
+        with pytest.raises(ConfigurationError, match="DATACUE_API_SECRET"):
+            keyless.send("GET", "/overview")
+
+
+def test_the_secret_never_shows(
+    sink: Sink, transport: Transport, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    sink.fallback("POST", "/v1/products", Answer(401, {"error": "bad signature"}))
+    seen = [repr(transport), str(vars(transport).get("api_key"))]
+    for call in (
+        lambda: transport.send("POST", "/products", b"{}"),
+        lambda: transport.send("POST", "/products", b"x" * (MAX_BODY_BYTES + 1)),
+    ):
+        with pytest.raises(Exception) as caught:
+            call()
+        seen += [str(caught.value), repr(caught.value), str(caught.value.args)]
+    with Transport(API_KEY, API_SECRET, api_url=f"http://127.0.0.1:{free_port()}/v1", retries=0) as t:
+        with pytest.raises(NetworkError) as refused:
+            t.send("GET", "/overview")
+        seen += [str(refused.value), repr(t)]
+    seen += [record.getMessage() for record in caplog.records]
+    assert not [text for text in seen if API_SECRET in text]
