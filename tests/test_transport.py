@@ -83,9 +83,7 @@ def test_events_use_the_key_only(sink: Sink, transport: Transport) -> None:
     assert signing.parse_basic(request.headers["Authorization"]) == (API_KEY, "")
 
 
-def test_503_503_200_is_one_success_with_the_same_signed_bytes(
-    sink: Sink, transport: Transport
-) -> None:
+def test_503_503_200_is_one_success_with_the_same_signed_bytes(sink: Sink, transport: Transport) -> None:
     sink.script("POST", "/v1/batch/products", *answers(503, 2), Answer(201))
     body = encode_json({"batch": [{"product_id": "p1"}]})
 
@@ -112,9 +110,7 @@ def test_client_errors_are_never_retried(
     sink: Sink, transport: Transport, status: int, error_class: type[Exception]
 ) -> None:
     # A Retry-After must not tempt the transport either (urllib3 alone retries a 413 with one).
-    sink.script(
-        "PUT", "/v1/users/u1", Answer(status, {"error": "nope"}, headers={"Retry-After": "0"})
-    )
+    sink.script("PUT", "/v1/users/u1", Answer(status, {"error": "nope"}, headers={"Retry-After": "0"}))
     with pytest.raises(error_class) as caught:
         transport.send("PUT", "/users/u1", b'{"first_name":"x"}')
     assert caught.value.status == status  # type: ignore[attr-defined]
@@ -130,9 +126,9 @@ def test_bad_request_carries_the_servers_message(sink: Sink, transport: Transpor
 
 
 def test_a_wrong_secret_is_an_authentication_error(sink: Sink) -> None:
-    with Transport(API_KEY, "not-the-secret", api_url=sink.url, retries=0) as wrong:
-        with pytest.raises(AuthenticationError):
-            wrong.send("POST", "/users", b"{}")
+    wrong = Transport(API_KEY, "not-the-secret", api_url=sink.url, retries=0)
+    with wrong, pytest.raises(AuthenticationError):
+        wrong.send("POST", "/users", b"{}")
     assert not sink.received()[0].signature_ok
 
 
@@ -145,9 +141,8 @@ def test_retry_after_is_honoured(sink: Sink, transport: Transport) -> None:
 
 def test_a_retry_after_longer_than_allowed_raises_at_once(sink: Sink) -> None:
     sink.script("POST", "/v1/products", Answer(429, headers={"Retry-After": "3600"}))
-    with make_transport(sink, max_retry_after=5) as transport:
-        with pytest.raises(RateLimitError) as caught:
-            transport.send("POST", "/products", b"{}")
+    with make_transport(sink, max_retry_after=5) as transport, pytest.raises(RateLimitError) as caught:
+        transport.send("POST", "/products", b"{}")
     assert caught.value.retry_after == 3600
     assert caught.value.status == 429
     assert len(sink.received()) == 1
@@ -191,17 +186,16 @@ def free_port() -> int:
 
 def test_connection_refused_is_a_network_error() -> None:
     url = f"http://127.0.0.1:{free_port()}/v1"
-    with Transport(API_KEY, API_SECRET, api_url=url, retries=1, backoff_factor=0) as transport:
-        with pytest.raises(NetworkError) as caught:
-            transport.send("GET", "/overview")
+    transport = Transport(API_KEY, API_SECRET, api_url=url, retries=1, backoff_factor=0)
+    with transport, pytest.raises(NetworkError) as caught:
+        transport.send("GET", "/overview")
     assert "could not be reached" in str(caught.value)
 
 
 def test_read_timeout_is_a_network_error(sink: Sink) -> None:
     sink.script("GET", "/v1/overview", Answer(200, {}, delay=5), Answer(200, {}, delay=5))
-    with make_transport(sink, timeout=(1.0, 0.2), retries=1) as transport:
-        with pytest.raises(NetworkError):
-            transport.send("GET", "/overview")
+    with make_transport(sink, timeout=(1.0, 0.2), retries=1) as transport, pytest.raises(NetworkError):
+        transport.send("GET", "/overview")
     assert len(sink.received()) == 2  # read errors are retried too: the API upserts
 
 
@@ -221,9 +215,7 @@ def test_rest_calls_need_the_secret(sink: Sink) -> None:
             keyless.send("GET", "/overview")
 
 
-def test_the_secret_never_shows(
-    sink: Sink, transport: Transport, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_the_secret_never_shows(sink: Sink, transport: Transport, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     sink.fallback("POST", "/v1/products", Answer(401, {"error": "bad signature"}))
     seen = [repr(transport), str(vars(transport).get("api_key"))]
