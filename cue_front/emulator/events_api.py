@@ -1,0 +1,78 @@
+"""The events API: ``POST /`` (where DataCue's own PHP client posts) and ``POST /events``.
+
+An event is authenticated (API key, empty password), validated with the shared
+``EVENT_ENVELOPE`` spec and recorded; the answer is the guide's: 204, or 200
+with recommendations for home and product pageviews and searches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from ..schema import EVENT_ENVELOPE
+from .auth import authenticate_event
+from .exchange import Exchange, current_exchange, emulator_state, read_json, validated
+
+__all__ = ["EVENT_PATHS", "blueprint"]
+
+#: Where events are received.
+EVENT_PATHS = ("/", "/events")
+
+blueprint = Blueprint("emulator_events", __name__)
+
+
+@blueprint.route("/", methods=["POST"], endpoint="receive_at_root")
+@blueprint.route("/events", methods=["POST"])
+def receive() -> Response:
+    state = emulator_state()
+    exchange = current_exchange()
+    assert exchange is not None, "the app opens an exchange for every events request"
+    authenticate_event(state)
+    envelope_as_sent = read_json(require_json_type=False)
+    _note_what_was_sent(exchange, envelope_as_sent)
+    envelope = validated(EVENT_ENVELOPE, envelope_as_sent)
+    if envelope.get("timestamp"):
+        exchange.details["timestamp"] = envelope["timestamp"]
+    exchange.visitor, answer = state.receive_event(envelope, exchange.received_epoch)
+    if answer is None:
+        return Response(status=204)
+    return jsonify(answer)
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    return str(value)
+
+
+def _note_what_was_sent(exchange: Exchange, envelope: Any) -> None:
+    """Who sent which event, as far as the body says (valid or not), for the journal."""
+    if not isinstance(envelope, Mapping):
+        return
+    user = envelope.get("user")
+    if isinstance(user, Mapping):
+        exchange.user_id = _text(user.get("user_id"))
+        exchange.anonymous_id = _text(user.get("anonymous_id"))
+    event = envelope.get("event")
+    if isinstance(event, Mapping):
+        exchange.type = _text(event.get("type"))
+        exchange.subtype = _text(event.get("subtype"))
+    context = envelope.get("context")
+    if isinstance(context, Mapping):
+        exchange.details["ip"] = _text(context.get("ip")) or exchange.details.get("ip")
+        exchange.details["user_agent"] = (
+            _text(context.get("user_agent")) or exchange.details.get("user_agent")
+        )
+    timestamp = _text(envelope.get("timestamp"))
+    if timestamp:
+        exchange.details["timestamp"] = timestamp
+
+
+def note_connection(exchange: Exchange) -> None:
+    """The defaults of ``context``: the connection's address and browser, as DataCue does."""
+    exchange.details["ip"] = request.remote_addr
+    exchange.details["user_agent"] = request.headers.get("User-Agent")
+    exchange.details["timestamp"] = exchange.received_at

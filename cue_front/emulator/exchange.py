@@ -1,0 +1,127 @@
+"""The plumbing every emulator route shares: the exchange being journaled, JSON bodies, JSON errors.
+
+An *exchange* is one request on the events or REST API and what the emulator
+answered; routes fill in what they learn (who, which event, which errors) and
+the app journals it after the response is made. Errors are JSON:
+``{"status": 400, "message": "batch[3].price: expected a number, got '99,50'",
+"errors": ["batch[3].price: expected a number, got '99,50'"]}``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, NoReturn, cast
+
+from flask import Response, current_app, g, jsonify, request
+
+from ..errors import ValidationError
+from ..schema import Object, Tagged, validate
+from .state import EmulatorState, now_timestamp
+
+__all__ = [
+    "EXTENSION_KEY",
+    "Exchange",
+    "Problem",
+    "current_exchange",
+    "emulator_state",
+    "error_response",
+    "fail",
+    "read_json",
+    "validated",
+]
+
+#: Where the app keeps its :class:`EmulatorState` (``app.extensions[EXTENSION_KEY]``).
+EXTENSION_KEY: Final = "cue_front_emulator"
+
+
+def emulator_state() -> EmulatorState:
+    return cast(EmulatorState, current_app.extensions[EXTENSION_KEY])
+
+
+@dataclass
+class Exchange:
+    """What the journal will say about the current request."""
+
+    family: str  # "events" or "rest"
+    received_at: str = field(default_factory=now_timestamp)
+    received_epoch: float = field(default_factory=time.time)
+    errors: list[str] = field(default_factory=list)
+    visitor: str | None = None
+    user_id: str | None = None
+    anonymous_id: str | None = None
+    type: str | None = None
+    subtype: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    dropped: bool = False
+
+
+def current_exchange() -> Exchange | None:
+    exchange: Exchange | None = g.get("_emulator_exchange")
+    return exchange
+
+
+class Problem(Exception):
+    """An error answer: raised anywhere in a route, turned into JSON by the app."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        errors: list[str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.errors = errors if errors is not None else [message]
+        self.headers = dict(headers or {})
+
+
+def fail(status: int, message: str, errors: list[str] | None = None) -> NoReturn:
+    raise Problem(status, message, errors)
+
+
+def error_response(problem: Problem) -> Response:
+    """The JSON answer of a problem; the current exchange remembers its errors."""
+    exchange = current_exchange()
+    if exchange is not None:
+        exchange.errors = list(problem.errors)
+    response = jsonify(status=problem.status, message=problem.message, errors=problem.errors)
+    response.status_code = problem.status
+    response.headers.update(problem.headers)
+    return response
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")
+
+
+def read_json(*, require_json_type: bool) -> Any:
+    """The request body parsed as JSON; 400 when it is not, 415 for another declared type.
+
+    Guide: it asks for ``Content-Type: application/json`` but its own Python samples
+    send none, so a missing type is accepted and only a different one is refused.
+    """
+    mimetype = request.mimetype
+    if require_json_type and mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
+        fail(415, f"Content-Type must be application/json, got {mimetype}")
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        fail(400, "invalid JSON: the request body is empty; expected a JSON object")
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+    except UnicodeDecodeError:
+        fail(400, "invalid JSON: the body is not UTF-8")
+    except ValueError as error:
+        fail(400, f"invalid JSON: {error}")
+
+
+def validated(spec: Object | Tagged, data: Any) -> Any:
+    """``data`` validated with a shared schema spec; 400 naming every bad field path."""
+    try:
+        return validate(spec, data)
+    except ValidationError as error:
+        fail(400, str(error), [str(problem) for problem in error.errors])
