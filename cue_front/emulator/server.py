@@ -7,14 +7,18 @@ needs and direct access to what the emulator received.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import requests
 from flask import Flask
+from requests import Response as HTTPResponse
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from ..signing import events_authorization, rest_authorization
 from .app import create_emulator
 from .exchange import EXTENSION_KEY
 from .faults import FaultPlan
@@ -116,6 +120,33 @@ class RunningEmulator:
     def overview(self) -> dict[str, int]:
         """Counts of what was received: products, variants, categories, users, orders."""
         return self.state.counts()
+
+    def rest(self, method: str, path: str, body: Any = None, *, timeout: float = 10) -> HTTPResponse:
+        """A REST call signed as DataCue's samples sign it; ``path`` is under ``/v1``."""
+        data = b"" if body is None else json.dumps(body).encode("utf-8")
+        headers = {"Authorization": rest_authorization(self.api_key, self.api_secret, data)}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        return requests.request(method, self.api_url + path, data=data, headers=headers, timeout=timeout)
+
+    def send_event(
+        self,
+        event: dict[str, Any],
+        *,
+        user_id: str | None = None,
+        anonymous_id: str | None = None,
+        timeout: float = 10,
+        **envelope: Any,
+    ) -> HTTPResponse:
+        """Post an event envelope to the events API, as a browser would (key, no password)."""
+        user = {key: value for key, value in (("user_id", user_id), ("anonymous_id", anonymous_id)) if value}
+        headers = {"Authorization": events_authorization(self.api_key)}
+        return requests.post(
+            self.events_url,
+            json={"user": user, "event": event, **envelope},
+            headers=headers,
+            timeout=timeout,
+        )
 
     def start(self) -> RunningEmulator:
         self._thread.start()
