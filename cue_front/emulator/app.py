@@ -128,12 +128,20 @@ def _drop_connection() -> None:
     connection.shutdown(socket.SHUT_RDWR)
 
 
+def _allow_browsers(response: Response) -> None:
+    """Browsers post events to DataCue from the shop's pages: another origin."""
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    if request.method == "OPTIONS":
+        response.headers["Access-Control-Allow-Methods"] = "POST"
+        response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+
+
 def _close_exchange(response: Response) -> Response:
+    if request.path in EVENT_PATHS and request.method in ("POST", "OPTIONS"):
+        _allow_browsers(response)
     exchange = current_exchange()
     if exchange is None:
         return response
-    if exchange.family == "events":
-        response.headers["Access-Control-Allow-Origin"] = "*"
     if response.status_code < 400 and response.is_json:
         exchange.details["response"] = response.get_json()
     emulator_state().journal(
