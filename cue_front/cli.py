@@ -1,7 +1,201 @@
-"""The ``flask datacue ...`` commands a shop runs from its own app."""
+"""The ``flask datacue ...`` commands a shop runs from its own app.
+
+``flask datacue import products products.jsonl`` streams a file (or, with no file,
+the generator registered with ``@datacue.source("products")``) into DataCue's
+batch endpoints with a progress bar; ``flask datacue overview`` prints what
+DataCue holds. See :mod:`cue_front.importer` for formats, rejects and ``--resume``.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import current_app
 from flask.cli import AppGroup
 
+from .errors import DataCueError
+from .schema import BATCH_LIMIT
+
 datacue_cli = AppGroup("datacue", help="Talk to DataCue: import history, inspect what it holds.")
+
+_RESOURCES = ("products", "categories", "users", "orders")
+_FORMATS = ("jsonl", "csv", "json")
+
+
+def _state() -> Any:
+    """The app's cue-front state (``app.extensions["datacue"]``)."""
+    try:
+        return current_app.extensions["datacue"]
+    except KeyError:
+        raise click.ClickException(
+            "cue-front is not initialised on this app: call DataCue(app) or datacue.init_app(app)"
+        ) from None
+
+
+class _ProgressBar:
+    """click's progress bar fed by the importer: position in bytes (or items), rate, ETA.
+
+    click hides the bar itself when the output is not a terminal.
+    """
+
+    def __init__(self, label: str, length: int | None, unit_is_bytes: bool) -> None:
+        self.unit_is_bytes = unit_is_bytes
+        self.position = 0
+        self.items = 0
+        self.started = time.perf_counter()
+        nothing: tuple[int, ...] = ()
+        unsized: Any = (x for x in nothing)  # no length hint: click draws a pulsing bar
+        self.bar = click.progressbar(
+            iterable=None if length is not None else unsized,
+            length=length,
+            label=label,
+            show_eta=True,
+            show_percent=length is not None,
+            show_pos=False,
+            item_show_func=self._describe,
+            file=sys.stderr,
+        )
+
+    def _describe(self, _: object) -> str:
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        return f"{self.items:,} items  {self.items / elapsed:,.0f}/s"
+
+    def __enter__(self) -> _ProgressBar:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.bar.__exit__(*exc_info)
+
+    def update(self, progress: Any) -> None:
+        self.items = progress.items_done
+        position = progress.bytes_read if self.unit_is_bytes else progress.items_done
+        if position is not None and position > self.position:
+            self.bar.update(position - self.position)
+            self.position = position
+        else:
+            self.bar.update(0)
+
+
+@datacue_cli.command("import")
+@click.argument("resource", type=click.Choice(_RESOURCES))
+@click.argument("file", required=False, type=click.Path(dir_okay=False, allow_dash=True))
+@click.option(
+    "--format", "file_format", type=click.Choice(_FORMATS), help="Input format (default: from FILE's name)."
+)
+@click.option("--batch-size", default=BATCH_LIMIT, show_default=True, type=click.IntRange(1, BATCH_LIMIT))
+@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 16))
+@click.option("--skip-existing", is_flag=True, help="Skip ids DataCue's overview already lists.")
+@click.option("--resume", is_flag=True, help="Continue after the last acknowledged batch of a stopped run.")
+@click.option(
+    "--rejects",
+    type=click.Path(dir_okay=False),
+    help="Where invalid items go, as JSON Lines (default: FILE.rejects.jsonl, or the instance folder).",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False),
+    help="Progress file for --resume (default: FILE.checkpoint, or the instance folder).",
+)
+def import_command(
+    resource: str,
+    file: str | None,
+    file_format: str | None,
+    batch_size: int,
+    concurrency: int,
+    skip_existing: bool,
+    resume: bool,
+    rejects: str | None,
+    checkpoint: str | None,
+) -> None:
+    """Import RESOURCE's history from FILE (JSON Lines, CSV or a JSON array) or the shop's source.
+
+    Without FILE, records come from the generator registered with
+    @datacue.source("RESOURCE"). Invalid items go to the rejects file; the exit
+    status is 1 when any item was rejected or failed.
+    """
+    from .importer import Checkpoint, FileSource, Importer, IterableSource, SourceError
+
+    state = _state()
+    source: FileSource | IterableSource
+    if file is not None:
+        if file != "-" and not os.path.isfile(file):
+            raise click.BadParameter(f"{file!r} is not a file", param_hint="FILE")
+        try:
+            source = FileSource(file, resource, file_format)
+        except SourceError as error:
+            raise click.UsageError(str(error)) from None
+        beside = (
+            file if file != "-" else os.path.join(current_app.instance_path, f"datacue-import-{resource}")
+        )
+    else:
+        registered = state.extension.sources.get(resource)
+        if registered is None:
+            raise click.UsageError(
+                f'give a FILE, or register a source in the shop: @datacue.source("{resource}")'
+            )
+        source = IterableSource(registered(), name=f"source:{resource}")
+        beside = os.path.join(current_app.instance_path, f"datacue-import-{resource}")
+    checkpoint_file = Checkpoint(checkpoint or f"{beside}.checkpoint")
+    if not resume and checkpoint_file.path.exists():
+        click.echo(
+            f"note: {checkpoint_file.path} is left from a stopped run; starting over "
+            "(use --resume to continue it)",
+            err=True,
+        )
+    rejects_path = rejects or f"{beside}.rejects.jsonl"
+    if file is None or file == "-":
+        Path(current_app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    try:
+        client = state.client
+    except DataCueError as error:
+        raise click.ClickException(str(error)) from None
+    length = source.total_bytes if source.total_bytes is not None else source.total_items
+    progress = _ProgressBar(f"{resource}", length, unit_is_bytes=source.total_bytes is not None)
+    importer = Importer(
+        client,
+        resource,
+        batch_size=batch_size,
+        concurrency=concurrency,
+        skip_existing=skip_existing,
+        rejects=rejects_path,
+        checkpoint=checkpoint_file,
+        resume=resume,
+        on_progress=progress.update,
+    )
+    with progress:
+        summary = importer.run(source)
+    click.echo(summary.line())
+    if not summary.ok:
+        click.get_current_context().exit(1)
+
+
+@datacue_cli.command("overview")
+def overview_command() -> None:
+    """Print how many products, variants, categories, users and orders DataCue holds."""
+    client = _state().client
+    try:
+        summary = client.overview.summary()
+        categories = client.overview.categories().count
+    except DataCueError as error:
+        raise click.ClickException(str(error)) from None
+
+    def shown(count: int | None) -> str:
+        return "-" if count is None else f"{count:,}"
+
+    rows = [
+        ("products", shown(summary.products)),
+        ("variants", shown(summary.variants)),
+        ("categories", shown(summary.categories if summary.categories is not None else categories)),
+        ("users", shown(summary.users)),
+        ("orders", shown(summary.orders)),
+    ]
+    width = max(len(count) for _, count in rows)
+    for name, count in rows:
+        click.echo(f"{name:<11}{count:>{width}}")
