@@ -28,7 +28,9 @@ NO_CONTENT_EVENTS: dict[str, dict[str, Any]] = {
 }
 
 
-def post_event(emulator: RunningEmulator, envelope: Any, path: str = "/", **headers: str) -> requests.Response:
+def post_event(
+    emulator: RunningEmulator, envelope: Any, path: str = "/", **headers: str
+) -> requests.Response:
     headers.setdefault("Authorization", events_authorization(emulator.api_key))
     return requests.post(emulator.url + path, json=envelope, headers=headers, timeout=10)
 
@@ -98,7 +100,8 @@ def test_product_pageview_answers_similar_related_and_recent_shaped_like_the_gui
     assert answer["related_product_skus"] is None  # no orders yet: null, as in the guide's example
     assert answer["recent_product_skus"] == [
         {"product_id": "18", "variant_id": "v1", "name": "Luxury Double Bed", "price": 299,
-         "photo_url": "/img/18.jpg", "link": "/product/18", "category_1": "sofas", "extra": {"discount": "25%"}}
+         "photo_url": "/img/18.jpg", "link": "/product/18", "category_1": "sofas",
+         "extra": {"discount": "25%"}}
     ]
 
 
@@ -224,8 +227,8 @@ def test_events_are_listed_newest_first_and_filter_by_user_and_type(emulator: Ru
 def test_browsers_may_post_events_across_origins(emulator: RunningEmulator) -> None:
     response = emulator.send_event({"type": "login"}, anonymous_id="a1")
 
-    preflight = requests.options(emulator.events_url, timeout=10,
-                                 headers={"Origin": "http://shop.test", "Access-Control-Request-Method": "POST"})
+    asking = {"Origin": "http://shop.test", "Access-Control-Request-Method": "POST"}
+    preflight = requests.options(emulator.events_url, headers=asking, timeout=10)
 
     assert response.headers["Access-Control-Allow-Origin"] == "*"
     assert preflight.status_code == 200
