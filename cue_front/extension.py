@@ -49,6 +49,8 @@ class DataCueState:
         self.config_mode: str = config["DATACUE_CONFIG_MODE"]
         self.script_urls: tuple[str, ...] = tuple(config["DATACUE_SCRIPT_URLS"])
         self.url_prefix: str = config["DATACUE_URL_PREFIX"]
+        # The app's Jinja globals, where flask-talisman (if installed) puts csp_nonce.
+        self.jinja_globals = app.jinja_env.globals
         self._config = config
         self._client: Client | None = None
         self._lock = threading.Lock()
@@ -71,7 +73,8 @@ class DataCueState:
 
 def get_state(app: Flask | None = None) -> DataCueState:
     """The :class:`DataCueState` of ``app`` (default: the current app)."""
-    app = app or current_app
+    if app is None:
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
     try:
         state: DataCueState = app.extensions["datacue"]
     except KeyError:
@@ -165,8 +168,7 @@ def _check_config(config: Mapping[str, Any]) -> None:
         )
     if config["DATACUE_DELIVERY"] not in DELIVERY_MODES:
         raise ConfigurationError(
-            f"DATACUE_DELIVERY must be one of {', '.join(DELIVERY_MODES)},"
-            f" got {config['DATACUE_DELIVERY']!r}"
+            f"DATACUE_DELIVERY must be one of {', '.join(DELIVERY_MODES)}, got {config['DATACUE_DELIVERY']!r}"
         )
     if isinstance(config["DATACUE_SCRIPT_URLS"], str):
         raise ConfigurationError("DATACUE_SCRIPT_URLS must be a list of URLs, not one string")

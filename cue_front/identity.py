@@ -12,19 +12,19 @@ from typing import Any
 
 from flask import g, has_request_context
 
-from .extension import get_state
+from .extension import DataCueState, get_state
 
 _UNSET: Any = object()
 
 
-def current_user_id() -> str | None:
+def current_user_id(state: DataCueState | None = None) -> str | None:
     """The logged-in user's id from the shop's loader, or ``None`` when anonymous."""
     if not has_request_context():
         return None
     cached = g.get("_datacue_user_id", _UNSET)
     if cached is not _UNSET:
         return cached  # type: ignore[no-any-return]
-    loader = get_state().extension.user_id_loader_callback
+    loader = (state or get_state()).extension.user_id_loader_callback
     user_id = loader() if loader is not None else None
     if user_id is not None and not isinstance(user_id, str):
         user_id = str(user_id)

@@ -130,7 +130,9 @@ class _Codegen:
         return name
 
     def compile(self, name: str, lines: list[str]) -> Callable[[Any], bool]:
-        source = "\n".join([f"def {name}(d):", *lines])
+        # Constants become default arguments: local variables are CPython's fastest lookups.
+        parameters = ", ".join(["d", *(f"{constant}={constant}" for constant in self.constants)])
+        source = "\n".join([f"def {name}({parameters}):", *lines])
         namespace = dict(self.constants)
         exec(compile(source, f"<cue_front.schema {name}>", "exec"), namespace)
         function: Callable[[Any], bool] = namespace[name]
@@ -151,9 +153,18 @@ class Spec:
         """Return the value in normal form, or ``_INVALID`` after appending to ``errors``."""
         raise NotImplementedError
 
-    def emit(self, gen: _Codegen, var: str, indent: str, depth: int) -> list[str]:
-        """Lines of Python that ``return False`` unless ``var`` is valid and in normal form."""
+    def expression(self, gen: _Codegen, var: str) -> str:
+        """A Python expression that is true when ``var`` is valid and already in normal form."""
         raise NotImplementedError
+
+    def compiled(self, name: str, body: Callable[[_Codegen], list[str]]) -> Callable[[Any], bool]:
+        """The checking function generated from ``body``, compiled once per spec and kept."""
+        check: Callable[[Any], bool] | None = self.__dict__.get("_fast_check")
+        if check is None:
+            gen = _Codegen()
+            check = gen.compile(name, body(gen))
+            object.__setattr__(self, "_fast_check", check)
+        return check
 
     def wrong_type(self, value: Any, path: str, errors: list[FieldError]) -> _Invalid:
         errors.append(FieldError(path, f"expected {self.expected}, got {_describe(value)}"))
@@ -186,15 +197,15 @@ class String(Spec):
             return _INVALID
         return value
 
-    def emit(self, gen: _Codegen, var: str, indent: str, depth: int) -> list[str]:
-        lines = [f"{indent}if type({var}) is not str: return False"]
+    def expression(self, gen: _Codegen, var: str) -> str:
+        tests = [f"{var}.__class__ is str"]
         if self.choices is not None:
-            lines.append(f"{indent}if {var} not in {gen.constant(frozenset(self.choices))}: return False")
+            tests.append(f"{var} in {gen.constant(frozenset(self.choices))}")
         if self.non_empty:
-            lines.append(f"{indent}if not {var}: return False")
+            tests.append(f"{var} != ''")
         if self.max_length is not None:
-            lines.append(f"{indent}if len({var}) > {self.max_length}: return False")
-        return lines
+            tests.append(f"len({var}) <= {self.max_length}")
+        return " and ".join(tests)
 
 
 @dataclass(frozen=True)
@@ -210,8 +221,8 @@ class Id(Spec):
             return str(value)
         return self.wrong_type(value, path, errors)
 
-    def emit(self, gen: _Codegen, var: str, indent: str, depth: int) -> list[str]:
-        return [f"{indent}if type({var}) is not str or not {var}: return False"]
+    def expression(self, gen: _Codegen, var: str) -> str:
+        return f"{var}.__class__ is str and {var} != ''"
 
 
 @dataclass(frozen=True)
@@ -236,15 +247,12 @@ class Number(Spec):
             return _INVALID
         return value
 
-    def emit(self, gen: _Codegen, var: str, indent: str, depth: int) -> list[str]:
-        # ``x - x != 0`` is true exactly for inf and nan.
-        lines = [
-            f"{indent}if type({var}) is not int and (type({var}) is not float"
-            f" or {var} - {var} != 0): return False"
-        ]
+    def expression(self, gen: _Codegen, var: str) -> str:
+        # ``x - x == 0`` is false exactly for inf and nan.
+        test = f"({var}.__class__ is int or ({var}.__class__ is float and {var} - {var} == 0))"
         if self.minimum is not None:
-            lines.append(f"{indent}if {var} < {self.minimum!r}: return False")
-        return lines
+            test += f" and {var} >= {self.minimum!r}"
+        return test
 
 
 @dataclass(frozen=True)
@@ -266,13 +274,13 @@ class Integer(Spec):
             return _INVALID
         return value
 
-    def emit(self, gen: _Codegen, var: str, indent: str, depth: int) -> list[str]:
-        lines = [f"{indent}if type({var}) is not int: return False"]
+    def expression(self, gen: _Codegen, var: str) -> str:
+        tests = [f"{var}.__class__ is int"]
         if self.minimum is not None:
-            lines.append(f"{indent}if {var} < {self.minimum}: return False")
+            tests.append(f"{var} >= {self.minimum}")
         if self.maximum is not None:
-            lines.append(f"{indent}if {var} > {self.maximum}: return False")
-        return lines
+            tests.append(f"{var} <= {self.maximum}")
+        return " and ".join(tests)
 
 
 @dataclass(frozen=True)
@@ -286,8 +294,8 @@ class Boolean(Spec):
             return value
         return self.wrong_type(value, path, errors)
 
-    def emit(self, gen: _Codegen, var: str, indent: str, depth: int) -> list[str]:
-        return [f"{indent}if type({var}) is not bool: return False"]
+    def expression(self, gen: _Codegen, var: str) -> str:
+        return f"{var}.__class__ is bool"
 
 
 _CANONICAL_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{3})?Z")
@@ -328,9 +336,9 @@ class Timestamp(Spec):
                 pass
         return self.wrong_type(value, path, errors)
 
-    def emit(self, gen: _Codegen, var: str, indent: str, depth: int) -> list[str]:
+    def expression(self, gen: _Codegen, var: str) -> str:
         match = gen.constant(_CANONICAL_TIMESTAMP.fullmatch)
-        return [f"{indent}if type({var}) is not str or {match}({var}) is None: return False"]
+        return f"{var}.__class__ is str and {match}({var}) is not None"
 
 
 @dataclass(frozen=True)
@@ -361,16 +369,29 @@ class ListOf(Spec):
                 normalized.append(item)
         return normalized
 
-    def emit(self, gen: _Codegen, var: str, indent: str, depth: int) -> list[str]:
-        item_var = f"v{depth}"
-        lines = [f"{indent}if type({var}) is not list: return False"]
+    @property
+    def fast_check(self) -> Callable[[Any], bool]:
+        return self.compiled("check_list", self._body)
+
+    def _body(self, gen: _Codegen) -> list[str]:
+        tests = ["d.__class__ is list"]
         if self.min_items:
-            lines.append(f"{indent}if len({var}) < {self.min_items}: return False")
+            tests.append(f"len(d) >= {self.min_items}")
         if self.max_items is not None:
-            lines.append(f"{indent}if len({var}) > {self.max_items}: return False")
-        lines.append(f"{indent}for {item_var} in {var}:")
-        lines.extend(self.item.emit(gen, item_var, indent + "    ", depth + 1))
-        return lines
+            tests.append(f"len(d) <= {self.max_items}")
+        head = f"    if not ({' and '.join(tests)}): return False"
+        check = getattr(self.item, "fast_check", None)
+        if check is not None:  # items with a checking function of their own: loop in C
+            return [head, f"    return all(map({gen.constant(check)}, d))"]
+        return [
+            head,
+            "    for x in d:",
+            f"        if not ({self.item.expression(gen, 'x')}): return False",
+            "    return True",
+        ]
+
+    def expression(self, gen: _Codegen, var: str) -> str:
+        return f"{gen.constant(self.fast_check)}({var})"
 
 
 def _plain_json(value: Any, path: str, errors: list[FieldError], depth: int = 0) -> Any:
@@ -411,9 +432,7 @@ def _is_plain_json(value: Any, depth: int = 0) -> bool:
     if type(value) is list:
         return all(_is_plain_json(item, depth + 1) for item in value)
     if type(value) is dict:
-        return all(
-            type(key) is str and _is_plain_json(item, depth + 1) for key, item in value.items()
-        )
+        return all(type(key) is str and _is_plain_json(item, depth + 1) for key, item in value.items())
     return False
 
 
@@ -428,9 +447,8 @@ class FreeObject(Spec):
             return self.wrong_type(value, path, errors)
         return _plain_json(value, path, errors)
 
-    def emit(self, gen: _Codegen, var: str, indent: str, depth: int) -> list[str]:
-        check = gen.constant(_is_plain_json)
-        return [f"{indent}if type({var}) is not dict or not {check}({var}): return False"]
+    def expression(self, gen: _Codegen, var: str) -> str:
+        return f"{var}.__class__ is dict and {gen.constant(_is_plain_json)}({var})"
 
 
 @dataclass(frozen=True)
@@ -521,40 +539,34 @@ class Object(Spec):
 
     @property
     def fast_check(self) -> Callable[[Any], bool]:
-        check: Callable[[Any], bool] | None = self.__dict__.get("_fast_check")
-        if check is None:
-            gen = _Codegen()
-            check = gen.compile("check_object", self._body(gen))
-            object.__setattr__(self, "_fast_check", check)
-        return check
+        return self.compiled("check_object", self._body)
 
     def _body(self, gen: _Codegen) -> list[str]:
-        lines = ["    if type(d) is not dict: return False", "    n = 0"]
+        # One boolean expression: as few bytecodes per member as CPython allows.
+        known = gen.constant(frozenset(self.fields))
+        tests = []
         for key, spec_field in self.fields.items():
-            lines.append(f"    x = d.get({key!r}, _MISSING)")
-            lines.append("    if x is _MISSING:")
-            # A documented default means a missing member is not yet in normal form.
-            missing_ok = not spec_field.required and spec_field.default is _MISSING
-            lines.append("        pass" if missing_ok else "        return False")
-            lines.append("    else:")
-            lines.append("        n += 1")
+            check = spec_field.spec.expression(gen, "x")
             if spec_field.nullable:
-                lines.append("        if x is not None:")
-                lines.extend(spec_field.spec.emit(gen, "x", "            ", 1))
+                check = f"x is None or ({check})"
+            # A documented default means a missing member is not yet in normal form.
+            if spec_field.required or spec_field.default is not _MISSING:
+                tests.append(f"((x := get({key!r}, _MISSING)) is not _MISSING and ({check}))")
             else:
-                lines.extend(spec_field.spec.emit(gen, "x", "        ", 1))
-        lines.append("    if n != len(d): return False")
+                tests.append(f"((x := get({key!r}, _MISSING)) is _MISSING or ({check}))")
         for group in self.at_least_one:
-            present = " and ".join(f"d.get({key!r}) is None" for key in group)
-            lines.append(f"    if {present}: return False")
+            tests.append("(" + " or ".join(f"get({key!r}) is not None" for key in group) + ")")
         for key, needed in self.dependencies.items():
             for other in needed:
-                lines.append(f"    if {key!r} in d and d.get({other!r}) is None: return False")
-        lines.append("    return True")
-        return lines
+                tests.append(f"({key!r} not in d or get({other!r}) is not None)")
+        return [
+            f"    if d.__class__ is not dict or not d.keys() <= {known}: return False",
+            "    get = d.get",
+            "    return (" + "\n        and ".join(tests or ["True"]) + ")",
+        ]
 
-    def emit(self, gen: _Codegen, var: str, indent: str, depth: int) -> list[str]:
-        return [f"{indent}if not {gen.constant(self.fast_check)}({var}): return False"]
+    def expression(self, gen: _Codegen, var: str) -> str:
+        return f"{gen.constant(self.fast_check)}({var})"
 
 
 @dataclass(frozen=True, eq=False)
@@ -571,7 +583,7 @@ class Tagged(Spec):
     expected = "an object"
 
     def variant_for(self, value: Mapping[str, Any]) -> Object | None:
-        key = tuple(value.get(tag) for tag in self.tags)
+        key = tuple(map(value.get, self.tags))
         try:
             return self.variants.get(key)
         except TypeError:  # an unhashable tag value such as a list
@@ -594,21 +606,17 @@ class Tagged(Spec):
 
     @property
     def fast_check(self) -> Callable[[Any], bool]:
-        check: Callable[[Any], bool] | None = self.__dict__.get("_fast_check")
-        if check is None:
-            gen = _Codegen()
-            variant_for = gen.constant(self.variant_for)
-            lines = [
-                "    if type(d) is not dict: return False",
-                f"    variant = {variant_for}(d)",
-                "    return variant is not None and variant.fast_check(d)",
-            ]
-            check = gen.compile("check_tagged", lines)
-            object.__setattr__(self, "_fast_check", check)
-        return check
+        return self.compiled("check_tagged", self._body)
 
-    def emit(self, gen: _Codegen, var: str, indent: str, depth: int) -> list[str]:
-        return [f"{indent}if not {gen.constant(self.fast_check)}({var}): return False"]
+    def _body(self, gen: _Codegen) -> list[str]:
+        return [
+            "    if d.__class__ is not dict: return False",
+            f"    variant = {gen.constant(self.variant_for)}(d)",
+            "    return variant is not None and variant.fast_check(d)",
+        ]
+
+    def expression(self, gen: _Codegen, var: str) -> str:
+        return f"{gen.constant(self.fast_check)}({var})"
 
 
 # ---------------------------------------------------------------------------
@@ -834,9 +842,7 @@ PRODUCT = Object(
 #: Update Product: "Same as for Create Product, except product_id and variant_id".
 PRODUCT_CHANGES = PRODUCT.without("product_id", "variant_id")
 
-CATEGORY = Object(
-    {"category_id": required(_ID), "name": required(_TEXT), "link": optional(_TEXT)}
-)
+CATEGORY = Object({"category_id": required(_ID), "name": required(_TEXT), "link": optional(_TEXT)})
 CATEGORY_CHANGES = CATEGORY.without("category_id")
 
 USER = Object(

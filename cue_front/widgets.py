@@ -46,9 +46,7 @@ def _refuse(path: str, message: str) -> None:
 def datacue_banners(static_img: str | None = None, static_link: str | None = None) -> Markup:
     """DataCue's standard banner layout; ``static_img``/``static_link`` fill its static banner."""
     return Markup(
-        render_template(
-            "datacue/banners_placeholder.html", static_img=static_img, static_link=static_link
-        )
+        render_template("datacue/banners_placeholder.html", static_img=static_img, static_link=static_link)
     )
 
 
@@ -69,9 +67,7 @@ def datacue_banner_slot(kind: str, position: int, **attributes: Any) -> Markup:
         if not _ATTRIBUTE_NAME.fullmatch(name):
             raise ValueError(f"not an HTML attribute name: {name!r}")
     return Markup(
-        render_template(
-            "datacue/banner_slot.html", kind=kind, position=position, attributes=html_attributes
-        )
+        render_template("datacue/banner_slot.html", kind=kind, position=position, attributes=html_attributes)
     )
 
 

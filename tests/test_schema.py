@@ -125,7 +125,9 @@ def test_backend_required_fields() -> None:
     assert errors_of(schema.ORDER_STATUS_CHANGE, {"order_status": "shipped"}) == [
         "order_status: expected one of 'completed', 'cancelled', got 'shipped'"
     ]
-    assert errors_of(schema.PRODUCT, {**GUIDE_PRODUCT, "rating": 101}) == ["rating: must be at most 100, got 101"]
+    assert errors_of(schema.PRODUCT, {**GUIDE_PRODUCT, "rating": 101}) == [
+        "rating: must be at most 100, got 101"
+    ]
     assert errors_of(schema.USER_CHANGES, GUIDE_USER)[0].startswith("user_id: unknown field")
 
 
@@ -167,7 +169,9 @@ def test_normalization() -> None:
     assert errors_of(schema.CART_ITEM, {**item, "product_id": True}) == [
         "product_id: expected an id (a non-empty string or an integer), got true"
     ]
-    assert errors_of(schema.CART_ITEM, {**item, "quantity": 1.5}) == ["quantity: expected an integer, got 1.5"]
+    assert errors_of(schema.CART_ITEM, {**item, "quantity": 1.5}) == [
+        "quantity: expected an integer, got 1.5"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -99,8 +99,12 @@ def test_a_shop_can_override_a_widget_template(tmp_path: object, make_app: Calla
 
     assert app.jinja_loader is not None
     app.jinja_loader = ChoiceLoader(  # type: ignore[assignment]
-        [DictLoader({"datacue/products_placeholder.html": '<section data-dc-products="{{ kind }}">'
-                     "</section>"}), app.jinja_loader]
+        [
+            DictLoader(
+                {"datacue/products_placeholder.html": '<section data-dc-products="{{ kind }}"></section>'}
+            ),
+            app.jinja_loader,
+        ]
     )
     with app.test_request_context():
         assert str(datacue_products("recent")) == '<section data-dc-products="recent"></section>'
