@@ -205,7 +205,7 @@ def test_json_array_import(tmp_path: Path, sink: Sink, datacue: Client) -> None:
     source_path.write_text(json.dumps(records, indent=2))
     summary = run_import(datacue, FileSource(source_path, "products"))
     assert (summary.sent, summary.ok) == (700, True)
-    assert received_ids(sink) == [f"p{n}" for n in range(700)]
+    assert sorted(received_ids(sink)) == sorted(f"p{n}" for n in range(700))  # batches race
 
 
 def test_json_array_reader_across_tiny_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
