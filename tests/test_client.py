@@ -397,3 +397,41 @@ def test_no_secret_in_a_batch_result(sink: Sink, datacue: Client) -> None:
     sink.script("POST", "/v1/batch/products", Answer(400, {"error": "nope"}))
     result = datacue.products.batch_create([PRODUCT])
     assert API_SECRET not in json.dumps([f.reason for f in result.failures]) + repr(result)
+
+
+# -- end to end, against the emulator --------------------------------------------------------------
+
+
+@pytest.fixture
+def emulated(emulator: Any) -> Iterator[Client]:
+    with Client(emulator.api_key, emulator.api_secret, emulator.api_url, backoff_factor=0) as client:
+        yield client
+
+
+def test_round_trip_through_the_emulator(emulator: Any, emulated: Client) -> None:
+    emulated.categories.create(CATEGORY)
+    emulated.products.create(PRODUCT)
+    emulated.products.update("p1", "v1", {**PRODUCT_CHANGES, "price": 20000})
+    emulated.users.create(USER)
+    emulated.orders.create(ORDER)
+    emulated.orders.cancel("o123")
+    result = emulated.orders.batch_create({**ORDER, "order_id": f"o{n}"} for n in range(3))
+    assert (result.accepted, result.failed) == (3, 0)
+
+    summary = emulated.overview.summary()
+    assert (summary.products, summary.variants, summary.users, summary.orders) == (1, 1, 1, 4)
+    assert emulated.overview.categories().ids == ["summer-jeans"]
+
+    deleted = emulated.orders.batch_delete(["o0", "o1", "o2"])
+    assert (deleted.accepted, deleted.failed) == (3, 0)
+    emulated.products.delete("p1")
+    emulated.users.delete("u1")
+    assert emulated.overview.summary().products == 0
+    assert emulator.overview()["orders"] == 1
+
+
+def test_retries_ride_out_emulated_faults(emulator: Any, emulated: Client) -> None:
+    emulator.set_faults(rest={"error_503": 1.0, "max_faults": 2})
+    result = emulated.products.batch_create(product(n) for n in range(600))
+    assert (result.accepted, result.requests) == (600, 2)
+    assert emulator.overview()["products"] == 600

@@ -466,3 +466,31 @@ def test_cli_overview(shop: Flask, sink: Sink) -> None:
         "users": "4,900",
         "orders": "5,000",
     }
+
+
+# -- end to end, against the emulator --------------------------------------------------------------
+
+
+def test_cli_import_then_overview_against_the_emulator(
+    tmp_path: Path, make_app: Callable[..., Flask], emulator: Any
+) -> None:
+    shop = make_app(**emulator.config)
+    source_path = write_jsonl(
+        tmp_path / "products.jsonl",
+        [product(n, variant_id=f"v{n % 2}") for n in range(1500)] + [product(1500, price=-1)],
+    )
+    runner = shop.test_cli_runner()
+
+    imported = runner.invoke(args=["datacue", "import", "products", str(source_path)])
+    assert imported.exit_code == 1  # one item rejected
+    assert imported.stdout.startswith("products: 1500 sent, 1 rejected, 0 failed in ")
+    assert emulator.overview()["products"] == 1500
+
+    again = runner.invoke(args=["datacue", "import", "products", str(source_path), "--skip-existing"])
+    assert "0 sent, 1 rejected" in again.stdout and "1500 skipped" in again.stdout
+
+    overview = runner.invoke(args=["datacue", "overview"])
+    assert overview.exit_code == 0, overview.output
+    counts = dict(line.split() for line in overview.stdout.splitlines())
+    assert counts["products"] == "1,500"
+    assert counts["variants"] == "1,500"
