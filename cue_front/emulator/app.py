@@ -21,11 +21,12 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from ..resources import resource_dir
 from .banners import load_banners
 from .debugger import blueprint as debugger_blueprint
-from .events_api import EVENT_PATHS, note_connection
+from .events_api import EVENT_PATHS, note_what_was_sent
 from .events_api import blueprint as events_blueprint
 from .exchange import EXTENSION_KEY, Exchange, Problem, current_exchange, emulator_state, error_response
 from .faults import Fault, FaultPlan
 from .rest_api import blueprint as rest_blueprint
+from .rest_api import note_what_was_asked
 from .state import EmulatorState
 from .store import JournalEntry
 
@@ -96,7 +97,9 @@ def _open_exchange() -> Response | None:
     exchange = Exchange(family)
     g._emulator_exchange = exchange
     if family == "events":
-        note_connection(exchange)
+        note_what_was_sent(exchange)
+    else:
+        note_what_was_asked(exchange)
     fault = emulator_state().faults.draw(family)
     return _apply_fault(exchange, fault) if fault else None
 
@@ -107,6 +110,9 @@ def _apply_fault(exchange: Exchange, fault: Fault) -> Response | None:
     if fault.drop:
         exchange.dropped = True
         exchange.errors = ["injected fault: connection dropped without an answer"]
+        # Journaled now: once the connection is gone the client may already be asking.
+        _journal(exchange, status=None)
+        g._emulator_exchange = None
         _drop_connection()
         return Response(status=500)
     if fault.status is None:
@@ -144,13 +150,18 @@ def _close_exchange(response: Response) -> Response:
         return response
     if response.status_code < 400 and response.is_json:
         exchange.details["response"] = response.get_json()
+    _journal(exchange, status=response.status_code)
+    return response
+
+
+def _journal(exchange: Exchange, status: int | None) -> None:
     emulator_state().journal(
         JournalEntry(
             kind="event" if exchange.family == "events" else "request",
             received_at=exchange.received_at,
             method=request.method,
             path=request.path,
-            status=None if exchange.dropped else response.status_code,
+            status=status,
             errors=exchange.errors,
             body_text=_body_text(),
             visitor=exchange.visitor,
@@ -161,7 +172,6 @@ def _close_exchange(response: Response) -> Response:
             details=exchange.details,
         )
     )
-    return response
 
 
 def _body_text() -> str | None:

@@ -7,6 +7,7 @@ with recommendations for home and product pageviews and searches.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,7 +17,7 @@ from ..schema import EVENT_ENVELOPE
 from .auth import authenticate_event
 from .exchange import Exchange, current_exchange, emulator_state, read_json, validated
 
-__all__ = ["EVENT_PATHS", "blueprint"]
+__all__ = ["EVENT_PATHS", "blueprint", "note_what_was_sent"]
 
 #: Where events are received.
 EVENT_PATHS = ("/", "/events")
@@ -31,9 +32,7 @@ def receive() -> Response:
     exchange = current_exchange()
     assert exchange is not None, "the app opens an exchange for every events request"
     authenticate_event(state)
-    envelope_as_sent = read_json(require_json_type=False)
-    _note_what_was_sent(exchange, envelope_as_sent)
-    envelope = validated(EVENT_ENVELOPE, envelope_as_sent)
+    envelope = validated(EVENT_ENVELOPE, read_json(require_json_type=False))
     if envelope.get("timestamp"):
         exchange.details["timestamp"] = envelope["timestamp"]
     exchange.visitor, answer = state.receive_event(envelope, exchange.received_epoch)
@@ -48,8 +47,19 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
-def _note_what_was_sent(exchange: Exchange, envelope: Any) -> None:
-    """Who sent which event, as far as the body says (valid or not), for the journal."""
+def note_what_was_sent(exchange: Exchange) -> None:
+    """Who sent which event from where, as far as the request says (valid or not), for the journal.
+
+    Read before anything else, so that even a refused or faulted event is listed with its
+    visitor and type.
+    """
+    exchange.details["ip"] = request.remote_addr
+    exchange.details["user_agent"] = request.headers.get("User-Agent")
+    exchange.details["timestamp"] = exchange.received_at
+    try:
+        envelope = json.loads(request.get_data(cache=True))
+    except ValueError:
+        return
     if not isinstance(envelope, Mapping):
         return
     user = envelope.get("user")
@@ -70,9 +80,3 @@ def _note_what_was_sent(exchange: Exchange, envelope: Any) -> None:
     if timestamp:
         exchange.details["timestamp"] = timestamp
 
-
-def note_connection(exchange: Exchange) -> None:
-    """The defaults of ``context``: the connection's address and browser, as DataCue does."""
-    exchange.details["ip"] = request.remote_addr
-    exchange.details["user_agent"] = request.headers.get("User-Agent")
-    exchange.details["timestamp"] = exchange.received_at

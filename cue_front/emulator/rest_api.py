@@ -36,9 +36,9 @@ from ..schema import (
     validate_partial,
 )
 from .auth import authenticate_rest
-from .exchange import current_exchange, emulator_state, fail, read_json, validated
+from .exchange import Exchange, current_exchange, emulator_state, fail, read_json, validated
 
-__all__ = ["ACTIONS", "blueprint"]
+__all__ = ["ACTIONS", "blueprint", "note_what_was_asked"]
 
 blueprint = Blueprint("emulator_rest", __name__, url_prefix="/v1")
 
@@ -72,13 +72,15 @@ def _route(rule: str, method: str, resource: str | None, action: str) -> Callabl
     return register
 
 
+def note_what_was_asked(exchange: Exchange) -> None:
+    """Which resource and action the request is, for the journal (None for unknown endpoints)."""
+    resource, action = ACTIONS.get(request.endpoint or "", (None, None))
+    exchange.type = resource or (request.view_args or {}).get("resource")
+    exchange.subtype = action
+
+
 @blueprint.before_request
 def _authenticate() -> None:
-    exchange = current_exchange()
-    resource, action = ACTIONS.get(request.endpoint or "", (None, "?"))
-    if exchange is not None:
-        exchange.type = resource or (request.view_args or {}).get("resource")
-        exchange.subtype = action
     authenticate_rest(emulator_state())
 
 
