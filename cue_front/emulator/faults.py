@@ -68,6 +68,11 @@ class FamilyFaults:
     retry_after: int = 1
     max_faults: int | None = None
 
+    def settings(self) -> dict[str, Any]:
+        """The settings that differ from no faults at all."""
+        defaults = FamilyFaults()
+        return {name: value for name, value in asdict(self).items() if value != getattr(defaults, name)}
+
     @property
     def quiet(self) -> bool:
         return not (self.error_500 or self.error_503 or self.error_429 or self.drop or self.latency)
