@@ -79,7 +79,7 @@ class _ProgressBar:
             self.bar.update(position - self.position)
             self.position = position
         else:
-            self.bar.update(0)
+            self.bar.render_progress()  # the item count moved (rejects, skips) but not the bar
 
 
 @datacue_cli.command("import")
@@ -89,7 +89,8 @@ class _ProgressBar:
     "--format", "file_format", type=click.Choice(_FORMATS), help="Input format (default: from FILE's name)."
 )
 @click.option("--batch-size", default=BATCH_LIMIT, show_default=True, type=click.IntRange(1, BATCH_LIMIT))
-@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 16))
+# At most the client's connection pool size (10), so every sender keeps its connection alive.
+@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 10))
 @click.option("--skip-existing", is_flag=True, help="Skip ids DataCue's overview already lists.")
 @click.option("--resume", is_flag=True, help="Continue after the last acknowledged batch of a stopped run.")
 @click.option(
