@@ -21,7 +21,8 @@ from .errors import (
     ValidationError,
 )
 from .extension import DataCue
-from .pages import build_config, render_datacue
+from .events import track
+from .pages import build_config, datacue_events_script, render_datacue
 from .widgets import datacue_banner_slot, datacue_banners, datacue_products
 
 __version__ = "0.1.0"
@@ -43,8 +44,10 @@ __all__ = [
     "ValidationError",
     "__version__",
     "build_config",
+    "datacue_events_script",
     "datacue_banner_slot",
     "datacue_banners",
     "datacue_products",
     "render_datacue",
+    "track",
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from flask import Blueprint, Flask, current_app
 
@@ -22,6 +22,9 @@ from .settings import CONFIG_MODES, DEFAULTS, DELIVERY_MODES
 
 if TYPE_CHECKING:
     from .client import Client
+    from .delivery import DeliveryWorker
+    from .outbox import Outbox
+    from .transport import Transport
 
 logger = logging.getLogger("cue_front")
 
@@ -44,16 +47,26 @@ class DataCueState:
     def __init__(self, extension: DataCue, app: Flask) -> None:
         config = app.config
         self.extension = extension
+        #: The app itself: the sender of the signals the delivery worker sends.
+        self.app = app
+        self.delivery_mode: str = config["DATACUE_DELIVERY"]
         self.api_key: str = config["DATACUE_API_KEY"]
         self.strict: bool = bool(config["DATACUE_STRICT"])
         self.config_mode: str = config["DATACUE_CONFIG_MODE"]
         self.script_urls: tuple[str, ...] = tuple(config["DATACUE_SCRIPT_URLS"])
         self.url_prefix: str = config["DATACUE_URL_PREFIX"]
+        self.proxy_enabled: bool = bool(config["DATACUE_PROXY_ENABLED"])
+        self.anonymous_cookie: str = config["DATACUE_ANONYMOUS_COOKIE"]
         # The app's Jinja globals, where flask-talisman (if installed) puts csp_nonce.
         self.jinja_globals = app.jinja_env.globals
         self._config = config
         self._client: Client | None = None
-        self._lock = threading.Lock()
+        self._outbox: Outbox | None = None
+        self._delivery: DeliveryWorker | None = None
+        self._quick_transports: dict[float, Transport] = {}
+        self._lock = threading.RLock()
+        #: Events refused at intake because the outbox was full (see outbox.py).
+        self.refused_events = 0
 
     @property
     def client(self) -> Client:
@@ -65,6 +78,57 @@ class DataCueState:
 
                     self._client = Client.from_config(self._config)
         return self._client
+
+    @property
+    def outbox(self) -> Outbox:
+        """The app's durable outbox (``DATACUE_OUTBOX_PATH``), opened on first use."""
+        if self._outbox is None:
+            with self._lock:
+                if self._outbox is None:
+                    from .outbox import Outbox
+
+                    self._outbox = Outbox(
+                        self._config["DATACUE_OUTBOX_PATH"],
+                        max_rows=int(self._config["DATACUE_OUTBOX_MAX_ROWS"]),
+                    )
+        return self._outbox
+
+    @property
+    def delivery(self) -> DeliveryWorker:
+        """The worker that drains the outbox, started on first use (and again after a fork)."""
+        if self._delivery is None:
+            with self._lock:
+                if self._delivery is None:
+                    from .delivery import DeliveryWorker
+
+                    self._delivery = DeliveryWorker(self.outbox, self.client.transport, sender=self.app)
+        self._delivery.ensure_running()
+        return self._delivery
+
+    def quick_transport(self, timeout: float) -> Transport:
+        """A transport for single, time-boxed calls (recommendations asked for on the request path)."""
+        transport = self._quick_transports.get(timeout)
+        if transport is None:
+            with self._lock:
+                transport = self._quick_transports.get(timeout)
+                if transport is None:
+                    from .transport import Transport
+
+                    config = self._config
+                    transport = Transport(
+                        config["DATACUE_API_KEY"],
+                        config["DATACUE_API_SECRET"],
+                        api_url=config["DATACUE_API_URL"],
+                        events_url=config["DATACUE_EVENTS_URL"],
+                        timeout=(timeout, timeout),
+                        retries=0,
+                    )
+                    self._quick_transports[timeout] = transport
+        return transport
+
+    def count_refusal(self) -> None:
+        with self._lock:
+            self.refused_events += 1
 
     def __repr__(self) -> str:
         # Never show the config: it holds the API secret.
@@ -113,12 +177,14 @@ class DataCue:
         _check_config(app.config)
 
         app.extensions["datacue"] = DataCueState(self, app)
-        app.register_blueprint(_make_blueprint(), url_prefix=app.config["DATACUE_URL_PREFIX"])
+        app.register_blueprint(_make_blueprint(app), url_prefix=app.config["DATACUE_URL_PREFIX"])
 
-        from . import pages, widgets
+        from . import identity, pages, widgets
         from .cli import datacue_cli
 
+        app.after_request(identity.set_anonymous_cookie)
         app.add_template_global(pages.render_datacue, "render_datacue")
+        app.add_template_global(pages.datacue_events_script, "datacue_events_script")
         app.add_template_global(widgets.datacue_banners, "datacue_banners")
         app.add_template_global(widgets.datacue_banner_slot, "datacue_banner_slot")
         app.add_template_global(widgets.datacue_products, "datacue_products")
@@ -174,12 +240,40 @@ def _check_config(config: Mapping[str, Any]) -> None:
         raise ConfigurationError("DATACUE_SCRIPT_URLS must be a list of URLs, not one string")
 
 
-def _make_blueprint() -> Blueprint:
-    """The ``datacue`` blueprint: static files, templates, and the first-party endpoint."""
+def _make_blueprint(app: Flask) -> Blueprint:
+    """The ``datacue`` blueprint: static files, templates, and the first-party events endpoint."""
+    from werkzeug.exceptions import HTTPException
+
+    from . import proxy
+
     blueprint = Blueprint(
         "datacue",
         __name__,
         static_folder=resource_dir("static"),
         template_folder=resource_dir("templates"),
     )
+    if app.config["DATACUE_PROXY_ENABLED"]:
+        view = _rate_limited(app, proxy.receive_event)
+        blueprint.add_url_rule("/events", "events", view, methods=["POST"])
+        blueprint.register_error_handler(HTTPException, proxy.error_as_json)
     return blueprint
+
+
+def _rate_limited(app: Flask, view: F) -> F:
+    """``view`` under ``DATACUE_PROXY_RATE_LIMIT`` per client when Flask-Limiter is installed."""
+    try:
+        from flask_limiter import Limiter
+        from flask_limiter.util import get_remote_address
+    except ImportError:
+        logger.warning(
+            "datacue: the events endpoint has no rate limit; install cue-front[limits]"
+            " (Flask-Limiter) to limit each client to DATACUE_PROXY_RATE_LIMIT"
+        )
+        return view
+    limiter = Limiter(
+        get_remote_address,
+        app=app,
+        storage_uri=app.config["DATACUE_PROXY_RATE_LIMIT_STORAGE"],
+        key_prefix="datacue",
+    )
+    return cast(F, limiter.limit(app.config["DATACUE_PROXY_RATE_LIMIT"])(view))

@@ -25,7 +25,7 @@ from .identity import current_user_id
 
 logger = logging.getLogger("cue_front")
 
-__all__ = ["build_config", "render_datacue", "script_json"]
+__all__ = ["build_config", "datacue_events_script", "render_datacue", "script_json"]
 
 _UNSET: Any = object()
 
@@ -168,4 +168,15 @@ def render_datacue(page_type: str, *, user_id: Any = _UNSET, nonce: Nonce = None
     return Markup(
         f"<script{nonce_attribute}>window.datacueConfig = {payload};</script>"
         + _loader_scripts(state.script_urls, nonce_attribute)
+    )
+
+
+def datacue_events_script(*, nonce: Nonce = None) -> Markup:
+    """``<script>`` for ``static/cue-front.js``: ``cueFront.track()`` and automatic click tracking."""
+    state = get_state()
+    source = url_for("datacue.static", filename="cue-front.js")
+    endpoint = url_for("datacue.events") if state.proxy_enabled else ""
+    nonce_attribute = _nonce_attribute(state, nonce)
+    return Markup(
+        f'<script src="{escape(source)}" data-endpoint="{escape(endpoint)}" defer{nonce_attribute}></script>'
     )

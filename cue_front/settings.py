@@ -47,6 +47,8 @@ DEFAULTS: dict[str, Any] = {
     "DATACUE_PROXY_MAX_BYTES": 16 * 1024,
     "DATACUE_PROXY_TIMEOUT": 1.0,
     "DATACUE_PROXY_RATE_LIMIT": "120/minute",
+    # Flask-Limiter storage for that limit; "memory://" counts per process.
+    "DATACUE_PROXY_RATE_LIMIT_STORAGE": "memory://",
     # Name of the signed cookie that carries an anonymous visitor's id.
     "DATACUE_ANONYMOUS_COOKIE": "datacue_anonymous_id",
 }

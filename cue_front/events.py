@@ -1,0 +1,156 @@
+"""Storefront events sent by the server on behalf of the browser: ``track()``.
+
+``track({"type": "cart", "subtype": "update", ...})`` wraps a documented event in
+its envelope (``user``, ``event``, ``context``, ``timestamp``), validates it with
+the shared schema and hands it to delivery:
+
+- ``DATACUE_DELIVERY = "outbox"`` (default): written to the durable outbox and
+  sent by the background worker; ``track()`` returns as soon as the row is durable.
+- ``"sync"``: sent at once; errors raise (scripts, tests).
+- ``"off"``: validated, then discarded (local development without DataCue).
+
+Inside a request the identity comes from :mod:`cue_front.identity` and the
+context from the request (``request.remote_addr`` is the client's address behind
+werkzeug's ``ProxyFix``); outside one (jobs, scripts) pass them explicitly. The
+timestamp is the moment ``track()`` was called, so a late delivery still
+carries the true time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from flask import current_app, has_request_context, request
+
+from . import schema, signals
+from .errors import DataCueError, ValidationError
+from .extension import DataCueState, get_state
+from .identity import current_anonymous_id, current_profile, current_user_id
+from .transport import Reply, encode_json
+
+logger = logging.getLogger("cue_front")
+
+__all__ = ["build_envelope", "deliver", "send_event_now", "track"]
+
+_UNSET: Any = object()
+
+
+def _visitor_key(user: Mapping[str, Any]) -> str:
+    """The ordering key of a visitor's events: one visitor's events are never reordered."""
+    return f"visitor:{user.get('user_id') or user.get('anonymous_id')}"
+
+
+def build_envelope(
+    event: Mapping[str, Any],
+    *,
+    user_id: Any = _UNSET,
+    anonymous_id: Any = _UNSET,
+    profile: Any = _UNSET,
+    context: Mapping[str, Any] | None = None,
+    timestamp: datetime | str | None = None,
+) -> dict[str, Any]:
+    """The validated events-API body for ``event``; raises :class:`ValidationError`."""
+    in_request = has_request_context()
+    if user_id is _UNSET:
+        # A login changes who is logged in during this very request: ask the loader again.
+        user_id = current_user_id(fresh=event.get("type") == "login")
+    if anonymous_id is _UNSET:
+        anonymous_id = current_anonymous_id()
+    if profile is _UNSET:
+        profile = current_profile()
+    user: dict[str, Any] = {}
+    if user_id is not None:
+        user["user_id"] = user_id
+    if anonymous_id is not None:
+        user["anonymous_id"] = anonymous_id
+    if profile is not None:
+        user["profile"] = profile
+    envelope: dict[str, Any] = {"user": user, "event": event}
+    if context is None and in_request:
+        context = {}
+        if request.remote_addr:
+            context["ip"] = request.remote_addr
+        if request.headers.get("User-Agent"):
+            context["user_agent"] = request.headers["User-Agent"]
+    if context:
+        envelope["context"] = context
+    # Formatted here, in normal form already, so validation takes its fast path.
+    envelope["timestamp"] = (
+        schema.format_timestamp(datetime.now(timezone.utc)) if timestamp is None else timestamp
+    )
+    validated: dict[str, Any] = schema.validate(schema.EVENT_ENVELOPE, envelope)
+    return validated
+
+
+def track(
+    event: Mapping[str, Any],
+    *,
+    user_id: Any = _UNSET,
+    anonymous_id: Any = _UNSET,
+    profile: Any = _UNSET,
+    context: Mapping[str, Any] | None = None,
+    timestamp: datetime | str | None = None,
+) -> bool:
+    """Send a storefront event to DataCue on behalf of the visitor; ``True`` once it is accepted.
+
+    Accepted means durably queued (``"outbox"``), sent (``"sync"``) or validated
+    (``"off"``). Invalid events raise :class:`ValidationError` in strict mode;
+    otherwise they are logged with their field paths and ``False`` is returned.
+    ``user_id=None`` / ``anonymous_id=None`` explicitly leave an identity out.
+    """
+    state = get_state()
+    try:
+        envelope = build_envelope(
+            event,
+            user_id=user_id,
+            anonymous_id=anonymous_id,
+            profile=profile,
+            context=context,
+            timestamp=timestamp,
+        )
+    except ValidationError as error:
+        if state.strict:
+            raise
+        logger.error("datacue: event not sent: %s", error)
+        return False
+    return deliver(state, envelope)
+
+
+def deliver(state: DataCueState, envelope: Mapping[str, Any]) -> bool:
+    """Hand a built envelope to the configured delivery; ``True`` once it is accepted."""
+    body = encode_json(envelope)
+    if state.delivery_mode == "off":
+        return True
+    if state.delivery_mode == "sync":
+        state.client.transport.send_event(body)
+        return True
+    from .outbox import OutboxFullError
+
+    try:
+        row_id = state.outbox.put("event", "POST", "", body, _visitor_key(envelope["user"]))
+    except OutboxFullError as error:
+        state.count_refusal()
+        logger.error("datacue: outbox full, event refused (%s): %s", envelope["event"].get("type"), error)
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        signals.outbox_full.send(app, kind="event", error=str(error))
+        return False
+    state.delivery.notify()
+    if signals.queued.receivers:
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        signals.queued.send(app, row_id=row_id, kind="event", method="POST", path="")
+    return True
+
+
+def send_event_now(envelope: Mapping[str, Any], *, timeout: float) -> Reply:
+    """POST a built envelope at once, one attempt within ``timeout`` seconds (recommendations).
+
+    Raises a :class:`DataCueError` on any failure; the caller decides the fallback.
+    """
+    state = get_state()
+    body = encode_json(envelope)
+    if state.delivery_mode == "off":
+        raise DataCueError("DATACUE_DELIVERY is 'off': nothing is sent to DataCue")
+    return state.quick_transport(timeout).send_event(body, retry=False)

@@ -1,0 +1,150 @@
+"""The first-party events endpoint: ``POST <DATACUE_URL_PREFIX>/events`` from the shop's own pages.
+
+The browser posts ``{"event": {...a documented storefront event...}}`` to the
+shop's own domain (ad-blocker-proof, and the only place the browser talks to).
+The server then decides everything the browser could lie about:
+
+- identity comes from :mod:`cue_front.identity`; a ``user``, ``context`` or
+  ``timestamp`` member sent by the browser is ignored (and a claimed ``user_id``
+  logged), so no visitor can write into another user's history;
+- JSON only, the body capped (``DATACUE_PROXY_MAX_BYTES``), the event validated
+  with the shared schema: anything invalid gets a 4xx naming the reason and is
+  never forwarded; only browser events exist in the schema, so orders,
+  cancellations and the rest of the REST API cannot be reached from here;
+- ``Origin`` (or, without it, ``Referer``) must be this site (403 otherwise);
+- per-client rate limit through Flask-Limiter when installed (``cue-front[limits]``).
+
+Pageview and search events, which DataCue answers with recommendations, are
+forwarded at once within ``DATACUE_PROXY_TIMEOUT`` and the answer returned; if
+that fails they are queued like every other event, which is answered 204 at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Response, current_app, jsonify, request
+from werkzeug.exceptions import (
+    BadRequest,
+    Forbidden,
+    HTTPException,
+    RequestEntityTooLarge,
+    UnsupportedMediaType,
+)
+
+from . import events
+from .errors import DataCueError, ValidationError
+from .extension import get_state
+
+logger = logging.getLogger("cue_front")
+
+__all__ = ["EventRejected", "receive_event"]
+
+#: Members of the posted body that the server fills in itself; the browser's are ignored.
+SERVER_OWNED_MEMBERS = frozenset({"user", "context", "timestamp"})
+
+#: Events DataCue answers with recommendations (the guide's "Response JSON fields").
+ANSWERED_EVENTS = frozenset({("pageview", "home"), ("pageview", "product"), ("search", None)})
+
+
+class EventRejected(BadRequest):
+    """400: the posted body is not one documented storefront event; the message says why."""
+
+
+class CrossOriginEvent(Forbidden):
+    """403: the event was posted from another site's page."""
+
+
+class EventTooLarge(RequestEntityTooLarge):
+    """413: the body is over ``DATACUE_PROXY_MAX_BYTES``."""
+
+
+class NotJSON(UnsupportedMediaType):
+    """415: the body is not ``application/json``."""
+
+
+def _origin_of(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+def _check_same_origin() -> None:
+    # request.host_url honours ProxyFix's X-Forwarded-Proto/Host when the shop uses it.
+    own = _origin_of(request.host_url)
+    claimed = request.headers.get("Origin") or request.headers.get("Referer")
+    if not claimed or claimed == "null" or _origin_of(claimed) != own:
+        raise CrossOriginEvent("events are only accepted from this site's own pages")
+
+
+def _read_body(limit: int) -> Any:
+    if request.mimetype != "application/json":
+        raise NotJSON("send the event as application/json")
+    if request.content_length is not None and request.content_length > limit:
+        raise EventTooLarge(f"the body is over {limit} bytes")
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise EventTooLarge(f"the body is over {limit} bytes")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise EventRejected(f"malformed JSON: {error}") from None
+
+
+def _event_from(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise EventRejected('expected a JSON object like {"event": {...}}')
+    ignored = SERVER_OWNED_MEMBERS.intersection(body)
+    if ignored:
+        claimed_user = body.get("user")
+        if isinstance(claimed_user, dict) and claimed_user.get("user_id") is not None:
+            logger.warning(
+                "datacue: a browser claimed user_id %r; ignored, identity is the server's",
+                str(claimed_user.get("user_id"))[:64],
+            )
+    unknown = set(body) - SERVER_OWNED_MEMBERS - {"event"}
+    if unknown:
+        raise EventRejected(f"unknown member(s): {', '.join(sorted(map(str, unknown)))}")
+    if "event" not in body:
+        raise EventRejected("event: required field missing")
+    event = body["event"]
+    if not isinstance(event, dict):
+        raise EventRejected("event: expected an object")
+    return event
+
+
+def receive_event() -> Response:
+    """The view behind ``POST <prefix>/events``."""
+    state = get_state()
+    _check_same_origin()
+    event = _event_from(_read_body(int(current_app.config["DATACUE_PROXY_MAX_BYTES"])))
+    try:
+        envelope = events.build_envelope(event)
+    except ValidationError as error:
+        # Field paths are named from the envelope: report them as the browser sent them.
+        raise EventRejected(str(error)) from None
+    if (event.get("type"), event.get("subtype")) in ANSWERED_EVENTS and state.delivery_mode != "off":
+        try:
+            reply = events.send_event_now(
+                envelope, timeout=float(current_app.config["DATACUE_PROXY_TIMEOUT"])
+            )
+        except DataCueError as error:
+            logger.warning("datacue: recommendations unavailable, event queued instead: %s", error)
+        else:
+            if reply.status == 200 and reply.body:
+                return Response(reply.body, status=200, mimetype="application/json")
+            return Response(status=204)
+    if not events.deliver(state, envelope):
+        response = jsonify(error="the event could not be queued")
+        response.status_code = 503
+        return response
+    return Response(status=204)
+
+
+def error_as_json(error: HTTPException) -> Response:
+    """The endpoint's errors, as JSON a script can read: ``{"error": "..."}``."""
+    response = jsonify(error=error.description)
+    response.status_code = error.code or 400
+    return response

@@ -1,0 +1,23 @@
+"""Signals a shop can observe (blinker, as Flask's own): an event or a change queued, delivered, dead-lettered.
+
+Each is sent with the Flask app as sender (``current_app._get_current_object()``
+in a request, the app the delivery worker serves otherwise) and keyword
+arguments describing the outbox row: ``row_id``, ``kind`` (``"event"`` or
+``"rest"``), ``method``, ``path`` and, for dead letters, ``status`` and
+``error``. Overflow of a full outbox is signalled too: nothing is dropped quietly.
+"""
+
+from __future__ import annotations
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+#: A row was written to the outbox (it is durable now).
+queued = _signals.signal("datacue-queued")
+#: DataCue accepted a row.
+delivered = _signals.signal("datacue-delivered")
+#: DataCue refused a row for good (a 4xx other than 408/429); it is kept as a dead letter.
+dead_lettered = _signals.signal("datacue-dead-lettered")
+#: The outbox hit DATACUE_OUTBOX_MAX_ROWS with only pending rows left.
+outbox_full = _signals.signal("datacue-outbox-full")
