@@ -1,4 +1,4 @@
-"""Signals a shop can observe (blinker, as Flask's own): an event or a change queued, delivered, dead-lettered.
+"""Signals a shop can observe (blinker, as Flask uses): a row queued, delivered, dead-lettered.
 
 Each is sent with the Flask app as sender (``current_app._get_current_object()``
 in a request, the app the delivery worker serves otherwise) and keyword
