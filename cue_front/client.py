@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 from urllib.parse import quote
 
 from .errors import BadRequestError, FieldError, PayloadTooLargeError, ValidationError
@@ -69,6 +69,7 @@ __all__ = [
     "OverviewSummary",
     "PreparedBatch",
     "Products",
+    "Sender",
     "Users",
 ]
 
@@ -290,8 +291,14 @@ def _multi_status_failures(
 # Resources
 
 
+class Sender(Protocol):
+    """What resources send through: a :class:`Transport`, or the outbox (``cue_front.queued``)."""
+
+    def send(self, method: str, path: str, body: bytes = b"", *, retry: bool = True) -> Reply: ...
+
+
 class _Resource:
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Sender) -> None:
         self._transport = transport
 
     def _call(self, method: str, path: str, payload: Any = None) -> Reply:

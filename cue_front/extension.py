@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .client import Client
     from .delivery import DeliveryWorker
     from .outbox import Outbox
+    from .queued import QueuedClient
     from .transport import Transport
 
 logger = logging.getLogger("cue_front")
@@ -104,6 +105,13 @@ class DataCueState:
                     self._delivery = DeliveryWorker(self.outbox, self.client.transport, sender=self.app)
         self._delivery.ensure_running()
         return self._delivery
+
+    @property
+    def queued(self) -> QueuedClient:
+        """The REST resources, delivered through the outbox (see ``cue_front.queued``)."""
+        from .queued import QueuedClient
+
+        return QueuedClient(self)
 
     def quick_transport(self, timeout: float) -> Transport:
         """A transport for single, time-boxed calls (recommendations asked for on the request path)."""
@@ -217,8 +225,13 @@ class DataCue:
 
     @property
     def client(self) -> Client:
-        """The current app's REST client (``datacue.client.products.create(...)``)."""
+        """The current app's REST client (``datacue.client.products.create(...)``): sends now, raises."""
         return get_state().client
+
+    @property
+    def queued(self) -> QueuedClient:
+        """The same resources through the durable outbox: ``datacue.queued.orders.create(...)``."""
+        return get_state().queued
 
 
 def _check_config(config: Mapping[str, Any]) -> None:
