@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cue_front.emulator import RunningEmulator, run_emulator
 
@@ -88,6 +90,16 @@ def test_with_no_co_purchases_related_falls_back_to_the_categorys_best_sellers(s
 
 def test_with_nothing_related_the_list_is_null(shop: RunningEmulator) -> None:
     assert product_page(shop, "t1")["related_product_skus"] is None
+
+
+def test_a_product_never_received_gets_an_answer_too(shop: RunningEmulator) -> None:
+    product_page(shop, "s1", anonymous_id="a1")
+
+    answer = product_page(shop, "not-in-the-catalog", anonymous_id="a1")
+
+    assert answer == {"similar_product_skus": [], "related_product_skus": None,
+                      "recent_product_skus": answer["recent_product_skus"]}
+    assert ids(answer["recent_product_skus"]) == ["s1"]
 
 
 def test_similar_products_share_name_brand_categories_and_description(shop: RunningEmulator) -> None:
@@ -233,3 +245,48 @@ def test_the_same_data_gives_the_same_answers(shop: RunningEmulator) -> None:
     with run_emulator() as other:
         load_shop(other)
         assert answers(other) == answers(shop)
+
+
+# -- the rules hold for any shop ----------------------------------------------------------------
+
+_IDS = st.sampled_from([f"p{i}" for i in range(12)])
+_SHOPS = st.fixed_dictionaries({
+    "products": st.dictionaries(_IDS, st.tuples(
+        st.sampled_from(["jeans", "shirts", "shoes"]),
+        st.sampled_from(["Blue Jeans", "Red Shirt", "Blue Shoes", "Old Jeans"]),
+        st.integers(min_value=0, max_value=3),  # stock
+        st.booleans(),  # available
+    ), min_size=1),
+    "orders": st.lists(st.tuples(st.lists(_IDS, min_size=1, max_size=4, unique=True), st.booleans()),
+                       max_size=8),
+    "views": st.lists(_IDS, max_size=6),
+})
+
+
+@settings(max_examples=25, deadline=None)
+@given(shop=_SHOPS)
+def test_no_list_ever_shows_the_viewed_product_an_unrecommendable_one_or_a_duplicate(
+    emulator_server: RunningEmulator, shop: dict[str, Any]
+) -> None:
+    emulator = emulator_server
+    emulator.reset()
+    products = [_product(pid, name, category, stock=stock, available=available)
+                for pid, (category, name, stock, available) in shop["products"].items()]
+    orders = [{**_order(f"o{index}", "buyer", *((pid, 1) for pid in cart)),
+               "order_status": "completed" if completed else "cancelled"}
+              for index, (cart, completed) in enumerate(shop["orders"])]
+    assert emulator.rest("POST", "/batch/products", {"batch": products}).status_code == 201
+    if orders:
+        assert emulator.rest("POST", "/batch/orders", {"batch": orders}).status_code == 201
+    recommendable = {item["product_id"] for item in products if item["stock"] > 0 and item["available"]}
+
+    for viewed in [*shop["views"], None]:
+        answer = home_page(emulator, user_id="buyer") if viewed is None else product_page(
+            emulator, viewed, user_id="buyer")
+        for name, products_shown in answer.items():
+            if not name.endswith("product_skus"):
+                continue
+            shown = ids(products_shown)
+            assert len(shown) == len(set(shown)) <= 10, name
+            assert set(shown) <= recommendable, name
+            assert viewed not in shown, name

@@ -365,7 +365,9 @@ class Recommender:
         cached = self._similar_cache.get(product_id)
         if cached is not None:
             return cached
-        terms = self.catalog.terms.get(product_id, {})
+        terms = self.catalog.terms.get(product_id)
+        if terms is None:  # a pageview of a product never received: nothing to compare
+            return []
         common = self._common_limit()
         dot: dict[str, float] = defaultdict(float)
         for term, weight in terms.items():
