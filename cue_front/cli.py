@@ -200,3 +200,59 @@ def overview_command() -> None:
     width = max(len(count) for _, count in rows)
     for name, count in rows:
         click.echo(f"{name:<11}{count:>{width}}")
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}min"
+    return f"{seconds / 3600:.1f}h"
+
+
+@datacue_cli.command("status")
+def status_command() -> None:
+    """Show the outbox: pending, in flight, dead letters, oldest pending age, last error."""
+    stats = _state().outbox.stats()
+    click.echo(f"pending:         {stats.pending}")
+    click.echo(f"in flight:       {stats.in_flight}")
+    click.echo(f"delivered:       {stats.delivered} (kept until pruned)")
+    click.echo(f"dead letters:    {stats.dead}")
+    click.echo(f"refused (full):  {stats.refused}")
+    click.echo(f"oldest pending:  {_age(stats.oldest_pending_age)}")
+    click.echo(f"last error:      {stats.last_error or '-'}")
+
+
+@datacue_cli.group("outbox")
+def outbox_group() -> None:
+    """Act on the durable outbox of events and queued store changes."""
+
+
+@outbox_group.command("retry-dead")
+def retry_dead_command() -> None:
+    """Put every dead letter back in the queue, to be delivered again."""
+    count = _state().outbox.retry_dead()
+    click.echo(f"{count} dead letter(s) queued again")
+
+
+@outbox_group.command("dead")
+@click.option("--limit", default=20, show_default=True, help="How many to show, newest first.")
+def dead_command(limit: int) -> None:
+    """List dead letters with the reason DataCue gave."""
+    for letter in _state().outbox.dead_letters(limit):
+        target = letter.path or "events"
+        click.echo(f"#{letter.id} {letter.method} {target} -> {letter.status or '-'}: {letter.error}")
+
+
+@outbox_group.command("flush")
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds to keep trying.")
+def flush_command(timeout: float) -> None:
+    """Deliver everything that is due now, in this process; exit 1 if rows are left."""
+    state = _state()
+    emptied = state.delivery.flush(timeout)
+    stats = state.outbox.stats()
+    click.echo(f"pending: {stats.pending}, dead letters: {stats.dead}")
+    if not emptied:
+        sys.exit(1)
