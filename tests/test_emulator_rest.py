@@ -423,3 +423,17 @@ def test_a_database_file_keeps_everything_across_restarts(tmp_path: Path) -> Non
                                    anonymous_id="a1").json()
 
     assert answer["related_product_skus"][0]["product_id"] == "p3"
+
+
+def test_concurrent_writers_lose_nothing(emulator: RunningEmulator) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def create(number: int) -> int:
+        return emulator.rest("POST", "/products", product(f"p{number}")).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(create, range(80)))
+
+    assert statuses == [201] * 80
+    assert emulator.overview()["products"] == 80
+    assert len(emulator.requests(type="products.create")) == 80

@@ -94,7 +94,7 @@ def _open_exchange() -> Response | None:
     family = _family()
     if family is None:
         return None
-    exchange = Exchange(family)
+    exchange = Exchange(family, emulator_state().generation)
     g._emulator_exchange = exchange
     if family == "events":
         note_what_was_sent(exchange)
@@ -170,7 +170,8 @@ def _journal(exchange: Exchange, status: int | None) -> None:
             type=exchange.type,
             subtype=exchange.subtype,
             details=exchange.details,
-        )
+        ),
+        exchange.generation,
     )
 
 

@@ -46,6 +46,7 @@ class Exchange:
     """What the journal will say about the current request."""
 
     family: str  # "events" or "rest"
+    generation: int  # the state's, when the request arrived
     received_at: str = field(default_factory=now_timestamp)
     received_epoch: float = field(default_factory=time.time)
     errors: list[str] = field(default_factory=list)

@@ -79,10 +79,13 @@ class EmulatorState:
         if banners is not None:
             self.store.put_banners([dict(banner) for banner in banners])
         self._banners = self.store.banners()
+        #: Counts resets: a request still in flight across a reset is not journaled after it.
+        self.generation = 0
 
     def reset(self) -> None:
         """An empty account: no data, no visitors, no banners, an empty journal, the initial faults."""
         with self._lock:
+            self.generation += 1
             self.store.reset()
             self.recommender = Recommender()
             self._banners = []
@@ -273,8 +276,11 @@ class EmulatorState:
 
     # -- the journal ----------------------------------------------------------------------------
 
-    def journal(self, entry: JournalEntry) -> None:
-        self.store.add_journal(entry)
+    def journal(self, entry: JournalEntry, generation: int) -> None:
+        """Journal an exchange, unless the emulator was reset since it began."""
+        with self._lock:
+            if generation == self.generation:
+                self.store.add_journal(entry)
 
     def journal_items(
         self,
