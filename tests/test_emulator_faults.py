@@ -105,6 +105,7 @@ def test_faults_are_set_over_http_and_invalid_plans_name_the_field(emulator: Run
     accepted = requests.post(url, json={"seed": 1, "events": {"error_503": 0.5}}, timeout=10)
     refused = requests.post(url, json={"rest": {"error_500": 1.5}, "events": {"drop": "often"}}, timeout=10)
     too_many = requests.post(url, json={"error_500": 0.6, "error_503": 0.6}, timeout=10)
+    not_an_object = requests.post(url, json=[0.5], timeout=10)
 
     assert accepted.status_code == 200
     assert accepted.json()["events"]["error_503"] == 0.5
@@ -113,6 +114,7 @@ def test_faults_are_set_over_http_and_invalid_plans_name_the_field(emulator: Run
     assert refused.json()["errors"] == ["events.drop: expected a number, got 'often'"]
     assert too_many.status_code == 400
     assert "add up to 1.2" in too_many.json()["message"]
+    assert not_an_object.status_code == 400
 
 
 def test_faults_given_at_start_come_back_after_reset() -> None:

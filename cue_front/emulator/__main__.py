@@ -40,13 +40,16 @@ def _fault_plan(text: str | None) -> dict[str, object] | None:
 
 def main(arguments: Sequence[str] | None = None) -> int:
     options = parse_arguments(arguments)
-    app = create_emulator(
-        api_key=options.api_key,
-        api_secret=options.api_secret,
-        db_path=options.db,
-        faults=_fault_plan(options.faults),
-        banners=options.banners,
-    )
+    try:
+        app = create_emulator(
+            api_key=options.api_key,
+            api_secret=options.api_secret,
+            db_path=options.db,
+            faults=_fault_plan(options.faults),
+            banners=options.banners,
+        )
+    except (ValueError, OSError) as error:  # ValidationError is a ValueError
+        raise SystemExit(f"cannot start the emulator: {error}") from None
     server = serve(app, options.host, options.port, quiet=options.quiet)
     root = f"http://{server.host}:{server.port}"
     print(f"DataCue emulator on {root} (events debugger: {root}/)")

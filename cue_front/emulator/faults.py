@@ -85,9 +85,9 @@ class FaultPlan:
     rest: FamilyFaults = FamilyFaults()
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any] | None) -> FaultPlan:
+    def from_json(cls, data: Any) -> FaultPlan:
         """Validate and read a plan; raises :class:`ValidationError` naming the bad paths."""
-        plan = validate(FAULT_PLAN_SPEC, dict(data or {}))
+        plan = validate(FAULT_PLAN_SPEC, {} if data is None else data)
         shared = {key: value for key, value in plan.items() if key in _FAMILY_FIELDS}
         families = {}
         for family in FAMILIES:
