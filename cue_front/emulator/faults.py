@@ -16,7 +16,8 @@ seconds are added to a request with probability ``latency_probability``
 (default 1); after ``max_faults`` faulty answers (latency counts) the family
 behaves again. Each family draws from its own ``random.Random(seed)``, two
 numbers per request, so the same plan and the same requests give the same
-faults. A faulted request changes no state.
+faults. A faulted request changes no state. Under the Flask test client there
+is no connection to drop: a drop raises ``ConnectionAbortedError`` there.
 """
 
 from __future__ import annotations

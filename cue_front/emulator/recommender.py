@@ -26,7 +26,7 @@ related (product page)
     distinct products in its cart; products are ranked by how many orders
     they share with the viewed product. Slots left over are filled with the
     best sellers (units sold in non-cancelled orders; a product never sold is
-    no best seller) among the products sharing a category with it. With
+    no best seller) of its categories, its first category first. With
     nothing to show the list is ``null``, as in the guide's example.
 
 related (home)
@@ -113,7 +113,8 @@ class ProductCard:
         )
 
     def as_json(self, *, with_variant: bool = False) -> dict[str, Any]:
-        """The guide's product object; ``variant_id`` only in recently viewed lists, as there."""
+        """The guide's product object; ``variant_id`` only in recently viewed lists and ``extra``
+        only for products that have one, as in the guide's examples."""
         item: dict[str, Any] = {"product_id": self.product_id}
         if with_variant:
             item["variant_id"] = self.variant_id
