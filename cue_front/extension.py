@@ -57,6 +57,11 @@ class DataCueState:
         self.script_urls: tuple[str, ...] = tuple(config["DATACUE_SCRIPT_URLS"])
         self.url_prefix: str = config["DATACUE_URL_PREFIX"]
         self.proxy_enabled: bool = bool(config["DATACUE_PROXY_ENABLED"])
+        self.ssr: bool = bool(config["DATACUE_SSR"])
+        self.ssr_timeout = float(config["DATACUE_SSR_TIMEOUT"])
+        from .recommendations import RecommendationCache
+
+        self.recommendation_cache = RecommendationCache()
         self.anonymous_cookie: str = config["DATACUE_ANONYMOUS_COOKIE"]
         # The app's Jinja globals, where flask-talisman (if installed) puts csp_nonce.
         self.jinja_globals = app.jinja_env.globals

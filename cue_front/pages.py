@@ -104,8 +104,10 @@ def _build(
     page_spec = schema.PAGE_CONFIG.variants[(page_type,)]
     if state.strict:
         config: dict[str, Any] = schema.validate(page_spec, page)
+        request_globals._datacue_config = config
         return config
     config, errors = schema.validate_partial(page_spec, page)
+    request_globals._datacue_config = config
     if errors:
         logger.warning("datacue: invalid %s page data omitted: %s", page_type, "; ".join(map(str, errors)))
     return config
@@ -153,6 +155,14 @@ def render_datacue(page_type: str, *, user_id: Any = _UNSET, nonce: Nonce = None
     config = _build(state, page_type, user_id, fields)
     if config is None:
         return Markup("")
+    script_urls = state.script_urls
+    if state.ssr:
+        # The server sends the pageview and renders the recommendations; DataCue's
+        # scripts would send the pageview a second time, so they are left out.
+        from .recommendations import send_page_event
+
+        send_page_event(state, config)
+        script_urls = ()
     nonce_attribute = _nonce_attribute(state, nonce)
     # The page is built as a str and marked safe once: every value in it is escaped,
     # the config by script_json, attributes by escape(). (Markup.format would do the
@@ -160,14 +170,14 @@ def render_datacue(page_type: str, *, user_id: Any = _UNSET, nonce: Nonce = None
     payload = script_json(config)
     if state.config_mode == "json":
         loader = url_for("datacue.static", filename="cue-front-loader.js")
-        urls = " ".join(state.script_urls)
+        urls = " ".join(script_urls)
         return Markup(
             f'<script type="application/json" id="datacue-config"{nonce_attribute}>{payload}</script>\n'
             f'<script src="{escape(loader)}" data-datacue-scripts="{escape(urls)}"{nonce_attribute}></script>'
         )
     return Markup(
         f"<script{nonce_attribute}>window.datacueConfig = {payload};</script>"
-        + _loader_scripts(state.script_urls, nonce_attribute)
+        + _loader_scripts(script_urls, nonce_attribute)
     )
 
 

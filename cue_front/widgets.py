@@ -1,8 +1,12 @@
-"""Banner and product-recommendation widget markup: the placeholders DataCue's script fills in.
+"""Banner and product-recommendation widgets: placeholders for DataCue's script, or rendered on the server.
 
 ``datacue_banners()``, ``datacue_banner_slot("main", 1)`` and
 ``datacue_products("related")`` return safe HTML from the overridable templates
 under ``templates/datacue/``; they are Jinja globals and plain functions alike.
+With ``DATACUE_SSR`` (or ``server_side=True``) the banners and products DataCue
+recommends for the page are rendered here, with ``data-dc-banner-id`` and
+``data-dc-product-id`` attributes that ``cue-front.js`` tracks clicks on; see
+:mod:`cue_front.recommendations` for how the answer is fetched.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from flask import g, render_template
 from markupsafe import Markup
 
 from .errors import FieldError, ValidationError
-from .extension import get_state
+from .extension import DataCueState, get_state
+from .recommendations import page_recommendations
 
 logger = logging.getLogger("cue_front")
 
@@ -31,6 +36,14 @@ PRODUCT_KINDS: dict[str, tuple[str, ...] | None] = {
     "top": ("category",),
 }
 
+#: The kinds DataCue's event answers carry, in the order a page shows them.
+SERVER_SIDE_KINDS = ("related", "similar", "recent")
+SECTION_TITLES = {
+    "related": "Recommended for you",
+    "similar": "Similar products",
+    "recent": "Recently viewed",
+}
+
 BANNER_SLOT_KINDS = ("main", "sub")
 _ATTRIBUTE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
 
@@ -43,8 +56,32 @@ def _refuse(path: str, message: str) -> None:
     logger.warning("datacue: %s", error)
 
 
-def datacue_banners(static_img: str | None = None, static_link: str | None = None) -> Markup:
-    """DataCue's standard banner layout; ``static_img``/``static_link`` fill its static banner."""
+def _server_side(state: DataCueState, server_side: bool | None) -> dict[str, Any] | None:
+    """DataCue's answer for this page when the widget is to be rendered on the server."""
+    if not (state.ssr if server_side is None else server_side):
+        return None
+    return page_recommendations(state)
+
+
+def datacue_banners(
+    static_img: str | None = None, static_link: str | None = None, *, server_side: bool | None = None
+) -> Markup:
+    """DataCue's standard banner layout; ``static_img``/``static_link`` fill its static banner.
+
+    Rendered on the server (``server_side=True``, or ``DATACUE_SSR``) from the page's
+    ``main_banners`` and ``sub_banners`` when DataCue sent some; otherwise the placeholder.
+    """
+    answer = _server_side(get_state(), server_side)
+    if answer and (answer.get("main_banners") or answer.get("sub_banners")):
+        return Markup(
+            render_template(
+                "datacue/banners.html",
+                main_banners=answer.get("main_banners") or [],
+                sub_banners=answer.get("sub_banners") or [],
+                static_img=static_img,
+                static_link=static_link,
+            )
+        )
     return Markup(
         render_template("datacue/banners_placeholder.html", static_img=static_img, static_link=static_link)
     )
@@ -71,12 +108,17 @@ def datacue_banner_slot(kind: str, position: int, **attributes: Any) -> Markup:
     )
 
 
-def datacue_products(kind: str | None = None) -> Markup:
+def datacue_products(kind: str | None = None, *, server_side: bool | None = None) -> Markup:
     """A product recommendation widget: all kinds for the page (``None``), or one kind.
 
     ``similar`` belongs on product pages and ``top`` on category pages; used
     elsewhere (the page type is known from this request's ``render_datacue``)
     it is an error in strict mode and a logged warning otherwise.
+
+    Rendered on the server (``server_side=True``, or ``DATACUE_SSR``) from the
+    page's ``related_product_skus``, ``similar_product_skus`` and
+    ``recent_product_skus`` when DataCue sent some; otherwise the placeholder
+    (``categories`` and ``top`` have no server-side form in DataCue's API).
     """
     if kind is not None:
         if kind not in PRODUCT_KINDS:
@@ -90,4 +132,19 @@ def datacue_products(kind: str | None = None) -> Markup:
                 f"{kind!r} recommendations only apply to {' and '.join(allowed)} pages,"
                 f" not to this {page_type!r} page",
             )
+    answer = _server_side(get_state(), server_side)
+    if answer:
+        kinds = SERVER_SIDE_KINDS if kind is None else (kind,)
+        sections = [
+            {
+                "kind": name,
+                "title": SECTION_TITLES[name],
+                "products": answer.get(f"{name}_product_skus") or [],
+            }
+            for name in kinds
+            if name in SERVER_SIDE_KINDS
+        ]
+        sections = [section for section in sections if section["products"]]
+        if sections:
+            return Markup(render_template("datacue/products.html", kind=kind, sections=sections))
     return Markup(render_template("datacue/products_placeholder.html", kind=kind))
