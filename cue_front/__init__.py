@@ -20,8 +20,8 @@ from .errors import (
     ServerError,
     ValidationError,
 )
-from .extension import DataCue
 from .events import track
+from .extension import DataCue
 from .pages import build_config, datacue_events_script, render_datacue
 from .widgets import datacue_banner_slot, datacue_banners, datacue_products
 
@@ -44,9 +44,9 @@ __all__ = [
     "ValidationError",
     "__version__",
     "build_config",
-    "datacue_events_script",
     "datacue_banner_slot",
     "datacue_banners",
+    "datacue_events_script",
     "datacue_products",
     "render_datacue",
     "track",

@@ -31,7 +31,12 @@ logger = logging.getLogger("cue_front")
 __all__ = ["OutboxSender", "QueuedClient", "ordering_key"]
 
 #: The id member of each resource's create payload.
-_ID_MEMBERS = {"products": "product_id", "categories": "category_id", "users": "user_id", "orders": "order_id"}
+_ID_MEMBERS = {
+    "products": "product_id",
+    "categories": "category_id",
+    "users": "user_id",
+    "orders": "order_id",
+}
 
 #: What a queued call answers: accepted for delivery, nothing more is known yet.
 QUEUED = Reply(status=202)
