@@ -1,0 +1,260 @@
+"""The outbox on its own: durability, claims and leases, per-key order, dead letters, the overflow policy."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cue_front.errors import DataCueError
+from cue_front.outbox import Outbox, OutboxFullError, OutboxRow
+
+HELPER = Path(__file__).with_name("outbox_process.py")
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Iterator[Outbox]:
+    with Outbox(tmp_path / "instance" / "outbox.sqlite3") as opened:
+        yield opened
+
+
+def put_event(outbox: Outbox, body: bytes = b'{"event":1}', key: str | None = None) -> int:
+    return outbox.put("event", "POST", "", body, key)
+
+
+def test_put_keeps_the_exact_request_and_claim_hands_it_out(outbox: Outbox) -> None:
+    body = '{"user":{"anonymous_id":"a1"},"event":{"type":"login"},"name":"Zoë"}'.encode()
+    event_id = outbox.put("event", "POST", "", body, "a1")
+    rest_id = outbox.put("rest", "PUT", "/products/p1/v1", b'{"price":9.5}', "product:p1")
+
+    rows = outbox.claim("worker-1")
+
+    assert [(r.id, r.kind, r.method, r.path, r.body, r.ordering_key, r.attempts) for r in rows] == [
+        (event_id, "event", "POST", "", body, "a1", 1),
+        (rest_id, "rest", "PUT", "/products/p1/v1", b'{"price":9.5}', "product:p1", 1),
+    ]
+    assert outbox.stats().in_flight == 2
+
+
+def test_the_file_and_its_folders_are_created_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "outbox.sqlite3"
+    with Outbox(path):
+        pass
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    connection.close()
+
+
+def test_a_row_is_durable_once_put_returns_even_if_the_process_is_killed(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    settings = json.dumps({"outbox": str(path)})
+    child = subprocess.Popen(
+        [sys.executable, str(HELPER), "put", settings], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert child.stdout is not None
+    acknowledged = []
+    try:
+        # Every id printed was returned by put() before the print: killed right after.
+        for line in child.stdout:
+            acknowledged.append(int(line))
+            if len(acknowledged) == 300:
+                break
+    finally:
+        child.send_signal(signal.SIGKILL)
+        _, errors = child.communicate()
+    assert child.returncode == -signal.SIGKILL, errors.decode()
+
+    with Outbox(path) as reopened:
+        rows = {row.id: row for row in claim_everything(reopened)}
+    for seq, row_id in enumerate(acknowledged):
+        assert json.loads(rows[row_id].body)["user"]["profile"]["seq"] == seq
+
+
+def claim_everything(outbox: Outbox) -> list[OutboxRow]:
+    """Every unfinished row: the rows behind others on their key come once the heads are acked."""
+    found = []
+    while rows := outbox.claim("drain", limit=1000):
+        outbox.ack(row.id for row in rows)
+        found.extend(rows)
+    return found
+
+
+def test_rows_with_one_ordering_key_go_out_one_at_a_time_in_order(outbox: Outbox) -> None:
+    a1, b1, a2, free, a3 = (put_event(outbox, key=key) for key in ("a", "b", "a", None, "a"))
+
+    assert [row.id for row in outbox.claim("w")] == [a1, b1, free]
+    assert outbox.claim("w") == []  # a2 waits for a1, which is in flight
+
+    outbox.ack([a1])
+    assert [row.id for row in outbox.claim("w")] == [a2]
+    outbox.retry_later(a2, delay=60, error="503")
+    assert outbox.claim("w") == []  # a3 waits behind a2's backoff, even though a3 itself is due
+
+    outbox.retry_later(a2, delay=0, error="503 again")
+    (retried,) = outbox.claim("w")
+    assert (retried.id, retried.attempts) == (a2, 2)
+    outbox.ack([a2])
+    assert [row.id for row in outbox.claim("w")] == [a3]
+
+
+def test_claims_are_oldest_first_and_limited(outbox: Outbox) -> None:
+    ids = [put_event(outbox, key=f"visitor-{n}") for n in range(10)]
+
+    assert [row.id for row in outbox.claim("w", limit=4)] == ids[:4]
+    assert [row.id for row in outbox.claim("w", limit=100)] == ids[4:]
+
+
+def test_a_dead_workers_lease_expires_and_its_rows_are_claimed_again(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    with Outbox(path, lease_seconds=0.2) as crashed, Outbox(path) as survivor:
+        row_id = put_event(crashed, key="a")
+        follower = put_event(crashed, key="a")
+        assert [row.id for row in crashed.claim("worker-that-dies")] == [row_id]
+        assert survivor.claim("survivor") == []  # leased
+
+        time.sleep(0.3)  # the lease runs out; nobody acked
+
+        (reclaimed,) = survivor.claim("survivor")
+        assert (reclaimed.id, reclaimed.attempts) == (row_id, 2)
+        # The late owner cannot push the row back into the queue: the survivor holds it now.
+        crashed.retry_later(row_id, delay=0, error="too late", owner="worker-that-dies")
+        assert survivor.claim("survivor") == []
+        survivor.ack([row_id])
+        assert [row.id for row in survivor.claim("survivor")] == [follower]
+
+
+def test_released_rows_are_due_again_without_counting_an_attempt(outbox: Outbox) -> None:
+    row_id = put_event(outbox)
+    outbox.claim("w")
+    outbox.release([row_id], owner="w")
+
+    (row,) = outbox.claim("w")
+    assert (row.id, row.attempts) == (row_id, 1)
+
+
+def test_dead_letters_are_kept_with_the_answer_and_can_be_retried(outbox: Outbox) -> None:
+    refused = put_event(outbox, b'{"bad":true}', key="a")
+    follower = put_event(outbox, key="a")
+    outbox.claim("w")
+    error = "DataCue refused POST /: bad: unknown field"
+    outbox.dead_letter(refused, status=400, error=error, response_body='{"status":400}')
+
+    (letter,) = outbox.dead_letters()
+    assert (letter.id, letter.body, letter.status, letter.response_body, letter.attempts) == (
+        refused,
+        b'{"bad":true}',
+        400,
+        '{"status":400}',
+        1,
+    )
+    assert "unknown field" in letter.error
+    stats = outbox.stats()
+    assert (stats.dead, stats.last_error) == (1, "DataCue refused POST /: bad: unknown field")
+    # A dead letter does not hold its key back.
+    assert [row.id for row in outbox.claim("w")] == [follower]
+
+    outbox.ack([follower])
+    assert outbox.retry_dead() == 1
+    assert outbox.dead_letters() == []
+    (again,) = outbox.claim("w")
+    assert (again.id, again.attempts) == (refused, 1)
+
+
+def test_retry_dead_can_pick_rows(outbox: Outbox) -> None:
+    first, second = put_event(outbox), put_event(outbox)
+    outbox.claim("w")
+    for row_id in (first, second):
+        outbox.dead_letter(row_id, status=422, error="refused", response_body=None)
+
+    assert outbox.retry_dead([second]) == 1
+    assert [letter.id for letter in outbox.dead_letters()] == [first]
+
+
+def test_stats_tell_what_waits_what_flies_and_what_was_delivered(outbox: Outbox) -> None:
+    assert outbox.stats().oldest_pending_age is None
+    ids = [put_event(outbox, key=f"k{n}") for n in range(5)]
+    outbox.claim("w", limit=3)
+    outbox.ack(ids[:2])
+
+    stats = outbox.stats()
+    assert (stats.pending, stats.in_flight, stats.delivered, stats.dead, stats.refused) == (2, 1, 2, 0, 0)
+    assert stats.oldest_pending_age is not None and stats.oldest_pending_age >= 0
+    assert outbox.unfinished() == 3
+
+    assert outbox.prune() == 2
+    assert outbox.stats().delivered == 2  # pruned rows still count as delivered
+
+
+def test_a_full_outbox_refuses_events_but_keeps_store_changes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Outbox(tmp_path / "outbox.sqlite3", max_rows=5) as outbox:
+        ids = [put_event(outbox, key=f"k{n}") for n in range(5)]
+
+        with pytest.raises(OutboxFullError, match="full"):
+            put_event(outbox)
+        with caplog.at_level(logging.WARNING, logger="cue_front.outbox"):
+            change = outbox.put("rest", "PUT", "/products/p1/v1", b'{"stock":0}', "product:p1")
+
+        assert change > ids[-1]
+        assert "over its cap" in caplog.text
+        stats = outbox.stats()
+        assert (stats.pending, stats.refused) == (6, 1)
+
+        # Two rows are delivered: they are pruned to make room before an event is refused.
+        outbox.ack(row.id for row in outbox.claim("w", limit=2))
+        accepted = put_event(outbox, key="after-pruning")
+        assert accepted > change
+        assert (outbox.stats().pending, outbox.stats().delivered) == (5, 2)
+
+        with pytest.raises(OutboxFullError):
+            put_event(outbox)
+        assert outbox.stats().refused == 2
+
+
+def test_dead_letters_count_toward_the_cap_and_are_never_dropped_for_room(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "outbox.sqlite3", max_rows=2) as outbox:
+        put_event(outbox)
+        put_event(outbox)
+        for row in outbox.claim("w"):
+            outbox.dead_letter(row.id, status=400, error="refused", response_body=None)
+
+        with pytest.raises(OutboxFullError):
+            put_event(outbox)
+        assert len(outbox.dead_letters()) == 2
+
+
+def test_ids_are_never_reused_after_pruning(outbox: Outbox) -> None:
+    ids = [put_event(outbox) for _ in range(3)]
+    outbox.ack(row.id for row in outbox.claim("w"))
+    outbox.prune()
+
+    assert put_event(outbox) > ids[-1]
+
+
+def test_unknown_kind_is_refused(outbox: Outbox) -> None:
+    with pytest.raises(ValueError, match="kind"):
+        outbox.put("email", "POST", "", b"{}")
+
+
+def test_synchronous_full_is_offered_and_nonsense_is_refused(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "full.sqlite3", synchronous="full") as outbox:
+        assert outbox.synchronous == "FULL"
+        put_event(outbox)
+    with pytest.raises(ValueError, match="synchronous"):
+        Outbox(tmp_path / "off.sqlite3", synchronous="OFF")
+
+
+def test_a_closed_outbox_says_so(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    outbox.close()
+    with pytest.raises(DataCueError, match="closed"):
+        put_event(outbox)
