@@ -2,7 +2,7 @@
 
 ``python tests/outbox_process.py COMMAND SETTINGS_JSON``, where SETTINGS_JSON holds
 ``outbox`` (the file), ``lease_seconds`` and, for the commands that deliver,
-``api_key``, ``api_secret``, ``api_url`` and ``events_url``:
+``api_key``, ``api_secret``, ``api_url``, ``events_url`` and ``timeout``:
 
 * ``put``: puts events ``{"seq": n}`` forever, printing each row id once ``put`` has
   returned (the test kills the process with SIGKILL at some point).
@@ -46,7 +46,7 @@ def make_worker(settings: dict[str, Any], outbox: Outbox) -> DeliveryWorker:
         settings["api_secret"],
         api_url=settings["api_url"],
         events_url=settings["events_url"],
-        timeout=(2.0, 5.0),
+        timeout=tuple(settings.get("timeout", (2.0, 5.0))),
     )
     return DeliveryWorker(outbox, transport, backoff_base=0.01, backoff_max=0.1, idle_interval=0.05)
 

@@ -1,0 +1,564 @@
+"""The delivery worker: one background thread per process that drains the outbox into DataCue.
+
+It claims a batch of due rows (:meth:`Outbox.claim`), sends each one through the
+shared :class:`~cue_front.transport.Transport`'s URLs, signatures and error
+mapping, and settles it:
+
+* a 2xx (or 3xx) answer: delivered (acked in one write per batch);
+* 4xx other than 408 and 429: refused for good, kept as a dead letter with the
+  answer, ``signals.dead_lettered`` sent and an ERROR logged;
+* 5xx, 408, 429, a timeout or a connection error: retried after an exponential
+  backoff with jitter (``backoff_base * 2**(attempts - 1)``, capped at
+  ``backoff_max``, then between half and all of it), or after the server's
+  ``Retry-After`` when that is longer.
+
+When DataCue looks down (it cannot be connected to, three failures in a row, or
+a 429) the rest of the batch is handed back unsent and the thread pauses for
+the backoff, instead of spending a timeout on every row. A batch also stops
+short when its lease is about to run out, so that a row is never still being
+sent when another process may claim it.
+
+The hot path talks HTTP through urllib3 connection pools of its own (requests'
+per-call overhead is most of the cost of a small POST on a fast network); it
+falls back to ``transport.send(..., retry=False)`` when the environment routes
+DataCue through a proxy, so proxies and their settings behave as everywhere else.
+
+The thread starts lazily (:meth:`DeliveryWorker.ensure_running`) and again in a
+forked child (gunicorn workers), with its own connections. At interpreter exit
+every running worker gets a bounded flush (2 seconds in all).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import urllib3
+from requests.utils import select_proxy
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError
+from urllib3.util import parse_url
+
+from . import signals
+from .errors import APIError, DataCueError, NetworkError, PayloadTooLargeError, RateLimitError
+from .outbox import Outbox, OutboxRow
+from .transport import Transport, check_body_size, error_for_reply, parse_retry_after
+
+__all__ = ["EXIT_FLUSH_SECONDS", "DeliveryWorker"]
+
+logger = logging.getLogger("cue_front.delivery")
+
+#: How long, in all, the flush at interpreter exit may take.
+EXIT_FLUSH_SECONDS: Final = 2.0
+#: Failures in a row, within one batch, after which DataCue is taken to be down.
+FAILURES_BEFORE_PAUSE: Final = 3
+#: The longest ``Retry-After`` honoured; a longer one (a confused proxy) is cut to this.
+MAX_RETRY_AFTER: Final = 3600.0
+#: A row failing this many times is logged at WARNING (before: INFO, since one failure is routine).
+ATTEMPTS_BEFORE_WARNING: Final = 5
+#: Statuses of the 4xx family that are worth another try.
+RETRYABLE_CLIENT_STATUSES: Final = frozenset({408, 429})
+#: Seconds between WAL checkpoints by the worker (puts never checkpoint: see outbox.py).
+CHECKPOINT_INTERVAL: Final = 1.0
+#: A dead letter keeps at most this much of DataCue's answer.
+MAX_RESPONSE_CHARS: Final = 10_000
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What became of one send: ``delivered``, ``retry`` or ``refused`` (dead letter)."""
+
+    verdict: str
+    status: int | None = None
+    error: str = ""
+    response_body: str | None = None
+    retry_after: float | None = None
+    #: The failure says DataCue cannot be reached at all: stop the batch at once.
+    unreachable: bool = False
+
+
+_DELIVERED: Final = _Outcome("delivered")
+
+
+class _Courier:
+    """Sends outbox rows over urllib3 pools of its own, one per origin; not shared across a fork."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        connect, read = transport.timeout
+        self.timeout = urllib3.Timeout(connect=connect, read=read)
+        self.request_seconds = connect + read
+        self._events_headers = transport.events_headers()
+        self._targets: dict[str, str] = {}
+        self._pools: dict[str, urllib3.HTTPConnectionPool | None] = {}
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            if pool is not None:
+                pool.close()
+        self._pools.clear()
+
+    def _pool_for(self, url: str) -> urllib3.HTTPConnectionPool | None:
+        """The pool for the URL's origin; ``None`` when a proxy is configured for it."""
+        origin = url.split("/", 3)[:3]
+        key = "/".join(origin)
+        try:
+            return self._pools[key]
+        except KeyError:
+            pass
+        session = self.transport.session
+        settings = session.merge_environment_settings(url, {}, None, None, None)
+        pool: urllib3.HTTPConnectionPool | None
+        if select_proxy(url, settings["proxies"]) is not None:
+            pool = None
+        else:
+            verify = settings["verify"]
+            tls: dict[str, Any] = {}
+            if key.startswith("https:"):
+                if verify is False:
+                    tls = {"cert_reqs": "CERT_NONE"}
+                else:
+                    from requests.utils import DEFAULT_CA_BUNDLE_PATH
+
+                    bundle = verify if isinstance(verify, str) else DEFAULT_CA_BUNDLE_PATH
+                    location = {"ca_cert_dir": bundle} if os.path.isdir(bundle) else {"ca_certs": bundle}
+                    tls = {"cert_reqs": "CERT_REQUIRED", **location}
+            # maxsize 4: flush() on another thread may send beside the worker's thread.
+            pool = urllib3.connection_from_url(
+                url, maxsize=4, block=False, timeout=self.timeout, retries=False, **tls
+            )
+        self._pools[key] = pool
+        return pool
+
+    def send(self, row: OutboxRow, time_left: float | None = None) -> _Outcome:
+        transport = self.transport
+        if row.kind == "event":
+            url = transport.events_url if not row.path else transport.events_url.rstrip("/") + row.path
+            method = "POST"
+        else:
+            url = transport.url_for(row.path)
+            method = row.method
+        try:
+            check_body_size(row.body)
+            headers = self._events_headers if row.kind == "event" else transport.rest_headers(row.body)
+        except PayloadTooLargeError as error:
+            return _Outcome("refused", None, str(error))
+        except DataCueError as error:  # no API secret: a setup problem, not the row's fault
+            return _Outcome("retry", None, str(error))
+        pool = self._pool_for(url)
+        if pool is None:
+            return self._send_through_transport(row, method)
+        timeout: urllib3.Timeout | float = self.timeout
+        if time_left is not None and time_left < self.request_seconds:
+            timeout = max(0.05, time_left)
+        target = self._targets.get(url)
+        if target is None:  # the request line's path and query ("/v1/products/p1")
+            target = parse_url(url).request_uri
+            if len(self._targets) < 1024:
+                self._targets[url] = target
+        try:
+            response = pool.urlopen(
+                method,
+                target,
+                body=row.body or None,
+                headers=headers,
+                retries=False,
+                redirect=False,
+                assert_same_host=False,
+                timeout=timeout,
+                preload_content=True,
+            )
+        except (NewConnectionError, ConnectTimeoutError) as error:
+            return _Outcome("retry", None, _network_message(method, url, error), unreachable=True)
+        except ReadTimeoutError:
+            return _Outcome("retry", None, f"{method} {url}: DataCue did not answer in time")
+        except (HTTPError, OSError) as error:  # dropped connection, reset, TLS failure
+            return _Outcome("retry", None, _network_message(method, url, error))
+        return _outcome_for_reply(method, url, response.status, response.data or b"", response.headers)
+
+    def _send_through_transport(self, row: OutboxRow, method: str) -> _Outcome:
+        try:
+            if row.kind == "event":
+                self.transport.send_event(row.body, retry=False)
+            else:
+                self.transport.send(method, row.path, row.body, retry=False)
+        except RateLimitError as error:
+            return _Outcome("retry", error.status, str(error), error.body, error.retry_after)
+        except APIError as error:
+            verdict = "retry" if _retryable(error.status) else "refused"
+            return _Outcome(verdict, error.status, str(error), _clip(error.body))
+        except NetworkError as error:
+            return _Outcome("retry", None, str(error))
+        except DataCueError as error:
+            return _Outcome("retry", None, str(error))
+        return _DELIVERED
+
+
+def _retryable(status: int | None) -> bool:
+    return status is None or status >= 500 or status in RETRYABLE_CLIENT_STATUSES
+
+
+def _clip(text: str | None) -> str | None:
+    return None if text is None else text[:MAX_RESPONSE_CHARS]
+
+
+def _outcome_for_reply(
+    method: str, url: str, status: int, body: bytes, headers: Mapping[str, str]
+) -> _Outcome:
+    error = error_for_reply(method, url, status, body, headers)
+    if error is None:
+        return _DELIVERED
+    text = _clip(body.decode("utf-8", errors="replace"))
+    if _retryable(status):
+        retry_after = error.retry_after if isinstance(error, RateLimitError) else None
+        if retry_after is None:  # a 503 may say when to come back too
+            retry_after = parse_retry_after(headers.get("Retry-After"))
+        return _Outcome("retry", status, str(error), text, retry_after)
+    return _Outcome("refused", status, str(error), text)
+
+
+def _network_message(method: str, url: str, error: BaseException) -> str:
+    inner: BaseException = error
+    for _ in range(8):  # the innermost reason says most (refused, reset, name unknown)
+        nested = getattr(inner, "reason", None) or inner.__cause__ or inner.__context__
+        if not isinstance(nested, BaseException) or nested is inner:
+            break
+        inner = nested
+    reason = f"{type(inner).__name__}: {inner}" if str(inner) else type(inner).__name__
+    return f"{method} {url}: DataCue could not be reached ({reason})"
+
+
+class DeliveryWorker:
+    """Drains an :class:`Outbox` into DataCue through ``transport``, on a thread of its own.
+
+    ``sender`` is the blinker sender of ``signals.delivered`` and
+    ``signals.dead_lettered`` (the Flask app; its app context is pushed while they
+    are sent). ``batch_size`` rows are claimed at a time. Failed rows wait
+    ``backoff_base * 2**(attempts - 1)`` seconds, at most ``backoff_max``, with
+    jitter. With nothing due, the thread sleeps up to ``idle_interval`` seconds
+    (other processes' rows are found then), or until :meth:`notify`.
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        transport: Transport,
+        *,
+        sender: object = None,
+        batch_size: int = 100,
+        backoff_base: float = 0.5,
+        backoff_max: float = 300.0,
+        idle_interval: float = 1.0,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
+        self.outbox = outbox
+        self.transport = transport
+        self.sender = sender
+        self.batch_size = batch_size
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.idle_interval = idle_interval
+        self._stopped = False
+        self._reset_for_this_process()
+        request_seconds = sum(transport.timeout)
+        if outbox.lease_seconds <= request_seconds:
+            logger.warning(
+                "datacue: the outbox lease (%gs) is not longer than one request may take (%gs):"
+                " rows may be sent twice; raise lease_seconds",
+                outbox.lease_seconds,
+                request_seconds,
+            )
+        _workers.add(self)
+
+    def __repr__(self) -> str:
+        return f"<DeliveryWorker outbox={str(self.outbox.path)!r} running={self.running}>"
+
+    def _reset_for_this_process(self) -> None:
+        """Fresh thread state and HTTP connections: at creation, and in a forked child."""
+        self._pid = os.getpid()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._courier = _Courier(self.transport)
+        self._owner = f"{socket.gethostname()}:{self._pid}:{id(self):x}"
+        self._paused_until = 0.0
+        self._acked_since_prune = 0
+        self._last_prune = time.monotonic()
+        self._last_checkpoint = time.monotonic()
+
+    def _check_pid(self) -> None:
+        if self._pid != os.getpid():
+            # The parent's thread does not exist here, and its sockets are the parent's.
+            self._reset_for_this_process()
+
+    # -- the thread -------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """True when this process's delivery thread is alive."""
+        thread = self._thread
+        return thread is not None and self._pid == os.getpid() and thread.is_alive()
+
+    def ensure_running(self) -> None:
+        """Start the delivery thread if it is not running in this process (first use, or after a fork)."""
+        if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+            return
+        self._check_pid()
+        if self._stopped:
+            return
+        with self._start_lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            if self._thread is not None:
+                logger.error("datacue: the delivery thread had stopped; starting it again")
+            self._stopping.clear()
+            thread = threading.Thread(target=self._run, name="cue-front-delivery", daemon=True)
+            try:
+                thread.start()
+            except RuntimeError as error:  # interpreter shutdown: the rows wait in the outbox
+                logger.warning("datacue: cannot start the delivery thread (%s); rows stay queued", error)
+                return
+            self._thread = thread
+
+    def notify(self) -> None:
+        """Wake the thread: a row was just put. Cheap enough for the request path."""
+        wake = self._wake
+        if not wake.is_set():
+            wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the thread (waiting up to ``timeout`` for the batch in hand) and close its connections.
+
+        Rows it could not finish stay in the outbox for the next start.
+        """
+        self._stopped = True
+        if self._pid != os.getpid():
+            return
+        self._stopping.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        self._courier.close()
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                handled = self._deliver_batch(deadline=None)
+                failures = 0
+            except Exception:  # the outbox file, the disk: keep going, loudly
+                failures += 1
+                logger.exception("datacue: the delivery worker failed; trying again")
+                handled = 0
+                self._pause(self._backoff(failures))
+            try:
+                self._upkeep(idle=handled == 0)
+            except Exception:
+                logger.exception("datacue: outbox upkeep failed")
+            if handled and time.monotonic() >= self._paused_until:
+                continue
+            self._wake.wait(self._idle_wait())
+
+    def _idle_wait(self) -> float:
+        pause = self._paused_until - time.monotonic()
+        if pause > 0:
+            return pause
+        try:
+            due_in = self.outbox.next_due_in()
+        except Exception:
+            return self.idle_interval
+        if due_in is None:
+            return self.idle_interval
+        return min(self.idle_interval, max(due_in, 0.005))
+
+    def _pause(self, seconds: float) -> None:
+        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+    def _upkeep(self, idle: bool) -> None:
+        now = time.monotonic()
+        prune_every = max(100, min(10_000, self.outbox.max_rows // 10))
+        if self._acked_since_prune >= prune_every or (
+            idle and self._acked_since_prune and now - self._last_prune >= 5.0
+        ):
+            self._acked_since_prune = 0
+            self._last_prune = now
+            self.outbox.prune()
+        if now - self._last_checkpoint >= CHECKPOINT_INTERVAL:
+            self._last_checkpoint = now
+            self.outbox.checkpoint()
+
+    # -- delivering -------------------------------------------------------------------------
+
+    def run_once(self) -> int:
+        """Claim one batch and send it, here and now; returns how many rows were settled."""
+        return self._deliver_batch(deadline=None)
+
+    def flush(self, timeout: float) -> bool:
+        """Deliver until the outbox is empty or ``timeout`` seconds pass; True when nothing is left.
+
+        Waits for rows in flight elsewhere (this process's thread, another process) and
+        for retries that fall due before the deadline; gives up at once when what is
+        left waits out a backoff longer than the time left.
+        """
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            if self._deliver_batch(deadline=deadline):
+                if time.monotonic() < deadline:
+                    continue
+                return self.outbox.unfinished() == 0
+            stats = self.outbox.stats()
+            if stats.pending + stats.in_flight == 0:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if stats.in_flight:
+                time.sleep(min(left, 0.02))
+                continue
+            due_in = self.outbox.next_due_in()
+            if due_in is None:
+                return True
+            if due_in >= left:
+                return False
+            time.sleep(max(due_in, 0.005))
+
+    def _deliver_batch(self, deadline: float | None) -> int:
+        self._check_pid()
+        owner = f"{self._owner}:{threading.get_ident()}"
+        rows = self.outbox.claim(owner, self.batch_size)
+        if not rows:
+            return 0
+        started = time.monotonic()
+        # A row is only started while enough lease is left to finish it (see the module doc).
+        last_start = started + self.outbox.lease_seconds - self._courier.request_seconds - 1.0
+        if deadline is not None:
+            last_start = min(last_start, deadline)
+        delivered: list[OutboxRow] = []
+        failures_in_a_row = 0
+        settled = 0
+        for index, row in enumerate(rows):
+            now = time.monotonic()
+            if index and now >= last_start:
+                self.outbox.release([r.id for r in rows[index:]], owner=owner)
+                break
+            time_left = None if deadline is None else deadline - now
+            outcome = self._courier.send(row, time_left)
+            settled += 1
+            if outcome.verdict == "delivered":
+                delivered.append(row)
+                failures_in_a_row = 0
+                continue
+            if outcome.verdict == "refused":
+                self._dead_letter(row, outcome, owner)
+                failures_in_a_row = 0
+                continue
+            failures_in_a_row += 1
+            delay = self._retry_later(row, outcome, owner)
+            rest = rows[index + 1 :]
+            rate_limited = outcome.status == 429
+            if rest and (outcome.unreachable or rate_limited or failures_in_a_row >= FAILURES_BEFORE_PAUSE):
+                # DataCue looks down or asks us to slow down: the rest of the batch waits too.
+                self.outbox.release([r.id for r in rest], delay=delay, owner=owner)
+                self._pause(delay)
+                logger.info("datacue: pausing delivery for %.1fs (%s)", delay, outcome.error)
+                break
+            if outcome.unreachable or rate_limited:
+                self._pause(delay)
+        if delivered:
+            self.outbox.ack([row.id for row in delivered])
+            self._acked_since_prune += len(delivered)
+            if signals.delivered.receivers:
+                for row in delivered:
+                    self._signal(signals.delivered, row)
+        return settled
+
+    def _backoff(self, attempts: int) -> float:
+        exponential = self.backoff_base * 2.0 ** max(0, min(attempts - 1, 62))
+        ceiling = min(self.backoff_max, exponential)
+        # "Equal jitter": never less than half the backoff, so a failing row is not hammered,
+        # and spread over the other half so that processes retrying together drift apart.
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+    def _retry_later(self, row: OutboxRow, outcome: _Outcome, owner: str) -> float:
+        delay = self._backoff(row.attempts)
+        if outcome.retry_after is not None:
+            delay = max(delay, min(outcome.retry_after, MAX_RETRY_AFTER))
+        self.outbox.retry_later(row.id, delay=delay, error=outcome.error, status=outcome.status, owner=owner)
+        level = logging.WARNING if row.attempts >= ATTEMPTS_BEFORE_WARNING else logging.INFO
+        logger.log(
+            level,
+            "datacue: outbox row %d (%s) failed, attempt %d; retrying in %.1fs: %s",
+            row.id,
+            row.kind,
+            row.attempts,
+            delay,
+            outcome.error,
+        )
+        return delay
+
+    def _dead_letter(self, row: OutboxRow, outcome: _Outcome, owner: str) -> None:
+        self.outbox.dead_letter(
+            row.id,
+            status=outcome.status,
+            error=outcome.error,
+            response_body=outcome.response_body,
+            owner=owner,
+        )
+        logger.error(
+            "datacue: DataCue refused outbox row %d (%s %s), kept as a dead letter: %s",
+            row.id,
+            row.method,
+            row.path or "events",
+            outcome.error,
+        )
+        if signals.dead_lettered.receivers:
+            self._signal(signals.dead_lettered, row, status=outcome.status, error=outcome.error)
+
+    def _signal(self, signal: Any, row: OutboxRow, **extra: Any) -> None:
+        details = {"row_id": row.id, "kind": row.kind, "method": row.method, "path": row.path, **extra}
+        app_context = getattr(self.sender, "app_context", None)
+        try:
+            if callable(app_context):
+                with app_context():  # receivers may use current_app, as in a request
+                    signal.send(self.sender, **details)
+            else:
+                signal.send(self.sender, **details)
+        except Exception:  # a receiver's bug must not stop delivery
+            logger.exception("datacue: a receiver of %s failed", signal.name)
+
+
+# -- the flush at interpreter exit --------------------------------------------------------
+
+_workers: weakref.WeakSet[DeliveryWorker] = weakref.WeakSet()
+
+
+def _flush_at_exit() -> None:
+    deadline = time.monotonic() + EXIT_FLUSH_SECONDS
+    for worker in list(_workers):
+        if not worker.running:
+            continue
+        try:
+            left = deadline - time.monotonic()
+            if left > 0 and not worker.flush(left):
+                logger.warning(
+                    "datacue: exiting with %d rows still in the outbox; they are sent at the next start",
+                    worker.outbox.unfinished(),
+                )
+            worker.stop(timeout=max(0.1, deadline - time.monotonic()))
+        except Exception:
+            logger.exception("datacue: the flush at exit failed; undelivered rows stay in the outbox")
+
+
+atexit.register(_flush_at_exit)
