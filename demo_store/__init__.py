@@ -1,0 +1,140 @@
+"""The cue-front demo store: a small but real Flask shop on SQLite, personalised by DataCue.
+
+``create_app(config)`` builds the shop; on first use it creates and seeds its
+database in the app's instance folder. ``python -m demo_store`` (``make demo``)
+also starts a DataCue emulator, imports the shop's history into it and serves
+both. The rooms: ``db`` (SQLite), ``seed`` (the generated shop), ``catalog``
+(products and DataCue's shapes of them), ``svg`` (pictures and banners),
+``integration`` (everything sent to DataCue), and the views: ``shop``
+(browsing), ``basket`` (cart, checkout, orders) and ``accounts``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, g, render_template, session
+from markupsafe import Markup
+from werkzeug.exceptions import HTTPException, NotFound
+
+from . import accounts, basket, catalog, db, integration, seed, shop
+
+__all__ = ["SHOP_NAME", "create_app"]
+
+SHOP_NAME = "Fernhill Supply"
+
+#: Settings the shop reads from the environment when its config does not give them.
+ENVIRONMENT_SETTINGS = ("DATACUE_API_KEY", "DATACUE_API_SECRET", "DATACUE_API_URL", "DATACUE_EVENTS_URL")
+
+
+def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | None = None) -> Flask:
+    """The shop. ``config`` overrides the defaults and the environment; ``instance_path`` moves
+    the database, the secret key and cue-front's outbox (tests use a temporary folder)."""
+    app = Flask(__name__, instance_path=instance_path)
+    app.config.from_mapping(
+        DEMO_DATABASE=os.path.join(app.instance_path, "demo-store.sqlite3"),
+        DEMO_SEED=7,
+        # Recommendations and banners are rendered on the server: the shop needs no CDN.
+        DATACUE_SSR=True,
+        DATACUE_DELIVERY="sync",
+        SESSION_COOKIE_HTTPONLY=True,
+        # Browsers do not send the session with another site's form posts.
+        SESSION_COOKIE_SAMESITE="Lax",
+    )
+    for name in ENVIRONMENT_SETTINGS:
+        if os.environ.get(name):
+            app.config[name] = os.environ[name]
+    if config:
+        app.config.update(config)
+    if not app.config.get("DATACUE_API_KEY"):
+        raise RuntimeError(
+            "demo_store needs DataCue settings: run `python -m demo_store` (it starts an emulator),"
+            " or set DATACUE_API_KEY and DATACUE_API_SECRET"
+        )
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _instance_secret(Path(app.instance_path))
+    app.extensions["demo_store.seeded"] = seed.ensure_database(
+        app.config["DEMO_DATABASE"], seed_value=int(app.config["DEMO_SEED"])
+    )
+
+    db.init_app(app)
+    integration.datacue.init_app(app)
+    app.register_blueprint(shop.blueprint)
+    app.register_blueprint(basket.blueprint)
+    app.register_blueprint(accounts.blueprint)
+    app.register_error_handler(NotFound, shop.not_found)
+    app.register_error_handler(HTTPException, _http_error)
+    app.add_template_filter(cents)
+    app.add_template_filter(dollars)
+    app.add_template_filter(stars)
+    app.context_processor(_layout_context)
+    return app
+
+
+def _instance_secret(instance: Path) -> str:
+    """The session signing key, made once and kept in the instance folder."""
+    path = instance / "secret-key"
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    instance.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(key)
+    return key
+
+
+def _http_error(error: HTTPException) -> tuple[str, int]:
+    return render_template("error.html", error=error), error.code or 500
+
+
+def _layout_context() -> dict[str, Any]:
+    """What the layout shows on every page: categories, the cart count and who is logged in."""
+    connection = db.get_db()
+    user = None
+    if session.get("user_id"):
+        user = g.get("_demo_user")
+        if user is None:
+            user = g._demo_user = connection.execute(
+                "SELECT user_id, first_name FROM users WHERE user_id = ?", (session["user_id"],)
+            ).fetchone()
+    return {
+        "shop_name": SHOP_NAME,
+        "nav_categories": catalog.load_categories(connection),
+        "cart_count": sum(quantity for _, _, quantity in basket.session_cart()),
+        "current_user": user,
+    }
+
+
+def _decimal(value: Any) -> Decimal | None:
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def dollars(value: Any) -> str:
+    """A price in dollars (a number, or a string as DataCue sometimes sends it): ``$1,299.00``."""
+    amount = _decimal(value)
+    return "" if amount is None else f"${amount:,.2f}"
+
+
+def cents(value: int) -> str:
+    return dollars(catalog.money(value))
+
+
+def stars(rating: Any) -> Markup:
+    """A 0-100 rating as five stars, the way DataCue describes it (58 shows three)."""
+    amount = _decimal(rating)
+    if amount is None:
+        return Markup("")
+    filled = max(0, min(5, int((amount / 20).to_integral_value())))
+    return Markup(
+        '<span class="stars" role="img" aria-label="{} out of 5 stars">'
+        '{}<span class="stars__off">{}</span></span>'
+    ).format(filled, "\u2605" * filled, "\u2605" * (5 - filled))

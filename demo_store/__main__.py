@@ -1,0 +1,141 @@
+"""``python -m demo_store [--port 5000]``: the demo shop, with a DataCue emulator beside it.
+
+On start it seeds the shop's database (first run only), starts the emulator in
+this process (unless ``DATACUE_API_KEY`` and ``DATACUE_API_SECRET`` are set, in
+which case it talks to the real DataCue), imports the shop's history into
+DataCue with cue-front's importer (the guide's step 1) when DataCue lacks it,
+registers the banners with the emulator, and serves the shop. Ctrl-C stops
+both. Everything it keeps is in the app's instance folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from flask import Flask
+from werkzeug.serving import make_server
+
+from cue_front.emulator import RunningEmulator, run_emulator
+from cue_front.importer import ImportSummary
+
+from . import SHOP_NAME, create_app, integration, seed
+
+#: The instance files ``--reset`` removes: the shop, the emulator and cue-front's outbox.
+DATABASES = ("demo-store.sqlite3", "datacue-emulator.sqlite3", "datacue-outbox.sqlite3")
+
+
+def parse_arguments(arguments: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m demo_store", description=f"{SHOP_NAME}, the cue-front demo."
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5000, help="the shop's port (default 5000)")
+    parser.add_argument(
+        "--emulator-port",
+        type=int,
+        help="the emulator's port (default: the shop's port + 1, or any free one)",
+    )
+    parser.add_argument("--instance", help="the instance folder (default: Flask's, beside the package)")
+    parser.add_argument(
+        "--reset", action="store_true", help="start again from a freshly seeded shop and DataCue"
+    )
+    return parser.parse_args(arguments)
+
+
+def default_instance_path() -> str:
+    """Flask's instance folder for this package (``instance/`` beside it in a checkout)."""
+    return Flask("demo_store").instance_path
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _start_emulator(
+    stack: ExitStack, host: str, port: int | None, fallback: int, db_path: Path
+) -> RunningEmulator:
+    """The emulator on ``port``, else on ``fallback`` (the shop's port + 1) if free, else on any free port."""
+    candidates = [port] if port is not None else [fallback, 0]
+    for index, candidate in enumerate(candidates):
+        try:
+            return stack.enter_context(run_emulator(host, candidate, db_path=db_path))
+        except OSError:
+            if index == len(candidates) - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _print_summary(summary: ImportSummary) -> None:
+    print(f"    {summary.line()}", flush=True)
+
+
+def main(arguments: Sequence[str] | None = None) -> int:
+    options = parse_arguments(arguments)
+    instance = Path(options.instance or default_instance_path())
+    if options.reset:
+        for name in DATABASES:
+            for suffix in ("", "-wal", "-shm"):
+                (instance / f"{name}{suffix}").unlink(missing_ok=True)
+    real_datacue = bool(os.environ.get("DATACUE_API_KEY") and os.environ.get("DATACUE_API_SECRET"))
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    print(f"{SHOP_NAME}: the cue-front demo store", flush=True)
+    with ExitStack() as stack:
+        config: dict[str, Any] = {}
+        emulator = None
+        try:
+            if not real_datacue:
+                instance.mkdir(parents=True, exist_ok=True)
+                emulator = _start_emulator(
+                    stack, options.host, options.emulator_port, options.port + 1, instance / DATABASES[1]
+                )
+                config.update(emulator.config)
+            app = create_app(config, instance_path=str(instance))
+        except OSError as error:
+            print(f"cannot start: {error}", file=sys.stderr)
+            return 1
+        seeded = app.extensions["demo_store.seeded"]
+        if seeded is not None:
+            print(f"  seeded {app.config['DEMO_DATABASE']}: {seeded.line()}")
+        if emulator is not None:
+            print(f"  DataCue emulator on {emulator.url} (its data: {instance / DATABASES[1]})")
+        else:
+            print(f"  DataCue: {app.config['DATACUE_API_URL']} (DATACUE_API_KEY is set: no emulator)")
+        if integration.needs_import(app):
+            print("  importing the shop's history into DataCue (the guide's step 1):", flush=True)
+            integration.import_history(app, on_summary=_print_summary)
+        if emulator is not None:
+            print(f"  registered {integration.register_banners(app, emulator)} banners with the emulator")
+        try:
+            server = make_server(options.host, options.port, app, threaded=True)
+        except OSError as error:
+            print(f"cannot serve the shop on {options.host}:{options.port}: {error}", file=sys.stderr)
+            return 1
+        shop_url = f"http://{options.host}:{server.server_port}"
+        print()
+        print(f"  Shop:             {shop_url}")
+        if emulator is not None:
+            print(f"  Events debugger:  {emulator.url}/")
+        accounts = ", ".join(account.email for account in seed.DEMO_ACCOUNTS)
+        print(f"  Demo accounts:    {accounts} (password: {seed.DEMO_PASSWORD})")
+        print("\nPress Ctrl-C to stop the shop and the emulator.", flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+        print("\nStopping the shop" + (" and the emulator." if emulator is not None else "."), flush=True)
+    print("Stopped.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Browsing: home, category, product and search pages, the generated pictures, and the 404 page.
+
+Each page passes its documented DataCue fields to its template, which calls
+``render_datacue`` in ``<head>`` before any widget (see ``templates/``).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from werkzeug.exceptions import NotFound
+from werkzeug.wrappers import Response as BaseResponse
+
+from . import catalog, db, svg
+from .catalog import SORTS
+
+__all__ = ["blueprint", "not_found"]
+
+blueprint = Blueprint("shop", __name__)
+
+#: The shop's own, non-personalised banner beside DataCue's (``data-dc-static-img``).
+STATIC_BANNER = ("Free delivery over $75", "And 30 days to change your mind")
+STATIC_BANNER_LINK = "/c/knitwear"
+
+#: Generated pictures never change for a given URL.
+IMAGE_MAX_AGE = 24 * 3600
+
+
+@blueprint.get("/")
+def home() -> str:
+    connection = db.get_db()
+    categories = catalog.load_categories(connection)
+    return render_template("home.html", categories=categories, static_banner_link=STATIC_BANNER_LINK)
+
+
+@blueprint.get("/c/<category_id>")
+def category(category_id: str) -> str:
+    connection = db.get_db()
+    found = catalog.load_category(connection, category_id)
+    if found is None:
+        abort(404)
+    sort = request.args.get("sort", "featured")
+    if sort not in SORTS:
+        sort = "featured"
+    products = catalog.load_products(connection, category_id=category_id, sort=sort)
+    return render_template("category.html", category=found, products=products, sort=sort, sorts=SORTS)
+
+
+@blueprint.get("/p/<product_id>")
+def product(product_id: str) -> str:
+    connection = db.get_db()
+    found = catalog.load_product(connection, product_id)
+    if found is None:
+        abort(404)
+    selected = found.variant(request.args.get("variant"))
+    if selected is None:
+        colour = request.args.get("colour")
+        selected = next(
+            (v for v in found.variants if v.available and (colour is None or v.colour.lower() == colour)),
+            found.variants[0],
+        )
+    return render_template(
+        "product.html",
+        product=found,
+        selected=selected,
+        product_update=catalog.product_update(found),
+    )
+
+
+@blueprint.get("/search")
+def search() -> BaseResponse | str:
+    term = " ".join(request.args.get("q", "").split())[:100]
+    if not term:
+        return redirect(url_for("shop.home"))
+    products = catalog.search_products(db.get_db(), term)
+    return render_template("search.html", term=term, products=products)
+
+
+def _svg(text: str) -> BaseResponse:
+    response = Response(text, mimetype="image/svg+xml")
+    response.cache_control.public = True
+    response.cache_control.max_age = IMAGE_MAX_AGE
+    response.add_etag()
+    return response.make_conditional(request)
+
+
+@blueprint.get("/media/products/<product_id>/<colour>.svg")
+def product_image(product_id: str, colour: str) -> BaseResponse:
+    found = catalog.load_product(db.get_db(), product_id)
+    variant = None if found is None else next((v for v in found.colours if v.colour.lower() == colour), None)
+    if found is None or variant is None:
+        abort(404)
+    label = f"{found.name}, {variant.colour}"
+    return _svg(svg.product_svg(found.category_id, found.position, variant.colour_hex, label))
+
+
+@blueprint.get("/media/banners/<banner_id>.svg")
+def banner_image(banner_id: str) -> BaseResponse:
+    if banner_id == "static":
+        return _svg(svg.static_banner_svg(*STATIC_BANNER))
+    category_id, _, kind = banner_id.removeprefix("b-").rpartition("-")
+    found = catalog.load_category(db.get_db(), category_id)
+    if found is None or kind not in ("main", "sub"):
+        abort(404)
+    if kind == "main":
+        return _svg(svg.banner_svg(found.category_id, found.name, found.tagline, found.colour))
+    return _svg(
+        svg.banner_svg(
+            found.category_id, f"New in {found.name}", "Fresh arrivals this week", found.colour, sub=True
+        )
+    )
+
+
+def not_found(error: NotFound) -> tuple[str, int]:
+    """The 404 page, with DataCue's ``404`` page type."""
+    return render_template("404.html"), 404
