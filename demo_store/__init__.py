@@ -40,8 +40,8 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
         DEMO_DATABASE=os.path.join(app.instance_path, "demo-store.sqlite3"),
         DEMO_SEED=7,
         # Recommendations and banners are rendered on the server: the shop needs no CDN.
+        # Events and store changes go through cue-front's durable outbox (the default delivery).
         DATACUE_SSR=True,
-        DATACUE_DELIVERY="sync",
         SESSION_COOKIE_HTTPONLY=True,
         # Browsers do not send the session with another site's form posts.
         SESSION_COOKIE_SAMESITE="Lax",

@@ -73,6 +73,13 @@ def _start_emulator(
     raise AssertionError("unreachable")
 
 
+def _deliver_what_is_queued(app: Flask, timeout: float = 3.0) -> None:
+    """Before the emulator stops: send what the outbox still holds (what is left waits for next time)."""
+    state = app.extensions["datacue"]
+    if state.delivery_mode == "outbox" and state.outbox.unfinished() and not state.delivery.flush(timeout):
+        print(f"  {state.outbox.unfinished()} events and changes wait in the outbox for the next start")
+
+
 def _print_summary(summary: ImportSummary) -> None:
     print(f"    {summary.line()}", flush=True)
 
@@ -93,8 +100,9 @@ def main(arguments: Sequence[str] | None = None) -> int:
         try:
             if not real_datacue:
                 instance.mkdir(parents=True, exist_ok=True)
+                beside = options.port + 1 if options.port else 0
                 emulator = _start_emulator(
-                    stack, options.host, options.emulator_port, options.port + 1, instance / DATABASES[1]
+                    stack, options.host, options.emulator_port, beside, instance / DATABASES[1]
                 )
                 config.update(emulator.config)
             app = create_app(config, instance_path=str(instance))
@@ -133,6 +141,7 @@ def main(arguments: Sequence[str] | None = None) -> int:
         finally:
             server.server_close()
         print("\nStopping the shop" + (" and the emulator." if emulator is not None else "."), flush=True)
+        _deliver_what_is_queued(app)
     print("Stopped.", flush=True)
     return 0
 

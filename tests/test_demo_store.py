@@ -1,0 +1,215 @@
+"""The demo store itself: its generated shop, instance folder, history import, `python -m demo_store`."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO
+
+import pytest
+import requests
+from werkzeug.security import check_password_hash
+
+from cue_front.emulator import RunningEmulator
+from demo_store import create_app, db, integration, seed
+from demo_store.testing import create_test_app, seed_template
+
+ROOT = Path(__file__).resolve().parent.parent
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def seeded(tmp_path: Path) -> Iterator[sqlite3.Connection]:
+    with db.connect(tmp_path / "shop.sqlite3") as connection:
+        connection.executescript(db.SCHEMA)
+        seed.seed(connection, now=NOW, password_hasher=lambda password: f"hash:{password}")
+        yield connection
+
+
+def count(connection: sqlite3.Connection, query: str) -> int:
+    return int(connection.execute(query).fetchone()[0])
+
+
+def test_the_generated_shop_has_what_the_demo_needs(seeded: sqlite3.Connection) -> None:
+    assert count(seeded, "SELECT count(*) FROM categories") >= 5
+    assert count(seeded, "SELECT count(*) FROM products") >= 40
+    with_variants = count(
+        seeded,
+        "SELECT count(*) FROM products WHERE product_id IN"
+        " (SELECT product_id FROM variants WHERE size IS NOT NULL)",
+    )
+    assert with_variants * 2 >= count(seeded, "SELECT count(*) FROM products")
+    assert count(seeded, "SELECT count(*) FROM variants WHERE stock = 0") > 0
+    assert count(seeded, "SELECT count(*) FROM variants WHERE stock > 0") > 0
+    assert count(seeded, "SELECT count(*) FROM products WHERE price_cents < full_price_cents") >= 10
+    assert count(seeded, "SELECT count(*) FROM products WHERE rating IS NULL OR description = ''") == 0
+    # Two products are sold out in every size.
+    assert (
+        count(
+            seeded,
+            "SELECT count(*) FROM (SELECT product_id FROM variants GROUP BY product_id"
+            " HAVING max(stock) = 0)",
+        )
+        >= 2
+    )
+    # A history: orders over the past months, by customers and guests, a few cancelled.
+    assert count(seeded, "SELECT count(*) FROM orders") >= 200
+    assert count(seeded, "SELECT count(*) FROM orders WHERE user_id IS NULL") > 0
+    assert count(seeded, "SELECT count(*) FROM orders WHERE status = 'cancelled'") > 0
+    assert count(seeded, "SELECT count(*) FROM orders WHERE created_at >= '2026-06-01 12:00:00Z'") == 0
+    accounts = seeded.execute(
+        "SELECT email, password_hash FROM users WHERE password_hash IS NOT NULL"
+    ).fetchall()
+    assert [row["email"] for row in accounts] == [account.email for account in seed.DEMO_ACCOUNTS]
+    assert {row["password_hash"] for row in accounts} == {f"hash:{seed.DEMO_PASSWORD}"}
+    for account_number in range(1001, 1004):
+        orders = count(seeded, f"SELECT count(*) FROM orders WHERE user_id = 'u{account_number}'")
+        assert 2 <= orders <= 15  # enough to know their taste, not so much they bought everything
+
+
+def test_the_same_seed_gives_the_same_shop(seeded: sqlite3.Connection, tmp_path: Path) -> None:
+    with db.connect(tmp_path / "again.sqlite3") as again:
+        again.executescript(db.SCHEMA)
+        seed.seed(again, now=NOW, password_hasher=lambda password: f"hash:{password}")
+        for table in ("products", "variants", "users", "orders", "order_lines", "wishlist"):
+            query = f"SELECT * FROM {table} ORDER BY 1, 2"
+            assert [tuple(r) for r in seeded.execute(query)] == [tuple(r) for r in again.execute(query)]
+
+
+def test_the_database_and_the_secret_live_in_the_instance_folder(
+    emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    instance = tmp_path / "instance"
+    app = create_app(emulator.config, instance_path=str(instance))
+    assert Path(app.config["DEMO_DATABASE"]) == instance / "demo-store.sqlite3"
+    assert app.extensions["demo_store.seeded"].products == 48  # seeded on first start
+    assert app.config["DATACUE_OUTBOX_PATH"] == f"{instance}/datacue-outbox.sqlite3"
+    assert app.config["DATACUE_DELIVERY"] == "outbox" and app.config["DATACUE_SSR"] is True
+    secret = instance / "secret-key"
+    assert secret.stat().st_mode & 0o777 == 0o600
+    again = create_app(emulator.config, instance_path=str(instance))
+    assert again.extensions["demo_store.seeded"] is None  # not seeded twice
+    assert again.config["SECRET_KEY"] == app.config["SECRET_KEY"] == secret.read_text()
+    with db.connect(app.config["DEMO_DATABASE"]) as connection:
+        hashed = connection.execute("SELECT password_hash FROM users WHERE user_id = 'u1001'").fetchone()[0]
+    assert check_password_hash(hashed, seed.DEMO_PASSWORD)
+
+
+def test_without_datacue_settings_the_app_says_how_to_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DATACUE_API_KEY", raising=False)
+    with pytest.raises(RuntimeError, match="python -m demo_store"):
+        create_app(instance_path=str(tmp_path))
+
+
+def test_the_history_import_gives_datacue_the_whole_shop(emulator: RunningEmulator, tmp_path: Path) -> None:
+    template = seed_template(tmp_path)
+    app = create_test_app(emulator, tmp_path / "instance", template)
+    assert emulator.overview() == {
+        "products": 48,
+        "variants": 223,
+        "categories": 6,
+        "users": 39,
+        "orders": 252,
+    }
+    # Through the batch endpoints, as the guide's step 1 says: 500 items at most per request.
+    assert len(emulator.requests(type="orders.batch_create")) == 1
+    assert not integration.needs_import(app)
+    emulator.reset()  # DataCue lost it (a new account, a wiped emulator): import again
+    assert integration.needs_import(app)
+
+
+def test_flask_datacue_import_reads_the_shop_through_its_registered_sources(
+    emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    app = create_app({**emulator.config, "DATACUE_DELIVERY": "sync"}, instance_path=str(tmp_path))
+    result = app.test_cli_runner().invoke(args=["datacue", "import", "categories"])
+    assert result.exit_code == 0, result.output
+    assert "categories: 6 sent, 0 rejected, 0 failed" in result.output
+    assert emulator.overview()["categories"] == 6
+
+
+def read_until(stream: IO[str], marker: str, seen: list[str]) -> None:
+    for text in stream:
+        seen.append(text)
+        if marker in text:
+            return
+    raise AssertionError(f"the demo ended before printing {marker!r}:\n{''.join(seen)}")
+
+
+def demo_process(instance: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DATACUE_")}
+    environment.update(env or {}, PYTHONUNBUFFERED="1")
+    return subprocess.Popen(
+        [sys.executable, "-m", "demo_store", "--port", "0", "--instance", str(instance), *extra],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def stop(process: subprocess.Popen[str], seen: list[str]) -> str:
+    process.send_signal(signal.SIGINT)  # Ctrl-C
+    rest, _ = process.communicate(timeout=30)
+    return "".join(seen) + rest
+
+
+def test_python_m_demo_store_serves_the_shop_and_the_emulator_until_ctrl_c(tmp_path: Path) -> None:
+    process = demo_process(tmp_path / "instance")
+    seen: list[str] = []
+    try:
+        read_until(process.stdout, "Press Ctrl-C", seen)  # type: ignore[arg-type]
+        output = "".join(seen)
+        shop = re.search(r"Shop: +(http://\S+)", output)
+        debugger = re.search(r"Events debugger: +(http://\S+)", output)
+        assert shop and debugger, output
+        assert "seeded" in output and "48 products (223 variants) in 6 categories" in output
+        assert "orders: 252 sent, 0 rejected, 0 failed" in output
+        assert "registered 12 banners with the emulator" in output
+        home = requests.get(shop.group(1), timeout=10)
+        assert home.status_code == 200 and "Fernhill Supply" in home.text and "data-dc-banner-id" in home.text
+        page = requests.get(debugger.group(1), timeout=10)
+        assert page.status_code == 200 and "pageview" in page.text
+    finally:
+        output = stop(process, seen)
+    assert process.returncode == 0, output
+    assert output.rstrip().endswith("Stopped.")
+    for url in (shop.group(1), debugger.group(1)):
+        with pytest.raises(requests.ConnectionError):
+            requests.get(url, timeout=5)
+    assert sorted(path.name for path in (tmp_path / "instance").glob("*.sqlite3")) == [
+        "datacue-emulator.sqlite3",
+        "datacue-outbox.sqlite3",
+        "demo-store.sqlite3",
+    ]
+
+
+def test_with_datacue_keys_it_starts_no_emulator(emulator: RunningEmulator, tmp_path: Path) -> None:
+    process = demo_process(tmp_path / "instance", env=dict(emulator.config))
+    seen: list[str] = []
+    try:
+        read_until(process.stdout, "Press Ctrl-C", seen)  # type: ignore[arg-type]
+        output = "".join(seen)
+        assert f"DataCue: {emulator.api_url} (DATACUE_API_KEY is set: no emulator)" in output
+        assert "Events debugger" not in output and "banners" not in output
+        shop = re.search(r"Shop: +(http://\S+)", output)
+        assert shop is not None
+        assert requests.get(f"{shop.group(1)}/p/p101", timeout=10).status_code == 200
+    finally:
+        output = stop(process, seen)
+    assert process.returncode == 0, output
+    # The history and the product pageview went to the DataCue it was given.
+    assert emulator.overview()["products"] == 48
+    assert [item["body"]["event"] for item in emulator.events(type="pageview")] == [
+        {"type": "pageview", "subtype": "product", "product_id": "p101"}
+    ]
