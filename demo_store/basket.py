@@ -322,8 +322,8 @@ def _order(connection: sqlite3.Connection, order_id: str) -> tuple[sqlite3.Row, 
     if not mine:
         abort(404)
     lines = connection.execute(
-        "SELECT l.*, p.name FROM order_lines l JOIN products p USING (product_id) WHERE order_id = ?"
-        " ORDER BY p.name",
+        "SELECT l.*, p.name, v.colour, v.size FROM order_lines l JOIN products p USING (product_id)"
+        " JOIN variants v USING (product_id, variant_id) WHERE order_id = ? ORDER BY p.name",
         (order_id,),
     ).fetchall()
     return order, lines
