@@ -139,6 +139,22 @@ class DataCueState:
                     self._quick_transports[timeout] = transport
         return transport
 
+    def close(self) -> None:
+        """Stop the delivery thread and close the outbox and HTTP connections (tests, shutdown)."""
+        with self._lock:
+            if self._delivery is not None:
+                self._delivery.stop()
+                self._delivery = None
+            if self._outbox is not None:
+                self._outbox.close()
+                self._outbox = None
+            for transport in self._quick_transports.values():
+                transport.close()
+            self._quick_transports.clear()
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
     def count_refusal(self) -> None:
         with self._lock:
             self.refused_events += 1

@@ -486,7 +486,9 @@ class Object(Spec):
     def without(self, *names: str) -> Object:
         """The same object less some members (the update form of a create payload)."""
         dependencies = {k: v for k, v in self.dependencies.items() if k not in names}
-        return Object({k: v for k, v in self.fields.items() if k not in names}, self.at_least_one, dependencies)
+        return Object(
+            {k: v for k, v in self.fields.items() if k not in names}, self.at_least_one, dependencies
+        )
 
     def extend(self, **fields: Field) -> Object:
         return Object({**self.fields, **fields}, self.at_least_one, dict(self.dependencies))

@@ -28,8 +28,12 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-c
 
 
 @pytest.fixture
-def make_app(tmp_path: Path) -> Callable[..., Flask]:
-    """Build a shop app with cue-front initialised; keyword arguments override the config."""
+def make_app(tmp_path: Path) -> Iterator[Callable[..., Flask]]:
+    """Build a shop app with cue-front initialised; keyword arguments override the config.
+
+    Each app's delivery thread, outbox and connections are closed after the test.
+    """
+    apps: list[Flask] = []
 
     def make(**config: Any) -> Flask:
         app = Flask("shop", instance_path=str(tmp_path / "instance"))
@@ -42,9 +46,12 @@ def make_app(tmp_path: Path) -> Callable[..., Flask]:
         )
         app.config.update(config)
         DataCue(app)
+        apps.append(app)
         return app
 
-    return make
+    yield make
+    for app in apps:
+        app.extensions["datacue"].close()
 
 
 @pytest.fixture

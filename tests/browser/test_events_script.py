@@ -1,4 +1,4 @@
-"""cue-front.js in headless Chromium: tracked clicks survive navigation and arrive under the server's identity."""
+"""cue-front.js in headless Chromium: clicks survive navigation and arrive under the server's identity."""
 
 from __future__ import annotations
 
@@ -39,7 +39,10 @@ def wait_for_events(page: Any, emulator: RunningEmulator, count: int) -> list[di
 
 
 def test_a_deferred_product_click_arrives_on_the_next_page(
-    browser: Any, make_app: Callable[..., Flask], emulator: RunningEmulator, live_server: Callable[[Flask], str]
+    browser: Any,
+    make_app: Callable[..., Flask],
+    emulator: RunningEmulator,
+    live_server: Callable[[Flask], str],
 ) -> None:
     base = live_server(shop(make_app, emulator))
     page = browser.new_page()
@@ -55,7 +58,10 @@ def test_a_deferred_product_click_arrives_on_the_next_page(
 
 
 def test_banner_clicks_and_direct_tracking(
-    browser: Any, make_app: Callable[..., Flask], emulator: RunningEmulator, live_server: Callable[[Flask], str]
+    browser: Any,
+    make_app: Callable[..., Flask],
+    emulator: RunningEmulator,
+    live_server: Callable[[Flask], str],
 ) -> None:
     base = live_server(shop(make_app, emulator))
     page = browser.new_page()
