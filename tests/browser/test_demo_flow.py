@@ -71,7 +71,7 @@ def test_a_visitor_browses_buys_and_datacue_follows_them(
     assert datacue_config(page) == {"api_key": emulator.api_key, "user_id": None, "page_type": "home"}
     main_banner = page.locator(".banner--main")
     expect(main_banner).to_be_visible()
-    expect(page.locator("[data-dc-banner-id]")).to_have_count(5)
+    expect(page.locator("[data-dc-banner-id]")).to_have_count(2)
     expect(page.locator('[data-datacue-kind="related"] [data-dc-product-id]').first).to_be_visible()
     screenshot("home")
     banner_id = main_banner.get_attribute("data-dc-banner-id")
