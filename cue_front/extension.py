@@ -96,6 +96,7 @@ class DataCueState:
                     self._outbox = Outbox(
                         self._config["DATACUE_OUTBOX_PATH"],
                         max_rows=int(self._config["DATACUE_OUTBOX_MAX_ROWS"]),
+                        lease_seconds=float(self._config["DATACUE_OUTBOX_LEASE_SECONDS"]),
                     )
         return self._outbox
 
@@ -107,7 +108,14 @@ class DataCueState:
                 if self._delivery is None:
                     from .delivery import DeliveryWorker
 
-                    self._delivery = DeliveryWorker(self.outbox, self.client.transport, sender=self.app)
+                    first_wait, longest_wait = self._config["DATACUE_DELIVERY_BACKOFF"]
+                    self._delivery = DeliveryWorker(
+                        self.outbox,
+                        self.client.transport,
+                        sender=self.app,
+                        backoff_base=float(first_wait),
+                        backoff_max=float(longest_wait),
+                    )
         self._delivery.ensure_running()
         return self._delivery
 

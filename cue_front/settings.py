@@ -35,6 +35,10 @@ DEFAULTS: dict[str, Any] = {
     # Derived: <instance_path>/datacue-outbox.sqlite3.
     "DATACUE_OUTBOX_PATH": None,
     "DATACUE_OUTBOX_MAX_ROWS": 100_000,
+    # How long a process may hold claimed rows before another may send them again.
+    "DATACUE_OUTBOX_LEASE_SECONDS": 30.0,
+    # The delivery worker's retry backoff in seconds: (first wait, longest wait).
+    "DATACUE_DELIVERY_BACKOFF": (0.5, 300.0),
     # REST and events HTTP timeouts in seconds: (connect, read).
     "DATACUE_TIMEOUT": (3.05, 10.0),
     # How many times a failed request is retried (5xx, 429, connection errors).
