@@ -94,21 +94,26 @@ def _http_error(error: HTTPException) -> tuple[str, int]:
 
 
 def _layout_context() -> dict[str, Any]:
-    """What the layout shows on every page: categories, the cart count and who is logged in."""
+    """What the layout shows on every page: categories, the cart count and who is logged in.
+
+    Computed once per request: cue-front's widget templates are rendered with it too.
+    """
+    cached: dict[str, Any] | None = g.get("_demo_layout")
+    if cached is not None:
+        return cached
     connection = db.get_db()
     user = None
     if session.get("user_id"):
-        user = g.get("_demo_user")
-        if user is None:
-            user = g._demo_user = connection.execute(
-                "SELECT user_id, first_name FROM users WHERE user_id = ?", (session["user_id"],)
-            ).fetchone()
-    return {
+        user = connection.execute(
+            "SELECT user_id, first_name FROM users WHERE user_id = ?", (session["user_id"],)
+        ).fetchone()
+    layout = g._demo_layout = {
         "shop_name": SHOP_NAME,
         "nav_categories": catalog.load_categories(connection),
         "cart_count": sum(quantity for _, _, quantity in basket.session_cart()),
         "current_user": user,
     }
+    return layout
 
 
 def _decimal(value: Any) -> Decimal | None:

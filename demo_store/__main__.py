@@ -55,7 +55,11 @@ def default_instance_path() -> str:
     return Flask("demo_store").instance_path
 
 
-def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """Ctrl-C or SIGTERM: stop serving. Further signals are ignored: stopping takes a few seconds at
+    most (delivering what is queued, then the emulator), and a second Ctrl-C would only cut it short."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -80,6 +84,14 @@ def _deliver_what_is_queued(app: Flask, timeout: float = 3.0) -> None:
         print(f"  {state.outbox.unfinished()} events and changes wait in the outbox for the next start")
 
 
+def _shown(path: str | Path) -> str:
+    """A path as the person at the terminal reads it: relative to where they are, when it is below."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def _print_summary(summary: ImportSummary) -> None:
     print(f"    {summary.line()}", flush=True)
 
@@ -92,7 +104,8 @@ def main(arguments: Sequence[str] | None = None) -> int:
             for suffix in ("", "-wal", "-shm"):
                 (instance / f"{name}{suffix}").unlink(missing_ok=True)
     real_datacue = bool(os.environ.get("DATACUE_API_KEY") and os.environ.get("DATACUE_API_SECRET"))
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     print(f"{SHOP_NAME}: the cue-front demo store", flush=True)
     with ExitStack() as stack:
         config: dict[str, Any] = {}
@@ -111,9 +124,9 @@ def main(arguments: Sequence[str] | None = None) -> int:
             return 1
         seeded = app.extensions["demo_store.seeded"]
         if seeded is not None:
-            print(f"  seeded {app.config['DEMO_DATABASE']}: {seeded.line()}")
+            print(f"  seeded {_shown(app.config['DEMO_DATABASE'])}: {seeded.line()}")
         if emulator is not None:
-            print(f"  DataCue emulator on {emulator.url} (its data: {instance / DATABASES[1]})")
+            print(f"  DataCue emulator on {emulator.url} (its data: {_shown(instance / DATABASES[1])})")
         else:
             print(f"  DataCue: {app.config['DATACUE_API_URL']} (DATACUE_API_KEY is set: no emulator)")
         if integration.needs_import(app):
@@ -147,4 +160,7 @@ def main(arguments: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # stopped while starting: the emulator is stopped already
+        sys.exit(130)

@@ -36,7 +36,9 @@ _KEPT_ON_LOGIN = ("cart", "placed_orders")
 def safe_next(default: str) -> str:
     """The ``next`` parameter if it is a path on this site, else ``default`` (no open redirect)."""
     target = request.values.get("next", "")
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    # Browsers drop tabs and newlines from URLs and read a backslash as a slash: "/\t/x" is "//x".
+    suspicious = "\\" in target or any(c.isspace() or not c.isprintable() for c in target)
+    if target.startswith("/") and not target.startswith("//") and not suspicious:
         return target
     return default
 

@@ -161,6 +161,16 @@ def test_login_joins_the_anonymous_visitor_to_the_account(
     assert recently_viewed(client.get("/").get_data(as_text=True))[0] == "p128"
 
 
+@pytest.mark.parametrize(
+    "target", ["//evil.example", "/\t/evil.example", "/\\evil.example", "https://evil.example"]
+)
+def test_login_never_sends_anyone_to_another_site(client: FlaskClient, target: str) -> None:
+    response = client.post(
+        "/login", query_string={"next": target}, data={"email": "ana@example.com", "password": "demo"}
+    )
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+
+
 def test_a_wrong_password_logs_nobody_in(client: FlaskClient, emulator: RunningEmulator) -> None:
     response = client.post("/login", data={"email": "ana@example.com", "password": "guess"})
     assert response.status_code == 401

@@ -160,6 +160,7 @@ def demo_process(instance: Path, *extra: str, env: dict[str, str] | None = None)
 
 def stop(process: subprocess.Popen[str], seen: list[str]) -> str:
     process.send_signal(signal.SIGINT)  # Ctrl-C
+    process.send_signal(signal.SIGINT)  # and again, impatiently: the shutdown still completes
     rest, _ = process.communicate(timeout=30)
     return "".join(seen) + rest
 
