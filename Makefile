@@ -21,6 +21,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
+# The demo store on http://127.0.0.1:$(PORT), with a DataCue emulator beside it (PORT+1, or any free
+# port); with DATACUE_API_KEY and DATACUE_API_SECRET set, the real DataCue and no emulator. Ctrl-C stops both.
 demo: $(STAMP)
 	$(BIN)/python -m demo_store --port $(PORT)
 
