@@ -175,3 +175,33 @@ def test_a_visitor_browses_buys_and_datacue_follows_them(
     updated = sorted(item["path"].split("/")[3] for item in emulator.requests(type="products.update"))
     assert updated == ordered
     context.close()
+
+
+def test_with_javascript_disabled_the_cart_and_login_still_reach_datacue(
+    browser: Any, shop: Flask, emulator: RunningEmulator, live_server: Callable[[Flask], str]
+) -> None:
+    base = live_server(shop)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 900})
+    page: Page = context.new_page()
+    page.goto(f"{base}/p/p144")
+    expect(page.locator('[data-datacue-kind="similar"] [data-dc-product-id]').first).to_be_visible()
+    page.click('[data-test="add-to-cart"]')
+    page.wait_for_url(f"{base}/cart")
+    expect(page.locator('[data-product-id="p144"]')).to_have_count(1)
+    page.fill("#q-1", "3")
+    page.click("text=Update")
+    expect(page.locator('[data-test="cart-total"]')).to_have_text("$102.00")
+    page.click('[data-test="login"]')
+    page.fill("#email", "ben@example.com")
+    page.fill("#password", "demo")
+    page.click('[data-test="log-in"]')
+    page.wait_for_url(f"{base}/cart")
+    page.screenshot(path=str(ARTIFACTS / "no-javascript-cart.png"))
+    wait_for(page, lambda: len(emulator.events(type="cart")) == 2 and len(emulator.events(type="login")) == 1)
+    carts = [item["body"] for item in reversed(emulator.events(type="cart"))]
+    assert [cart["event"]["cart"][0]["quantity"] for cart in carts] == [1, 3]
+    (login,) = emulator.events(type="login")
+    assert login["body"]["user"]["user_id"] == "u1002"
+    assert login["body"]["user"]["anonymous_id"] == carts[0]["user"]["anonymous_id"]
+    context.close()
