@@ -66,7 +66,10 @@ def test_queued_store_changes_arrive_in_order(shop: Flask, emulator: RunningEmul
         assert shop.extensions["datacue"].delivery.flush(10)
     actions = [f"{item['type']}.{item['action']}" for item in reversed(emulator.requests())]
     # Each entity's changes keep their order (different entities may interleave).
-    assert [action for action in actions if action.startswith("products")] == ["products.create", "products.update"]
+    assert [action for action in actions if action.startswith("products")] == [
+        "products.create",
+        "products.update",
+    ]
     assert [action for action in actions if action.startswith("orders")] == ["orders.create", "orders.status"]
     assert all(item["status"] in (201, 204) for item in emulator.requests())
     assert emulator.overview()["products"] == 1
