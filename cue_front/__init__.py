@@ -22,6 +22,7 @@ from .errors import (
 )
 from .events import track
 from .extension import DataCue
+from .identity import current_anonymous_id, current_user_id
 from .pages import build_config, datacue_events_script, render_datacue
 from .widgets import datacue_banner_slot, datacue_banners, datacue_products
 
@@ -44,6 +45,8 @@ __all__ = [
     "ValidationError",
     "__version__",
     "build_config",
+    "current_anonymous_id",
+    "current_user_id",
     "datacue_banner_slot",
     "datacue_banners",
     "datacue_events_script",

@@ -122,6 +122,9 @@ def track(
 def deliver(state: DataCueState, envelope: Mapping[str, Any]) -> bool:
     """Hand a built envelope to the configured delivery; ``True`` once it is accepted."""
     body = encode_json(envelope)
+    user = envelope["user"]
+    # Whatever this visitor just did may change what DataCue recommends to them.
+    state.recommendation_cache.forget(user.get("user_id"), user.get("anonymous_id"))
     if state.delivery_mode == "off":
         return True
     if state.delivery_mode == "sync":
@@ -130,7 +133,7 @@ def deliver(state: DataCueState, envelope: Mapping[str, Any]) -> bool:
     from .outbox import OutboxFullError
 
     try:
-        row_id = state.outbox.put("event", "POST", "", body, _visitor_key(envelope["user"]))
+        row_id = state.outbox.put("event", "POST", "", body, _visitor_key(user))
     except OutboxFullError as error:
         state.count_refusal()
         logger.error("datacue: outbox full, event refused (%s): %s", envelope["event"].get("type"), error)

@@ -59,6 +59,7 @@ class DataCueState:
         self.proxy_enabled: bool = bool(config["DATACUE_PROXY_ENABLED"])
         self.ssr: bool = bool(config["DATACUE_SSR"])
         self.ssr_timeout = float(config["DATACUE_SSR_TIMEOUT"])
+        self.ssr_orders = bool(config["DATACUE_SSR_ORDERS"])
         from .recommendations import RecommendationCache
 
         self.recommendation_cache = RecommendationCache()

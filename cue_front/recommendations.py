@@ -10,7 +10,10 @@ included, so the pageview is never sent twice):
   many widgets ask), and for a few seconds per visitor, so a reload storm does not
   multiply calls;
 - a category pageview, which DataCue answers with nothing, is queued like any
-  other event.
+  other event;
+- an order confirmation's ``order_details`` (the guide's "frontend" way of sending
+  orders, which DataCue's script would do) become a queued ``orders.create``,
+  unless ``DATACUE_SSR_ORDERS`` is off because the backend sends orders itself.
 
 If DataCue is slow, down or refuses, the event is queued instead (nothing is
 lost), the failure is logged once for the page, and the widgets fall back to
@@ -57,28 +60,38 @@ def page_event(config: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 class RecommendationCache:
-    """DataCue's answers per (visitor, event) for a few seconds: a reload storm makes one call."""
+    """The last page answer per visitor, for a few seconds: a reload storm makes one call.
 
-    def __init__(self, ttl: float = 10.0, max_entries: int = 10_000) -> None:
+    One entry per visitor, for the page they last loaded: the same page again
+    within ``ttl`` reuses it; any other page, and any event tracked for the
+    visitor (:meth:`forget`), means their recommendations may have changed.
+    """
+
+    def __init__(self, ttl: float = 5.0, max_entries: int = 10_000) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
-        self._answers: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+        self._answers: dict[str, tuple[str, float, dict[str, Any]]] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, str]) -> dict[str, Any] | None:
-        entry = self._answers.get(key)
-        if entry is None or entry[0] < time.monotonic():
+    def get(self, visitor: str, page: str) -> dict[str, Any] | None:
+        entry = self._answers.get(visitor)
+        if entry is None or entry[0] != page or entry[1] < time.monotonic():
             return None
-        return entry[1]
+        return entry[2]
 
-    def put(self, key: tuple[str, str], answer: dict[str, Any]) -> None:
+    def put(self, visitor: str, page: str, answer: dict[str, Any]) -> None:
         now = time.monotonic()
         with self._lock:
             if len(self._answers) >= self.max_entries:
-                self._answers = {k: v for k, v in self._answers.items() if v[0] >= now}
+                self._answers = {k: v for k, v in self._answers.items() if v[1] >= now}
                 if len(self._answers) >= self.max_entries:
                     self._answers.clear()
-            self._answers[key] = (now + self.ttl, answer)
+            self._answers[visitor] = (page, now + self.ttl, answer)
+
+    def forget(self, *visitors: str | None) -> None:
+        for visitor in visitors:
+            if visitor is not None:
+                self._answers.pop(visitor, None)
 
 
 def send_page_event(state: DataCueState, config: Mapping[str, Any]) -> None:
@@ -86,6 +99,8 @@ def send_page_event(state: DataCueState, config: Mapping[str, Any]) -> None:
     if getattr(g, "_datacue_ssr_sent", False):
         return
     g._datacue_ssr_sent = True
+    if state.ssr_orders and config.get("order_details") is not None:
+        _queue_order(state, config)
     event = page_event(config)
     if event is None:
         return
@@ -98,8 +113,8 @@ def send_page_event(state: DataCueState, config: Mapping[str, Any]) -> None:
         _deliver_quietly(state, envelope)
         return
     user = envelope["user"]
-    key = (str(user.get("user_id") or user.get("anonymous_id")), encode_json(event).decode())
-    answer = state.recommendation_cache.get(key)
+    visitor, page = str(user.get("user_id") or user.get("anonymous_id")), encode_json(event).decode()
+    answer = state.recommendation_cache.get(visitor, page)
     if answer is None:
         try:
             reply = events.send_event_now(envelope, timeout=state.ssr_timeout)
@@ -110,8 +125,17 @@ def send_page_event(state: DataCueState, config: Mapping[str, Any]) -> None:
             return
         if not isinstance(answer, dict):
             return
-        state.recommendation_cache.put(key, answer)
+        state.recommendation_cache.put(visitor, page, answer)
     g._datacue_recommendations = answer
+
+
+def _queue_order(state: DataCueState, config: Mapping[str, Any]) -> None:
+    """An order confirmation's ``order_details``, which DataCue's script would have sent: queued."""
+    order = {"order_id": config.get("order_id"), "user_id": config.get("user_id"), **config["order_details"]}
+    try:
+        state.queued.orders.create(order)
+    except DataCueError as error:
+        logger.error("datacue: the order of this confirmation page was not sent: %s", error)
 
 
 def _deliver_quietly(state: DataCueState, envelope: Mapping[str, Any]) -> None:

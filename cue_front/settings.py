@@ -46,6 +46,10 @@ DEFAULTS: dict[str, Any] = {
     # Server-side rendered recommendations (see widgets.py).
     "DATACUE_SSR": False,
     "DATACUE_SSR_TIMEOUT": 0.3,
+    # In SSR mode, send an order confirmation's order_details as a queued orders.create (the
+    # guide's "frontend" way, which DataCue's script would do). False when the shop's backend
+    # creates its orders itself (the guide's recommended way), so they are not sent twice.
+    "DATACUE_SSR_ORDERS": True,
     # The first-party events endpoint (see proxy.py).
     "DATACUE_PROXY_ENABLED": True,
     "DATACUE_PROXY_MAX_BYTES": 16 * 1024,

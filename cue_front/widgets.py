@@ -147,4 +147,21 @@ def datacue_products(kind: str | None = None, *, server_side: bool | None = None
         sections = [section for section in sections if section["products"]]
         if sections:
             return Markup(render_template("datacue/products.html", kind=kind, sections=sections))
+    elif get_state().ssr and server_side is not False:
+        _warn_once(
+            (g.get("_datacue_page_type"), kind),
+            f"datacue: no server-side recommendations for datacue_products({kind!r}) on"
+            f" {g.get('_datacue_page_type')!r} pages (DataCue answers home, product and search"
+            " pages only); its placeholder stays empty without DataCue's script",
+        )
     return Markup(render_template("datacue/products_placeholder.html", kind=kind))
+
+
+_warned: set[object] = set()
+
+
+def _warn_once(key: object, message: str) -> None:
+    """Log a configuration hint once per process, not on every page."""
+    if key not in _warned:
+        _warned.add(key)
+        logger.warning(message)

@@ -42,6 +42,9 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
         # Recommendations and banners are rendered on the server: the shop needs no CDN.
         # Events and store changes go through cue-front's durable outbox (the default delivery).
         DATACUE_SSR=True,
+        # Orders are created by the backend through datacue.queued (the guide's recommended
+        # way); the confirmation page's order_details must not be sent a second time.
+        DATACUE_SSR_ORDERS=False,
         SESSION_COOKIE_HTTPONLY=True,
         # Browsers do not send the session with another site's form posts.
         SESSION_COOKIE_SAMESITE="Lax",

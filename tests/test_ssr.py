@@ -132,6 +132,35 @@ def test_a_reload_storm_makes_one_call(shop: Flask, emulator: RunningEmulator) -
     assert all(banners(page) == banners(pages[0]) for page in pages)
 
 
+def test_another_page_or_event_refreshes_the_recommendations(shop: Flask, emulator: RunningEmulator) -> None:
+    client = shop.test_client()
+    client.get("/home")
+    client.get("/product")
+    html = client.get("/home").get_data(as_text=True)
+    assert [item["subtype"] for item in reversed(emulator.events())] == ["home", "product", "home"]
+    assert "p1" in [card["data-dc-product-id"] for card in cards(html) if card["data-dc-kind"] == "recent"]
+
+
+def test_order_details_of_an_ssr_confirmation_page_become_an_order(
+    shop: Flask, emulator: RunningEmulator
+) -> None:
+    details = {"cart": [{"product_id": "p3", "variant_id": "no-variants", "quantity": 2, "unit_price": 103}]}
+    with shop.test_request_context():
+        render_template_string(
+            "{{ render_datacue('order confirmation', order_id='o9', order_details=d, user_id=u) }}",
+            d=details,
+            u="guest@x.com",
+        )
+    (order,) = emulator.requests(type="orders.create")
+    assert order["status"] == 201
+    assert order["body"] == {
+        "order_id": "o9",
+        "user_id": "guest@x.com",
+        **details,
+        "order_status": "completed",
+    }
+
+
 def test_category_page_event_is_sent_and_cart_page_sends_none(shop: Flask, emulator: RunningEmulator) -> None:
     client = shop.test_client()
     client.get("/category")
