@@ -48,6 +48,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import threading
 import time
 import weakref
 from collections.abc import Iterable, Iterator
@@ -171,6 +172,9 @@ _WAL_AUTOCHECKPOINT_PAGES: Final = 10_000
 _WAL_SIZE_LIMIT_BYTES: Final = 16 * 1024 * 1024
 #: How long a statement waits for another process's write lock before failing.
 _BUSY_TIMEOUT_SECONDS: Final = 10.0
+#: The put path's waits for the write lock: from this (seconds), doubling up to the longest.
+_LOCK_WAIT_FIRST: Final = 0.00002
+_LOCK_WAIT_LONGEST: Final = 0.001
 #: Dead-letter response bodies are kept up to this many characters.
 _MAX_RESPONSE_CHARS: Final = 10_000
 #: Past the cap, an accepted REST write is logged at most this often (seconds).
@@ -239,8 +243,60 @@ class DeadLetter:
     failed_at: float
 
 
+def _is_busy(error: sqlite3.OperationalError) -> bool:
+    """SQLITE_BUSY: another connection holds the lock (Python 3.10 only has the message)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None:
+        return bool(code & 0xFF == 5)  # SQLITE_BUSY, with or without an extended code
+    return "locked" in str(error) or "busy" in str(error)
+
+
 # -- fork safety --------------------------------------------------------------------------
 
+
+class _ForkGate:
+    """Keeps ``os.fork()`` from happening while another thread is inside SQLite.
+
+    A child inherits every mutex as it was at the fork: one held by a thread of the
+    parent's (the delivery worker in the middle of a claim) stays held forever in the
+    child, and the child's first outbox call hangs. So every use of a connection
+    passes this gate, and a fork waits (briefly: statements are short) until no
+    thread is inside, holding the gate shut until the fork is done.
+    """
+
+    #: How long a fork waits for threads to leave SQLite before going ahead anyway.
+    FORK_WAIT_SECONDS: Final = 10.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._inside = 0
+        self._forking = False
+
+    def enter(self) -> None:
+        with self._lock:
+            while self._forking:
+                self._changed.wait()
+            self._inside += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._inside -= 1
+            if self._forking and not self._inside:
+                self._changed.notify_all()
+
+    def before_fork(self) -> None:
+        self._lock.acquire()  # held through the fork: nobody enters meanwhile
+        self._forking = True
+        self._changed.wait_for(lambda: not self._inside, timeout=self.FORK_WAIT_SECONDS)
+
+    def after_fork_in_parent(self) -> None:
+        self._forking = False
+        self._changed.notify_all()
+        self._lock.release()
+
+
+_gate = _ForkGate()
 _fork_generation = 0
 #: Connections inherited from a parent process. Never used and never closed in the
 #: child (closing one can checkpoint the parent's WAL under it); kept referenced so
@@ -249,15 +305,26 @@ _inherited_connections: list[sqlite3.Connection] = []
 _open_outboxes: weakref.WeakSet[Outbox] = weakref.WeakSet()
 
 
+def _before_fork() -> None:
+    _gate.before_fork()
+
+
+def _after_fork_in_parent() -> None:
+    _gate.after_fork_in_parent()
+
+
 def _after_fork_in_child() -> None:
-    global _fork_generation
+    global _fork_generation, _gate
+    _gate = _ForkGate()  # the parent's is shut, and its other threads do not exist here
     _fork_generation += 1
     for outbox in list(_open_outboxes):
         outbox._forget_inherited_connections()
 
 
 if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+    )
 
 
 # -- the outbox ---------------------------------------------------------------------------
@@ -294,6 +361,8 @@ class Outbox:
         self.lease_seconds = float(lease_seconds)
         self.synchronous = synchronous
         self._idle: list[sqlite3.Connection] = []
+        #: Idle connections of the put path, which waits for locks its own way (see put).
+        self._idle_intake: list[sqlite3.Connection] = []
         #: Every connection open in this process, idle or in use by some thread now.
         self._connections: set[sqlite3.Connection] = set()
         self._generation = _fork_generation
@@ -309,7 +378,7 @@ class Outbox:
 
     # -- connections ------------------------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, busy_timeout: float = _BUSY_TIMEOUT_SECONDS) -> sqlite3.Connection:
         if self._closed:
             raise DataCueError(f"the outbox at {self.path} is closed")
         # isolation_level=None: every statement commits by itself unless a transaction
@@ -317,7 +386,7 @@ class Outbox:
         # pooled connections move between threads, one thread at a time.
         connection = sqlite3.connect(
             self.path,
-            timeout=_BUSY_TIMEOUT_SECONDS,
+            timeout=busy_timeout,
             isolation_level=None,
             check_same_thread=False,
         )
@@ -331,24 +400,35 @@ class Outbox:
         self._connections.add(connection)
         return connection
 
-    def _acquire(self) -> sqlite3.Connection:
-        if self._generation != _fork_generation:
-            self._forget_inherited_connections()
+    def _acquire(self, intake: bool = False) -> sqlite3.Connection:
+        """A pooled connection, inside the fork gate; ``intake``: one of the put path's."""
+        _gate.enter()
         try:
-            return self._idle.pop()  # list.pop is atomic under the GIL: no lock on the put path
-        except IndexError:
-            return self._connect()
+            if self._generation != _fork_generation:
+                self._forget_inherited_connections()
+            try:
+                # list.pop is atomic under the GIL: no lock of our own on the put path
+                return (self._idle_intake if intake else self._idle).pop()
+            except IndexError:
+                return self._connect(busy_timeout=0.0 if intake else _BUSY_TIMEOUT_SECONDS)
+        except BaseException:
+            _gate.leave()
+            raise
 
-    def _release(self, connection: sqlite3.Connection) -> None:
-        if connection.in_transaction:  # an exception left a transaction open
-            connection.rollback()
-        if self._generation != _fork_generation:
-            return  # a connection of the parent's, finished with in the child: leave it be
-        if self._closed or len(self._idle) >= _MAX_IDLE_CONNECTIONS:
-            self._connections.discard(connection)
-            connection.close()
-            return
-        self._idle.append(connection)
+    def _release(self, connection: sqlite3.Connection, intake: bool = False) -> None:
+        try:
+            if self._generation != _fork_generation:
+                return  # a connection of the parent's, finished with in the child: leave it be
+            if connection.in_transaction:  # an exception left a transaction open
+                connection.rollback()
+            pool = self._idle_intake if intake else self._idle
+            if self._closed or len(pool) >= _MAX_IDLE_CONNECTIONS:
+                self._connections.discard(connection)
+                connection.close()
+                return
+            pool.append(connection)
+        finally:
+            _gate.leave()
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
@@ -376,6 +456,7 @@ class Outbox:
             return
         _inherited_connections.extend(self._connections)
         self._idle = []
+        self._idle_intake = []
         self._connections = set()
         self._generation = _fork_generation
 
@@ -417,19 +498,39 @@ class Outbox:
         """
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-        connection = self._acquire()
+        connection = self._acquire(intake=True)
         try:
-            cursor = connection.execute(
-                _INSERT, (kind, method, path, body, ordering_key, time.time(), self.max_rows)
+            row_id = self._insert(
+                connection, (kind, method, path, body, ordering_key, time.time(), self.max_rows)
             )
-            row_id = cursor.lastrowid if cursor.rowcount == 1 else None
         finally:
-            self._release(connection)
+            self._release(connection, intake=True)
         if row_id is None:
             return self._put_when_full(kind, method, path, body, ordering_key)
         if kind == "rest":
             self._warn_if_over_cap()
         return row_id
+
+    def _insert(self, connection: sqlite3.Connection, values: tuple[object, ...]) -> int | None:
+        """Run the put's INSERT; the row id, or None when the cap refused it.
+
+        When another connection holds the write lock (the worker's ack, another process's
+        put), SQLite's own busy handler would sleep 1, 2, 5... milliseconds; a put waits
+        in steps of tens of microseconds instead, since the lock is held that briefly.
+        """
+        waited = 0.0
+        pause = _LOCK_WAIT_FIRST
+        while True:
+            try:
+                cursor = connection.execute(_INSERT, values)
+            except sqlite3.OperationalError as error:
+                if not _is_busy(error) or waited >= _BUSY_TIMEOUT_SECONDS:
+                    raise
+                time.sleep(pause)
+                waited += pause
+                pause = min(pause * 2, _LOCK_WAIT_LONGEST)
+                continue
+            return cursor.lastrowid if cursor.rowcount == 1 else None
 
     def _put_when_full(self, kind: str, method: str, path: str, body: bytes, ordering_key: str | None) -> int:
         self.prune()
@@ -469,25 +570,48 @@ class Outbox:
     # -- delivery -------------------------------------------------------------------------
 
     def claim(self, owner: str, limit: int = 100) -> list[OutboxRow]:
-        """Lease up to ``limit`` due rows to ``owner`` for ``lease_seconds``, oldest first.
+        """Lease up to ``limit`` (at most 500) due rows to ``owner`` for ``lease_seconds``, oldest first.
 
         A row is due when it is pending, its backoff is over and no earlier row with its
         ``ordering_key`` is unfinished; so at most one row per key is ever claimed.
         """
         if limit < 1:
             return []
+        limit = min(limit, _IDS_PER_STATEMENT)
         now = time.time()
-        with self._write() as connection:
+        lease_end = now + self.lease_seconds
+        with self._connection() as connection:
+            # Found without the write lock (puts go on meanwhile, however long the queue)...
             keyed = connection.execute(_CLAIMABLE_KEYED, (now, limit)).fetchall()
             unkeyed = connection.execute(_CLAIMABLE_UNKEYED, (now, limit)).fetchall()
             found = sorted(keyed + unkeyed)[:limit] if keyed and unkeyed else (keyed or unkeyed)
             if not found:
                 return []
-            lease_end = now + self.lease_seconds
-            connection.executemany(
-                "UPDATE outbox SET due_at = ?, lease_owner = ?, attempts = attempts + 1 WHERE id = ?",
-                [(lease_end, owner, row[0]) for row in found],
-            )
+            # ...then taken under it, each only if still free: another process may have
+            # claimed one in between. What this owner holds is then exactly what bears its
+            # name and this lease's end (owners are unique per claiming thread).
+            ids = [row[0] for row in found]
+            marks = ",".join("?" * len(ids))
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                taken = connection.execute(
+                    "UPDATE outbox SET due_at = ?, lease_owner = ?, attempts = attempts + 1"
+                    f" WHERE id IN ({marks}) AND state = 0 AND due_at <= ?",
+                    (lease_end, owner, *ids, now),
+                ).rowcount
+            except BaseException:
+                connection.rollback()
+                raise
+            connection.execute("COMMIT")
+            if taken < len(found):
+                held = {
+                    row_id
+                    for (row_id,) in connection.execute(
+                        f"SELECT id FROM outbox WHERE id IN ({marks}) AND lease_owner = ? AND due_at = ?",
+                        (*ids, owner, lease_end),
+                    )
+                }
+                found = [row for row in found if row[0] in held]
         return [
             OutboxRow(
                 id=row_id,
@@ -509,10 +633,13 @@ class Outbox:
             return
         now = time.time()
         with self._write() as connection:
-            connection.executemany(
-                "UPDATE outbox SET state = 1, done_at = ?, lease_owner = NULL WHERE id = ? AND state != 1",
-                [(now, row_id) for row_id in ids],
-            )
+            for start in range(0, len(ids), _IDS_PER_STATEMENT):
+                chunk = ids[start : start + _IDS_PER_STATEMENT]
+                connection.execute(
+                    "UPDATE outbox SET state = 1, done_at = ?, lease_owner = NULL"
+                    f" WHERE id IN ({','.join('?' * len(chunk))}) AND state != 1",
+                    (now, *chunk),
+                )
 
     def retry_later(
         self,
@@ -701,7 +828,7 @@ class Outbox:
             self._forget_inherited_connections()
             return
         # A connection in use by another thread right now is closed when it is given back.
-        idle, self._idle = self._idle, []
+        idle, self._idle, self._idle_intake = self._idle + self._idle_intake, [], []
         for connection in idle:
             self._connections.discard(connection)
             connection.close()
