@@ -244,7 +244,8 @@ class DeliveryWorker:
     are sent). ``batch_size`` rows are claimed at a time. Failed rows wait
     ``backoff_base * 2**(attempts - 1)`` seconds, at most ``backoff_max``, with
     jitter. With nothing due, the thread sleeps up to ``idle_interval`` seconds
-    (other processes' rows are found then), or until :meth:`notify`.
+    (other processes' rows are found then), or until :meth:`notify`; then it
+    lingers ``linger`` seconds to send what arrives meanwhile in the same batch.
     """
 
     def __init__(
@@ -257,6 +258,7 @@ class DeliveryWorker:
         backoff_base: float = 0.5,
         backoff_max: float = 300.0,
         idle_interval: float = 1.0,
+        linger: float = 0.01,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
@@ -267,6 +269,7 @@ class DeliveryWorker:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.idle_interval = idle_interval
+        self.linger = linger
         self._stopped = False
         self._reset_for_this_process()
         request_seconds = sum(transport.timeout)
@@ -367,9 +370,16 @@ class DeliveryWorker:
                 self._upkeep(idle=handled == 0)
             except Exception:
                 logger.exception("datacue: outbox upkeep failed")
-            if handled and time.monotonic() >= self._paused_until:
+            paused = time.monotonic() < self._paused_until
+            if handled >= self.batch_size and not paused:
+                continue  # a backlog: straight on with the next batch
+            if handled and not paused:
+                # Rows keep coming: gather what arrives meanwhile into one batch, so that a
+                # busy process pays one claim and one ack per batch, not per event.
+                self._stopping.wait(self.linger)
                 continue
-            self._wake.wait(self._idle_wait())
+            if self._wake.wait(self._idle_wait()) and self.linger:
+                self._stopping.wait(self.linger)
 
     def _idle_wait(self) -> float:
         pause = self._paused_until - time.monotonic()
