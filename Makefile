@@ -18,6 +18,10 @@ test: $(STAMP)
 	$(BIN)/mypy --strict cue_front
 	$(BIN)/python -m pytest
 
+# The long reliability runs (tests/soak): 10,000 events through gunicorn with faults, and an outage.
+soak: $(STAMP)
+	$(BIN)/python -m pytest tests/soak -m soak -s
+
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 

@@ -1,0 +1,349 @@
+"""The reliability scenarios, at any size: the short forms in ``make test`` and the long ones in ``make soak``
+run these same functions with different counts.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.soak.harness import (
+    Outcome,
+    Step,
+    blackhole_switch,
+    drive,
+    emulator_process,
+    gunicorn_shop,
+    shop_visitors,
+    wait_for_drain,
+)
+from tests.soak.ledger import change_marker
+from tests.soak.report import SoakReport, count
+
+
+def say(text: str) -> None:
+    """Progress for whoever watches a long run (pytest -s); captured and quiet otherwise."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+# -- the soak -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SoakPlan:
+    events: int
+    changes: int
+    visitors: int = 200
+    threads: int = 4
+    #: The shop's (connect, read) timeout to DataCue; an injected latency past it is a "timeout".
+    timeout: tuple[float, float] = (0.5, 0.5)
+    #: Seconds an injected timeout holds the answer back (well past the read timeout).
+    latency: float = 1.0
+    #: Kill one gunicorn worker with SIGKILL once this share of the steps is done.
+    kill_at: float = 0.4
+    seed: int = 7
+    drain_seconds: float = 300.0
+    #: gunicorn --preload: the app is built in the master and forked into the workers.
+    preload: bool = False
+
+    def faults(self) -> dict[str, Any]:
+        """30% 5xx, 10% timeouts and dropped connections (5% each), on both APIs."""
+        return {
+            "seed": self.seed,
+            "error_500": 0.15,
+            "error_503": 0.15,
+            "drop": 0.05,
+            "latency": self.latency,
+            "latency_probability": 0.05,
+        }
+
+    def shop_config(self) -> dict[str, Any]:
+        connect, read = self.timeout
+        return {
+            "DATACUE_TIMEOUT": [connect, read],
+            # Short, so a killed worker's claimed rows go to the other worker within the run.
+            "DATACUE_OUTBOX_LEASE_SECONDS": max(3.0, 2 * (connect + read) + 1.5),
+            "DATACUE_DELIVERY_BACKOFF": [0.05, 1.0],
+        }
+
+
+@dataclass
+class SoakRun:
+    report: SoakReport
+    #: The worker killed with SIGKILL, and the workers alive at the end (gunicorn replaced it).
+    killed: int | None
+    workers_at_the_end: list[int]
+    #: Distinct workers that answered the driver: the two first ones and the replacement.
+    workers_seen: int
+    driver_failures: list[str]
+    drained: bool
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def duplicates_by_design(self) -> int:
+        """The duplicates cue-front's own mechanics decide (not answers DataCue gave too late)."""
+        causes = self.report.causes
+        return causes["killed worker's unacknowledged batch"] + causes["page re-requested after the kill"]
+
+
+def soak(directory: Path, plan: SoakPlan) -> SoakRun:
+    """Events and store changes through a two-worker gunicorn shop into a faulty DataCue; one worker
+    SIGKILLed mid-run; then wait for the outbox to drain and count."""
+    visitors = shop_visitors(plan.events, plan.changes, plan.visitors)
+    total_steps = sum(len(steps) for steps in visitors)
+    killed: list[int] = []
+    killed_at: list[float] = []
+    started = time.monotonic()
+    seconds: dict[str, float] = {}
+    with emulator_process(directory, plan.faults()) as emulator:
+        with gunicorn_shop(
+            directory, emulator.config, config=plan.shop_config(), preload=plan.preload
+        ) as shop:
+            kill_lock = threading.Lock()
+
+            def maybe_kill(done: int) -> None:
+                if killed or done < plan.kill_at * total_steps:
+                    return
+                with kill_lock:
+                    if killed:
+                        return
+                    pids = shop.worker_pids()
+                    killed_at.append(time.time())
+                    shop.kill_worker(pids[0])
+                    killed.append(pids[0])
+                    say(f"  SIGKILL worker {pids[0]} after {done} of {total_steps} steps")
+
+            say(
+                f"soak: {plan.events} events, {plan.changes} store changes, {plan.visitors} visitors,"
+                f" gunicorn with 2 workers{' (--preload)' if plan.preload else ''}"
+            )
+            outcome = drive(shop.url, visitors, threads=plan.threads, on_progress=maybe_kill)
+            seconds["load"] = time.monotonic() - started
+            say(f"  load done in {seconds['load']:.0f}s; draining the outbox")
+            drained = wait_for_drain(shop.outbox, plan.drain_seconds, log=sys.stdout)
+            seconds["drain"] = time.monotonic() - started - seconds["load"]
+            workers_seen = len(outcome.workers)
+            workers_at_the_end = shop.worker_pids()
+        # Answers held back by an injected latency are still being written: let them land.
+        time.sleep(plan.latency + 0.5)
+    report = count(outcome, directory, shop.outbox, killed_at=killed_at[0] if killed_at else None)
+    seconds["total"] = time.monotonic() - started
+    say(report.text())
+    say(f"  time: load {seconds['load']:.0f}s, drain {seconds['drain']:.0f}s, total {seconds['total']:.0f}s")
+    return SoakRun(
+        report,
+        killed[0] if killed else None,
+        workers_at_the_end,
+        workers_seen,
+        outcome.failures,
+        drained,
+        seconds,
+    )
+
+
+# -- the outage ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutagePlan:
+    #: Page views in each phase, healthy and black-holed: the same load both times.
+    pages: int
+    #: The phases alternate (healthy, outage, healthy, outage...) so that whatever else the
+    #: machine does weighs on both alike; each outage ends with DataCue restored and the
+    #: backlog delivered before the next healthy round starts.
+    rounds: int = 3
+    warmup: int = 300
+    threads: int = 2
+    visitors: int = 40
+    #: Rows the outbox may hold for events (DATACUE_OUTBOX_MAX_ROWS); every outage reaches it.
+    max_rows: int = 300
+    #: Store changes queued during each outage (accepted even past the cap).
+    changes: int = 20
+    timeout: tuple[float, float] = (0.5, 0.5)
+    drain_seconds: float = 120.0
+
+
+@dataclass
+class OutageRun:
+    #: Page latencies as the visitors saw them, in seconds, per round.
+    healthy: list[list[float]]
+    outage: list[list[float]]
+    #: The same pages as the shop's worker timed them (its own time on the request).
+    healthy_in_worker: list[float]
+    outage_in_worker: list[float]
+    #: Rows in the outbox file, sampled every 0.2 s during the outages.
+    rows: list[int]
+    max_rows: int
+    changes_per_outage: int
+    #: Pages whose event the full outbox refused (the page itself was served).
+    refused: list[str]
+    changes_queued: int
+    report: SoakReport
+    drained: bool
+    refusals_logged: int
+    seconds: dict[str, float]
+
+    @property
+    def all_healthy(self) -> list[float]:
+        return [latency for block in self.healthy for latency in block]
+
+    @property
+    def all_outage(self) -> list[float]:
+        return [latency for block in self.outage for latency in block]
+
+    @property
+    def ratio(self) -> float:
+        """p99 of page latency during the outages over p99 when healthy."""
+        return percentile(self.all_outage, 0.99) / percentile(self.all_healthy, 0.99)
+
+
+def outbox_rows(path: Path) -> int:
+    """Rows in the outbox file now: pending, in flight, dead and delivered-but-not-yet-pruned."""
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        return int(connection.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+    finally:
+        connection.close()
+
+
+def percentile(samples: list[float], share: float) -> float:
+    """The ``share`` quantile (0.99: p99) by the nearest-rank method."""
+    ordered = sorted(samples)
+    rank = max(1, math.ceil(share * len(ordered)))
+    return ordered[rank - 1]
+
+
+def outage(directory: Path, plan: OutagePlan) -> OutageRun:
+    """Healthy rounds and black-holed rounds under the same load, DataCue restored after each outage.
+
+    Measures each page view's latency as the visitor sees it (``render_datacue`` and
+    ``track()`` in the view) and as the worker timed it, samples the outbox's size
+    (in both phases: the same work), and after the last recovery counts what
+    reached DataCue.
+    """
+    connect, read = plan.timeout
+    config = {
+        "DATACUE_TIMEOUT": [connect, read],
+        "DATACUE_OUTBOX_LEASE_SECONDS": 5.0,
+        "DATACUE_DELIVERY_BACKOFF": [0.1, 1.0],
+        "DATACUE_OUTBOX_MAX_ROWS": plan.max_rows,
+    }
+    per_round = plan.pages // plan.rounds
+    seconds = {"healthy": 0.0, "outage": 0.0, "recovery": 0.0}
+    started = time.monotonic()
+    outcomes: list[Outcome] = []
+    healthy: list[Outcome] = []
+    outages: list[Outcome] = []
+    rows: list[int] = []
+    drained = True
+    with emulator_process(directory) as emulator, blackhole_switch(emulator) as switch:
+        with gunicorn_shop(directory, switch.config(emulator), config=config) as shop:
+
+            def phase(name: str, visitors: list[list[Step]], samples: list[int]) -> Outcome:
+                """Drive the visitors while sampling the outbox's size."""
+                done = threading.Event()
+
+                def sample() -> None:
+                    while not done.wait(0.2):
+                        samples.append(outbox_rows(shop.outbox))
+
+                sampler = threading.Thread(target=sample, name=f"outbox-sampler-{name}")
+                sampler.start()
+                began = time.monotonic()
+                try:
+                    outcome = drive(shop.url, visitors, threads=plan.threads)
+                finally:
+                    seconds[name] += time.monotonic() - began
+                    done.set()
+                    sampler.join()
+                samples.append(outbox_rows(shop.outbox))
+                outcomes.append(outcome)
+                return outcome
+
+            warmup = shop_visitors(plan.warmup, 0, plan.visitors, first_event=900_000)
+            outcomes.append(drive(shop.url, warmup, threads=plan.threads))
+            drained &= wait_for_drain(shop.outbox, plan.drain_seconds)
+            for round_ in range(plan.rounds):
+                first = round_ * per_round
+                healthy.append(
+                    phase("healthy", shop_visitors(per_round, 0, plan.visitors, first_event=first), [])
+                )
+                drained &= wait_for_drain(shop.outbox, plan.drain_seconds)
+
+                switch.blackhole()
+                visitors = shop_visitors(per_round, 0, plan.visitors, first_event=100_000 + first)
+                # Store changes keep coming while DataCue is away (someone editing the catalog).
+                changes = range(round_ * plan.changes, (round_ + 1) * plan.changes)
+                visitors.append(
+                    [
+                        Step("POST", f"/change/category/{change_marker(n)}", "change", change_marker(n))
+                        for n in changes
+                    ]
+                )
+                outages.append(phase("outage", visitors, rows))
+                switch.forward()
+                began = time.monotonic()
+                drained &= wait_for_drain(shop.outbox, plan.drain_seconds)
+                seconds["recovery"] += time.monotonic() - began
+            refusals_logged = shop.log.read_text(errors="replace").count("outbox full, event refused")
+        time.sleep(0.5)
+    everything = Outcome()
+    for outcome in outcomes:
+        everything.sent.update(outcome.sent)
+        everything.refused.extend(outcome.refused)
+        everything.resent.extend(outcome.resent)
+    report = count(everything, directory, shop.outbox)
+    seconds["total"] = time.monotonic() - started
+    run = OutageRun(
+        healthy=[outcome.latencies for outcome in healthy],
+        outage=[outcome.latencies for outcome in outages],
+        healthy_in_worker=[latency for outcome in healthy for latency in outcome.server_seconds],
+        outage_in_worker=[latency for outcome in outages for latency in outcome.server_seconds],
+        rows=rows,
+        max_rows=plan.max_rows,
+        changes_per_outage=plan.changes,
+        refused=[marker for outcome in outages for marker in outcome.refused],
+        changes_queued=sum(1 for outcome in outages for kind in outcome.sent.values() if kind == "change"),
+        report=report,
+        drained=drained,
+        refusals_logged=refusals_logged,
+        seconds=seconds,
+    )
+    say(outage_text(run))
+    return run
+
+
+def outage_text(run: OutageRun) -> str:
+    def distribution(samples: list[float]) -> str:
+        marks = ", ".join(
+            f"p{int(share * 100)} {1000 * percentile(samples, share):.1f}ms" for share in (0.5, 0.9, 0.99)
+        )
+        return f"{len(samples)} pages: {marks}, max {1000 * max(samples):.1f}ms"
+
+    rounds = ", ".join(
+        f"{percentile(outage, 0.99) / percentile(healthy, 0.99):.2f}"
+        for healthy, outage in zip(run.healthy, run.outage, strict=True)
+    )
+    return "\n".join(
+        [
+            f"healthy:  {distribution(run.all_healthy)}",
+            f"outage:   {distribution(run.all_outage)}",
+            f"p99 outage / p99 healthy: {run.ratio:.2f} (round by round: {rounds})",
+            f"in the worker, healthy: {distribution(run.healthy_in_worker)}",
+            f"in the worker, outage:  {distribution(run.outage_in_worker)}",
+            f"outbox rows during the outages: up to {max(run.rows)} (events capped at {run.max_rows},"
+            f" plus {run.changes_per_outage} store changes per outage); events refused at the cap:"
+            f" {len(run.refused)} (logged: {run.refusals_logged});"
+            f" store changes queued: {run.changes_queued}",
+            f"after recovery: {run.report.unique} of {run.report.sent} accepted delivered,"
+            f" {len(run.report.lost)} lost, {run.report.duplicates} duplicates, drained: {run.drained}",
+            "time: " + ", ".join(f"{name} {value:.0f}s" for name, value in run.seconds.items()),
+        ]
+    )
