@@ -66,8 +66,11 @@ class NotJSON(UnsupportedMediaType):
     """415: the body is not ``application/json``."""
 
 
-def _origin_of(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
+def _origin_of(url: str) -> tuple[str, str] | None:
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not a URL at all ("http://[::1"): not this site either
+        return None
     return parts.scheme.lower(), parts.netloc.lower()
 
 
@@ -75,7 +78,7 @@ def _check_same_origin() -> None:
     # request.host_url honours ProxyFix's X-Forwarded-Proto/Host when the shop uses it.
     own = _origin_of(request.host_url)
     claimed = request.headers.get("Origin") or request.headers.get("Referer")
-    if not claimed or claimed == "null" or _origin_of(claimed) != own:
+    if not claimed or claimed == "null" or own is None or _origin_of(claimed) != own:
         raise CrossOriginEvent("events are only accepted from this site's own pages")
 
 
@@ -91,6 +94,8 @@ def _read_body(limit: int) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
         raise EventRejected(f"malformed JSON: {error}") from None
+    except RecursionError:  # [[[[...]]]]: fits in the size cap, too deep for the parser
+        raise EventRejected("malformed JSON: nested too deeply") from None
 
 
 def _event_from(body: Any) -> dict[str, Any]:
