@@ -11,6 +11,8 @@
   delivers batch by batch until nothing is left, prints the rows it settled.
 * ``fork``: starts a worker's thread, forks; the child puts ``count`` events,
   delivers them with its own thread and exits 0 once the outbox is empty.
+* ``exit``: puts ``count`` events, wakes a worker whose thread lingers for a minute
+  before sending, and exits at once: only the flush at exit can deliver them.
 """
 
 from __future__ import annotations
@@ -102,6 +104,15 @@ def fork_and_deliver(worker: DeliveryWorker, outbox: Outbox, count: int) -> None
     print(os.waitstatus_to_exitcode(status), flush=True)
 
 
+def put_and_exit(worker: DeliveryWorker, outbox: Outbox, count: int) -> None:
+    worker.linger = 60.0
+    for seq in range(count):
+        outbox.put("event", "POST", "", event_body(seq, "leaving"), "leaving")
+    worker.ensure_running()
+    worker.notify()
+    sys.exit(0)
+
+
 def main() -> None:
     command, settings = sys.argv[1], json.loads(sys.argv[2])
     outbox = Outbox(settings["outbox"], lease_seconds=settings.get("lease_seconds", 30.0))
@@ -114,6 +125,8 @@ def main() -> None:
         flush_on_go(worker, outbox)
     elif command == "fork":
         fork_and_deliver(worker, outbox, settings["count"])
+    elif command == "exit":
+        put_and_exit(worker, outbox, settings["count"])
     else:
         raise SystemExit(f"unknown command {command!r}")
     outbox.close()

@@ -381,6 +381,19 @@ def test_a_forked_child_delivers_with_a_thread_of_its_own(
     assert outbox.stats().delivered == 20
 
 
+def test_a_process_exiting_right_after_queueing_delivers_on_its_way_out(
+    outbox: Outbox, emulator: RunningEmulator
+) -> None:
+    settings = emulator_settings(emulator, outbox.path, count=5)
+    result = subprocess.run(
+        [sys.executable, str(HELPER), "exit", settings], capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert sorted(seq_of(item) for item in accepted_events(emulator)) == list(range(5))
+    assert outbox.unfinished() == 0
+
+
 # -- the thread ---------------------------------------------------------------------------------
 
 
