@@ -291,22 +291,37 @@ def drive(
     visitors: Sequence[Sequence[Step]],
     *,
     threads: int,
+    rate: float | None = None,
     on_progress: Callable[[int], None] | None = None,
     attempts: int = 5,
 ) -> Outcome:
     """Run every visitor's steps in order (one ``requests.Session`` each: their own cookies),
-    ``threads`` visitors at a time. A step whose connection broke (a worker killed under it) is
-    sent again with the same marker, up to ``attempts`` times. ``on_progress(steps_done)``
-    is called from the worker threads after every step."""
+    ``threads`` visitors at a time, as fast as the shop answers or, with ``rate``, starting
+    ``rate`` steps a second (the same load whatever the shop does meanwhile). A step whose
+    connection broke (a worker killed under it) is sent again with the same marker, up to
+    ``attempts`` times. ``on_progress(steps_done)`` is called after every step."""
     outcome = Outcome()
     lock = threading.Lock()
     done = [0]
+    schedule = {"next": time.monotonic()}
+
+    def wait_for_slot() -> None:
+        if rate is None:
+            return
+        with lock:
+            slot = schedule["next"]
+            schedule["next"] = max(slot, time.monotonic() - 1.0) + 1.0 / rate
+        delay = slot - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
     pending: queue.SimpleQueue[Sequence[Step]] = queue.SimpleQueue()
     for visitor in visitors:
         pending.put(visitor)
 
     def run_visitor(steps: Sequence[Step], session: requests.Session) -> None:
         for step in steps:
+            wait_for_slot()
             for attempt in range(attempts):
                 started = time.perf_counter()
                 try:

@@ -161,6 +161,9 @@ class OutagePlan:
     rounds: int = 3
     warmup: int = 300
     threads: int = 2
+    #: Page views started per second, in every phase: a busy shop, well within what the
+    #: emulator (one Python process) takes in, so that the healthy rounds are healthy.
+    rate: float = 150.0
     visitors: int = 40
     #: Rows the outbox may hold for events (DATACUE_OUTBOX_MAX_ROWS); every outage reaches it.
     max_rows: int = 300
@@ -178,12 +181,15 @@ class OutageRun:
     #: The same pages as the shop's worker timed them (its own time on the request).
     healthy_in_worker: list[float]
     outage_in_worker: list[float]
-    #: Rows in the outbox file, sampled every 0.2 s during the outages.
+    #: Rows in the outbox file, sampled every 0.2 s during the outages, and during the healthy rounds.
     rows: list[int]
+    rows_healthy: list[int]
     max_rows: int
     changes_per_outage: int
-    #: Pages whose event the full outbox refused (the page itself was served).
+    #: Pages whose event the full outbox refused (the page itself was served), during the outages
+    #: and during the rest of the run (warm-up, healthy rounds).
     refused: list[str]
+    refused_otherwise: list[str]
     changes_queued: int
     report: SoakReport
     drained: bool
@@ -242,6 +248,7 @@ def outage(directory: Path, plan: OutagePlan) -> OutageRun:
     healthy: list[Outcome] = []
     outages: list[Outcome] = []
     rows: list[int] = []
+    rows_healthy: list[int] = []
     drained = True
     with emulator_process(directory) as emulator, blackhole_switch(emulator) as switch:
         with gunicorn_shop(directory, switch.config(emulator), config=config) as shop:
@@ -258,7 +265,7 @@ def outage(directory: Path, plan: OutagePlan) -> OutageRun:
                 sampler.start()
                 began = time.monotonic()
                 try:
-                    outcome = drive(shop.url, visitors, threads=plan.threads)
+                    outcome = drive(shop.url, visitors, threads=plan.threads, rate=plan.rate)
                 finally:
                     seconds[name] += time.monotonic() - began
                     done.set()
@@ -268,13 +275,12 @@ def outage(directory: Path, plan: OutagePlan) -> OutageRun:
                 return outcome
 
             warmup = shop_visitors(plan.warmup, 0, plan.visitors, first_event=900_000)
-            outcomes.append(drive(shop.url, warmup, threads=plan.threads))
+            outcomes.append(drive(shop.url, warmup, threads=plan.threads, rate=plan.rate))
             drained &= wait_for_drain(shop.outbox, plan.drain_seconds)
             for round_ in range(plan.rounds):
                 first = round_ * per_round
-                healthy.append(
-                    phase("healthy", shop_visitors(per_round, 0, plan.visitors, first_event=first), [])
-                )
+                visitors = shop_visitors(per_round, 0, plan.visitors, first_event=first)
+                healthy.append(phase("healthy", visitors, rows_healthy))
                 drained &= wait_for_drain(shop.outbox, plan.drain_seconds)
 
                 switch.blackhole()
@@ -307,9 +313,13 @@ def outage(directory: Path, plan: OutagePlan) -> OutageRun:
         healthy_in_worker=[latency for outcome in healthy for latency in outcome.server_seconds],
         outage_in_worker=[latency for outcome in outages for latency in outcome.server_seconds],
         rows=rows,
+        rows_healthy=rows_healthy,
         max_rows=plan.max_rows,
         changes_per_outage=plan.changes,
         refused=[marker for outcome in outages for marker in outcome.refused],
+        refused_otherwise=[
+            marker for outcome in outcomes if outcome not in outages for marker in outcome.refused
+        ],
         changes_queued=sum(1 for outcome in outages for kind in outcome.sent.values() if kind == "change"),
         report=report,
         drained=drained,
@@ -338,6 +348,8 @@ def outage_text(run: OutageRun) -> str:
             f"p99 outage / p99 healthy: {run.ratio:.2f} (round by round: {rounds})",
             f"in the worker, healthy: {distribution(run.healthy_in_worker)}",
             f"in the worker, outage:  {distribution(run.outage_in_worker)}",
+            f"outbox rows while healthy: up to {max(run.rows_healthy)};"
+            f" events refused while healthy: {len(run.refused_otherwise)}",
             f"outbox rows during the outages: up to {max(run.rows)} (events capped at {run.max_rows},"
             f" plus {run.changes_per_outage} store changes per outage); events refused at the cap:"
             f" {len(run.refused)} (logged: {run.refusals_logged});"
