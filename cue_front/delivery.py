@@ -18,10 +18,11 @@ the backoff, instead of spending a timeout on every row. A batch also stops
 short when its lease is about to run out, so that a row is never still being
 sent when another process may claim it.
 
-The hot path talks HTTP through urllib3 connection pools of its own (requests'
-per-call overhead is most of the cost of a small POST on a fast network); it
-falls back to ``transport.send(..., retry=False)`` when the environment routes
-DataCue through a proxy, so proxies and their settings behave as everywhere else.
+The hot path talks HTTP through kept-alive ``http.client`` connections of its
+own (requests' and urllib3's per-call overhead is most of the cost of a small
+POST on a fast network, and this thread shares the GIL with the shop's
+requests); it falls back to ``transport.send(..., retry=False)`` when the
+environment routes DataCue through a proxy, so proxies behave as everywhere else.
 
 The thread starts lazily (:meth:`DeliveryWorker.ensure_running`) and again in a
 forked child (gunicorn workers), with its own connections. At interpreter exit
@@ -31,21 +32,23 @@ every running worker gets a bounded flush (2 seconds in all).
 from __future__ import annotations
 
 import atexit
+import http.client
 import logging
 import os
 import random
+import select
 import socket
+import ssl
 import threading
 import time
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import urlsplit
 
-import urllib3
-from requests.utils import select_proxy
-from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError
-from urllib3.util import parse_url
+from requests.structures import CaseInsensitiveDict
+from requests.utils import DEFAULT_CA_BUNDLE_PATH, select_proxy
 
 from . import signals
 from .errors import APIError, DataCueError, NetworkError, PayloadTooLargeError, RateLimitError
@@ -89,54 +92,63 @@ _DELIVERED: Final = _Outcome("delivered")
 
 
 class _Courier:
-    """Sends outbox rows over urllib3 pools of its own, one per origin; not shared across a fork."""
+    """Sends outbox rows over kept-alive ``http.client`` connections of its own, per origin.
+
+    ``http.client`` rather than requests or urllib3: on a small POST to a fast server
+    most of the cost is the client's own Python, and the worker shares the GIL with
+    the shop's request threads. Not shared across a fork: the child makes its own.
+    """
 
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
-        connect, read = transport.timeout
-        self.timeout = urllib3.Timeout(connect=connect, read=read)
-        self.request_seconds = connect + read
+        self.connect_timeout, self.read_timeout = transport.timeout
+        self.request_seconds = self.connect_timeout + self.read_timeout
         self._events_headers = transport.events_headers()
-        self._targets: dict[str, str] = {}
-        self._pools: dict[str, urllib3.HTTPConnectionPool | None] = {}
+        #: url -> (scheme, host, port, request target), or None when a proxy must be used.
+        self._routes: dict[str, tuple[str, str, int, str] | None] = {}
+        self._tls: ssl.SSLContext | None = None
+        #: Idle kept-alive connections per (scheme, host, port); list.pop/append are atomic.
+        self._idle: dict[tuple[str, str, int], list[http.client.HTTPConnection]] = {}
 
     def close(self) -> None:
-        for pool in self._pools.values():
-            if pool is not None:
-                pool.close()
-        self._pools.clear()
+        idle, self._idle = self._idle, {}
+        for connections in idle.values():
+            for connection in connections:
+                connection.close()
 
-    def _pool_for(self, url: str) -> urllib3.HTTPConnectionPool | None:
-        """The pool for the URL's origin; ``None`` when a proxy is configured for it."""
-        origin = url.split("/", 3)[:3]
-        key = "/".join(origin)
-        try:
-            return self._pools[key]
-        except KeyError:
-            pass
-        session = self.transport.session
-        settings = session.merge_environment_settings(url, {}, None, None, None)
-        pool: urllib3.HTTPConnectionPool | None
+    def _route(self, url: str) -> tuple[str, str, int, str] | None:
+        """Where ``url`` goes; ``None`` when the environment sends it through a proxy."""
+        route = self._routes.get(url, ())
+        if route != ():
+            return route  # type: ignore[return-value]
+        settings = self.transport.session.merge_environment_settings(url, {}, None, None, None)
         if select_proxy(url, settings["proxies"]) is not None:
-            pool = None
+            route = None
         else:
-            verify = settings["verify"]
-            tls: dict[str, Any] = {}
-            if key.startswith("https:"):
-                if verify is False:
-                    tls = {"cert_reqs": "CERT_NONE"}
-                else:
-                    from requests.utils import DEFAULT_CA_BUNDLE_PATH
+            parts = urlsplit(url)
+            scheme = parts.scheme.lower()
+            if scheme == "https" and self._tls is None:
+                self._tls = _tls_context(settings["verify"])
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            route = (scheme, parts.hostname or "", parts.port or (443 if scheme == "https" else 80), target)
+        if len(self._routes) < 4096:  # REST paths vary; keep the table bounded
+            self._routes[url] = route
+        return route
 
-                    bundle = verify if isinstance(verify, str) else DEFAULT_CA_BUNDLE_PATH
-                    location = {"ca_cert_dir": bundle} if os.path.isdir(bundle) else {"ca_certs": bundle}
-                    tls = {"cert_reqs": "CERT_REQUIRED", **location}
-            # maxsize 4: flush() on another thread may send beside the worker's thread.
-            pool = urllib3.connection_from_url(
-                url, maxsize=4, block=False, timeout=self.timeout, retries=False, **tls
-            )
-        self._pools[key] = pool
-        return pool
+    def _connection(self, origin: tuple[str, str, int]) -> http.client.HTTPConnection | None:
+        """A kept-alive connection that the server has not closed meanwhile, or None."""
+        idle = self._idle.setdefault(origin, [])
+        while idle:
+            try:
+                connection = idle.pop()
+            except IndexError:  # another thread took the last one
+                break
+            sock = connection.sock
+            # Readable while idle means closed (or garbage): the server dropped it.
+            if sock is not None and not select.select([sock], [], [], 0)[0]:
+                return connection
+            connection.close()
+        return None
 
     def send(self, row: OutboxRow, time_left: float | None = None) -> _Outcome:
         transport = self.transport
@@ -153,36 +165,46 @@ class _Courier:
             return _Outcome("refused", None, str(error))
         except DataCueError as error:  # no API secret: a setup problem, not the row's fault
             return _Outcome("retry", None, str(error))
-        pool = self._pool_for(url)
-        if pool is None:
+        route = self._route(url)
+        if route is None:
             return self._send_through_transport(row, method)
-        timeout: urllib3.Timeout | float = self.timeout
-        if time_left is not None and time_left < self.request_seconds:
-            timeout = max(0.05, time_left)
-        target = self._targets.get(url)
-        if target is None:  # the request line's path and query ("/v1/products/p1")
-            target = parse_url(url).request_uri
-            if len(self._targets) < 1024:
-                self._targets[url] = target
+        scheme, host, port, target = route
+        read_timeout = self.read_timeout
+        if time_left is not None:
+            read_timeout = max(0.05, min(read_timeout, time_left))
+        connection = self._connection((scheme, host, port))
+        if connection is None:
+            if scheme == "https":
+                connection = http.client.HTTPSConnection(
+                    host, port, timeout=self.connect_timeout, context=self._tls
+                )
+            else:
+                connection = http.client.HTTPConnection(host, port, timeout=self.connect_timeout)
+            try:
+                connection.connect()
+            except OSError as error:  # refused, unknown host, connect timeout, TLS handshake
+                connection.close()
+                return _Outcome("retry", None, _network_message(method, url, error), unreachable=True)
+        assert connection.sock is not None
+        connection.sock.settimeout(read_timeout)
         try:
-            response = pool.urlopen(
-                method,
-                target,
-                body=row.body or None,
-                headers=headers,
-                retries=False,
-                redirect=False,
-                assert_same_host=False,
-                timeout=timeout,
-                preload_content=True,
-            )
-        except (NewConnectionError, ConnectTimeoutError) as error:
-            return _Outcome("retry", None, _network_message(method, url, error), unreachable=True)
-        except ReadTimeoutError:
-            return _Outcome("retry", None, f"{method} {url}: DataCue did not answer in time")
-        except (HTTPError, OSError) as error:  # dropped connection, reset, TLS failure
+            connection.request(method, target, body=row.body or None, headers=headers)
+            response = connection.getresponse()
+            body = response.read()
+        except TimeoutError:
+            connection.close()
+            return _Outcome("retry", None, f"{method} {url}: DataCue did not answer within {read_timeout:g}s")
+        except (OSError, http.client.HTTPException) as error:  # dropped, reset, cut off
+            connection.close()
             return _Outcome("retry", None, _network_message(method, url, error))
-        return _outcome_for_reply(method, url, response.status, response.data or b"", response.headers)
+        if response.will_close:
+            connection.close()
+        else:
+            self._idle[(scheme, host, port)].append(connection)
+        if response.status < 400:
+            return _DELIVERED
+        answer_headers = CaseInsensitiveDict(response.getheaders())
+        return _outcome_for_reply(method, url, response.status, body, answer_headers)
 
     def _send_through_transport(self, row: OutboxRow, method: str) -> _Outcome:
         try:
@@ -223,6 +245,19 @@ def _outcome_for_reply(
             retry_after = parse_retry_after(headers.get("Retry-After"))
         return _Outcome("retry", status, str(error), text, retry_after)
     return _Outcome("refused", status, str(error), text)
+
+
+def _tls_context(verify: object) -> ssl.SSLContext:
+    """TLS as requests would do it: its CA bundle (or REQUESTS_CA_BUNDLE's), or no checks if told so."""
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    bundle = verify if isinstance(verify, str) else DEFAULT_CA_BUNDLE_PATH
+    if os.path.isdir(bundle):
+        return ssl.create_default_context(capath=bundle)
+    return ssl.create_default_context(cafile=bundle)
 
 
 def _network_message(method: str, url: str, error: BaseException) -> str:

@@ -7,8 +7,10 @@ loopback; crashes are real SIGKILLs of real processes (``tests/outbox_process.py
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -424,6 +426,74 @@ def test_flush_gives_up_on_rows_waiting_out_a_long_backoff(
 
     assert make_worker(sink).flush(2) is False
     assert outbox.unfinished() == 1
+
+
+@pytest.fixture
+def tls_sink(tmp_path: Path) -> Iterator[tuple[Sink, Path]]:
+    """The sink behind TLS with a throwaway certificate for localhost; yields it and the certificate."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the TLS test makes its certificate with the openssl command")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with Sink() as running:
+        running._server.socket = context.wrap_socket(running._server.socket, server_side=True)
+        yield running, cert
+
+
+def test_delivery_over_tls_checks_the_certificate(
+    outbox: Outbox, tls_sink: tuple[Sink, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sink, cert = tls_sink
+    base = f"https://localhost:{sink.port}"
+    outbox.put("event", "POST", "", event_body(1, "a1"), "a1")
+    outbox.put("rest", "PUT", "/users/u1", encode_json({"first_name": "Ana"}), "user:u1")
+
+    def deliver() -> bool:
+        transport = Transport(API_KEY, API_SECRET, api_url=f"{base}/v1", events_url=f"{base}/events/")
+        worker = DeliveryWorker(outbox, transport, backoff_base=60)
+        try:
+            return worker.flush(5)
+        finally:
+            worker.stop()
+            transport.close()
+
+    # An unknown certificate is refused: nothing is sent, both rows wait.
+    assert deliver() is False
+    assert sink.received() == []
+    assert "CERTIFICATE_VERIFY_FAILED" in (outbox.stats().last_error or "")
+
+    # Trusted the way requests trusts a private CA: REQUESTS_CA_BUNDLE.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+    assert outbox.retry_now() == 2
+    assert deliver() is True
+    assert [(r.method, r.path, r.signature_ok) for r in sink.received()] == [
+        ("POST", "/events/", True),
+        ("PUT", "/v1/users/u1", True),
+    ]
 
 
 def test_an_environment_proxy_is_honoured(
