@@ -756,6 +756,18 @@ class Outbox:
             )
             return cursor.rowcount
 
+    def retry_now(self) -> int:
+        """Make every pending row waiting out a backoff due now (DataCue is back); returns how many.
+
+        Rows in flight are left to their owners.
+        """
+        now = time.time()
+        with self._write() as connection:
+            return connection.execute(
+                "UPDATE outbox SET due_at = ? WHERE state = 0 AND due_at > ? AND lease_owner IS NULL",
+                (now, now),
+            ).rowcount
+
     # -- upkeep ---------------------------------------------------------------------------
 
     def stats(self) -> OutboxStats:

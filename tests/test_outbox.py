@@ -105,6 +105,17 @@ def test_rows_with_one_ordering_key_go_out_one_at_a_time_in_order(outbox: Outbox
     assert [row.id for row in outbox.claim("w")] == [a3]
 
 
+def test_retry_now_ends_every_backoff_but_leaves_rows_in_flight(outbox: Outbox) -> None:
+    waiting = put_event(outbox, key="a")
+    put_event(outbox, key="b")
+    outbox.claim("w")
+    outbox.retry_later(waiting, delay=600, error="503")
+
+    assert outbox.retry_now() == 1
+    assert [row.id for row in outbox.claim("w")] == [waiting]
+    assert outbox.stats().in_flight == 2  # the "b" row was never handed back
+
+
 def test_claims_are_oldest_first_and_limited(outbox: Outbox) -> None:
     ids = [put_event(outbox, key=f"visitor-{n}") for n in range(10)]
 
