@@ -169,17 +169,18 @@ class _Courier:
         if route is None:
             return self._send_through_transport(row, method)
         scheme, host, port, target = route
-        read_timeout = self.read_timeout
-        if time_left is not None:
+        connect_timeout, read_timeout = self.connect_timeout, self.read_timeout
+        if time_left is not None:  # a bounded flush: no request may outlast it
+            connect_timeout = max(0.05, min(connect_timeout, time_left))
             read_timeout = max(0.05, min(read_timeout, time_left))
         connection = self._connection((scheme, host, port))
         if connection is None:
             if scheme == "https":
                 connection = http.client.HTTPSConnection(
-                    host, port, timeout=self.connect_timeout, context=self._tls
+                    host, port, timeout=connect_timeout, context=self._tls
                 )
             else:
-                connection = http.client.HTTPConnection(host, port, timeout=self.connect_timeout)
+                connection = http.client.HTTPConnection(host, port, timeout=connect_timeout)
             try:
                 connection.connect()
             except OSError as error:  # refused, unknown host, connect timeout, TLS handshake
@@ -392,6 +393,10 @@ class DeliveryWorker:
     def _run(self) -> None:
         failures = 0
         while not self._stopping.is_set():
+            pause = self._paused_until - time.monotonic()
+            if pause > 0:  # DataCue is down or asked us to slow down: even a notify waits
+                self._stopping.wait(pause)
+                continue
             self._wake.clear()
             try:
                 handled = self._deliver_batch(deadline=None)
