@@ -194,7 +194,8 @@ class _Courier:
             body = response.read()
         except TimeoutError:
             connection.close()
-            return _Outcome("retry", None, f"{method} {url}: DataCue did not answer within {read_timeout:g}s")
+            message = f"{method} {url}: DataCue did not answer in time ({read_timeout:g}s)"
+            return _Outcome("retry", None, message)
         except (OSError, http.client.HTTPException) as error:  # dropped, reset, cut off
             connection.close()
             return _Outcome("retry", None, _network_message(method, url, error))
