@@ -31,8 +31,8 @@ def check(run: OutageRun, plan: OutagePlan) -> None:
     # ...so events were refused there, each one counted and logged, never silently.
     assert len(run.refused) > 0
     assert report.outbox.refused == len(run.refused) + len(run.refused_otherwise) == run.refusals_logged
-    # While DataCue was up, it kept up: the outbox never came near its cap.
-    assert run.refused_otherwise == [] and max(run.rows_healthy) < plan.max_rows
+    # While DataCue was up it kept up (the premise of the healthy rounds): nothing refused then.
+    assert run.refused_otherwise == [], f"{len(run.refused_otherwise)} events refused while DataCue was up"
     assert run.changes_queued == plan.rounds * plan.changes  # store changes were all accepted
     # Back up, DataCue got everything the shop accepted, exactly once (it never answered late).
     assert run.drained
