@@ -226,6 +226,7 @@ class DataCue:
         app.add_template_global(widgets.datacue_banners, "datacue_banners")
         app.add_template_global(widgets.datacue_banner_slot, "datacue_banner_slot")
         app.add_template_global(widgets.datacue_products, "datacue_products")
+        app.add_template_filter(widgets.safe_url, "datacue_url")
         app.cli.add_command(datacue_cli)
 
     # -- what the shop registers -------------------------------------------------

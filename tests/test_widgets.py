@@ -108,3 +108,27 @@ def test_a_shop_can_override_a_widget_template(tmp_path: object, make_app: Calla
     )
     with app.test_request_context():
         assert str(datacue_products("recent")) == '<section data-dc-products="recent"></section>'
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("/products/p1", "/products/p1"),
+        ("https://cdn.example/p1.jpg", "https://cdn.example/p1.jpg"),
+        ("//cdn.example/p1.jpg", "//cdn.example/p1.jpg"),
+        ("p1.jpg", "p1.jpg"),
+        ("javascript:alert(1)", "#"),
+        ("JaVaScRiPt:alert(1)", "#"),
+        ("\tjava\nscript:alert(1)", "#"),
+        ("\x01 javascript:alert(1)", "#"),
+        ("data:text/html,<script>alert(1)</script>", "#"),
+        ("vbscript:msgbox", "#"),
+        (None, "#"),
+    ],
+)
+def test_links_from_datacue_lead_only_to_web_pages(app: Flask, url: object, shown: str) -> None:
+    with app.test_request_context():
+        html = app.jinja_env.from_string('<a href="{{ url|datacue_url }}">x</a>').render(url=url)
+    document = html5lib.parse(html, namespaceHTMLElements=False)
+    (link,) = document.iter("a")
+    assert link.attrib["href"] == shown
