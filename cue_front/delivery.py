@@ -445,7 +445,7 @@ class DeliveryWorker:
         ):
             self._acked_since_prune = 0
             self._last_prune = now
-            self.outbox.prune()
+            self.outbox.prune(pause=0.001)
         if now - self._last_checkpoint >= CHECKPOINT_INTERVAL:
             self._last_checkpoint = now
             self.outbox.checkpoint()

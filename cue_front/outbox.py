@@ -153,7 +153,7 @@ ORDER BY id LIMIT ?2
 # Delivered rows go in small chunks so that no put waits long for the write lock.
 # The row holding max(id) is always kept: ids are never reused, and the row count
 # stays max(id) - deleted.
-_PRUNE_CHUNK_ROWS: Final = 500
+_PRUNE_CHUNK_ROWS: Final = 100
 _PRUNE_CHUNK: Final = """
 DELETE FROM outbox WHERE id IN (
     SELECT id FROM outbox WHERE state = 1 AND id < (SELECT MAX(id) FROM outbox) LIMIT ?
@@ -813,10 +813,17 @@ class Outbox:
             ).fetchone()
         return int(count)
 
-    def prune(self) -> int:
-        """Delete delivered rows; returns how many. The worker calls this as it goes."""
+    def prune(self, *, pause: float = 0.0) -> int:
+        """Delete delivered rows; returns how many. The worker calls this as it goes.
+
+        Rows go in small chunks, one transaction each; ``pause`` seconds between chunks
+        leave the write lock to the puts of request threads (the worker pauses; a put
+        that found the outbox full does not).
+        """
         pruned = 0
         while True:
+            if pruned and pause:
+                time.sleep(pause)
             with self._write() as connection:
                 deleted = connection.execute(_PRUNE_CHUNK, (_PRUNE_CHUNK_ROWS,)).rowcount
                 if deleted:
