@@ -14,7 +14,9 @@ mapping, and settles it:
 
 When DataCue looks down (it cannot be connected to, three failures in a row, or
 a 429) the rest of the batch is handed back unsent and the thread pauses for
-the backoff, instead of spending a timeout on every row. A batch also stops
+the backoff, instead of spending a timeout on every row. Woken by
+:meth:`DeliveryWorker.notify`, the thread lingers 10 ms first, so that a busy
+process sends its events in batches (one claim and one ack per batch). A batch also stops
 short when its lease is about to run out, so that a row is never still being
 sent when another process may claim it.
 
@@ -389,7 +391,8 @@ class DeliveryWorker:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
-        self._courier.close()
+        if thread is None or not thread.is_alive():  # else its connections are still in use
+            self._courier.close()
 
     def _run(self) -> None:
         failures = 0

@@ -38,9 +38,19 @@ loss or kernel crash can lose the last commits before the next checkpoint.
 ``Outbox(path, synchronous="FULL")`` fsyncs every commit, surviving power loss
 at the price of a disk flush on every ``put``.
 
+**Cost on the request path.** A put is one INSERT that commits by itself: no
+fsync (see above), no scan (the row cap is checked as ``max(id) - deleted``).
+When another connection holds the write lock, a put retries in steps of tens of
+microseconds instead of SQLite's busy handler, which sleeps whole milliseconds.
+The worker keeps its own write transactions short: a claim finds its rows
+without the lock and only marks them under it; delivered rows are pruned in
+small chunks; WAL checkpoints are the worker's job, not the puts'.
+
 **Processes and threads.** Connections are pooled and each is used by one
 thread at a time. After ``os.fork()`` the child never touches a connection
-opened by its parent (SQLite forbids it); it opens its own.
+opened by its parent (SQLite forbids it); it opens its own. A fork also waits
+until no other thread is inside SQLite, so that the child cannot inherit a
+mutex held by a thread that does not exist there.
 """
 
 from __future__ import annotations
@@ -739,7 +749,10 @@ class Outbox:
         ]
 
     def retry_dead(self, row_ids: Iterable[int] | None = None) -> int:
-        """Queue dead letters again (all of them, or those in ``row_ids``); returns how many."""
+        """Queue dead letters again (all of them, or those in ``row_ids``); returns how many.
+
+        A requeued row goes before the later rows of its key that are not in flight yet.
+        """
         now = time.time()
         with self._write() as connection:
             if row_ids is None:
