@@ -111,12 +111,12 @@ def track(
             context=context,
             timestamp=timestamp,
         )
+        return deliver(state, envelope)  # encoding there refuses text that is not valid Unicode
     except ValidationError as error:
         if state.strict:
             raise
         logger.error("datacue: event not sent: %s", error)
         return False
-    return deliver(state, envelope)
 
 
 def deliver(state: DataCueState, envelope: Mapping[str, Any]) -> bool:

@@ -38,6 +38,7 @@ from werkzeug.exceptions import (
 from . import events
 from .errors import DataCueError, ValidationError
 from .extension import get_state
+from .transport import encode_json
 
 logger = logging.getLogger("cue_front")
 
@@ -127,6 +128,7 @@ def receive_event() -> Response:
     event = _event_from(_read_body(int(current_app.config["DATACUE_PROXY_MAX_BYTES"])))
     try:
         envelope = events.build_envelope(event)
+        encode_json(envelope)  # text that is not valid Unicode could never be sent: refuse it now
     except ValidationError as error:
         # Field paths are named from the envelope: report them as the browser sent them.
         raise EventRejected(str(error)) from None

@@ -73,6 +73,7 @@ __all__ = [
     "Timestamp",
     "batch_of",
     "format_timestamp",
+    "text_errors",
     "validate",
     "validate_partial",
 ]
@@ -620,6 +621,30 @@ class Tagged(Spec):
 
     def expression(self, gen: _Codegen, var: str) -> str:
         return f"{gen.constant(self.fast_check)}({var})"
+
+
+def text_errors(value: Any, path: str = "") -> list[FieldError]:
+    """Where ``value`` holds strings that are not valid Unicode text (lone surrogates).
+
+    ``json.loads`` turns ``"\\ud800"`` into such a string, and no UTF-8 encoder can
+    send it. The specs' fast checks leave this rule out (a page escapes these
+    characters harmlessly, and the render path is hot); ``transport.encode_json``
+    applies it to everything cue-front sends, through this function.
+    """
+    errors: list[FieldError] = []
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            errors.append(FieldError(path, "not valid Unicode text (it holds a lone surrogate)"))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            errors.extend(text_errors(key, path) if isinstance(key, str) else [])
+            errors.extend(text_errors(item, _child(path, str(key))))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            errors.extend(text_errors(item, f"{path}[{index}]"))
+    return errors
 
 
 # ---------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
-from . import signing
+from . import schema, signing
 from .errors import (
     APIError,
     AuthenticationError,
@@ -45,6 +45,7 @@ from .errors import (
     PayloadTooLargeError,
     RateLimitError,
     ServerError,
+    ValidationError,
 )
 
 __all__ = [
@@ -87,8 +88,15 @@ def user_agent() -> str:
 
 
 def encode_json(payload: Any) -> bytes:
-    """The one JSON encoding of a payload: compact, UTF-8, no NaN. Sign and send these bytes."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    """The one JSON encoding of a payload: compact, UTF-8, no NaN. Sign and send these bytes.
+
+    Raises :class:`ValidationError` naming the field when a string is not valid Unicode.
+    """
+    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(schema.text_errors(payload)) from None
 
 
 def check_body_size(body: bytes) -> None:
