@@ -135,8 +135,14 @@ def deliver(state: DataCueState, envelope: Mapping[str, Any]) -> bool:
     try:
         row_id = state.outbox.put("event", "POST", "", body, _visitor_key(user))
     except OutboxFullError as error:
-        state.count_refusal()
-        logger.error("datacue: outbox full, event refused (%s): %s", envelope["event"].get("type"), error)
+        refused_since_last_log = state.count_refusal()
+        if refused_since_last_log:  # loud, but one line a minute, not one per event in an outage
+            logger.error(
+                "datacue: outbox full, %d event(s) refused since the last report (now %s): %s",
+                refused_since_last_log,
+                envelope["event"].get("type"),
+                error,
+            )
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         signals.outbox_full.send(app, kind="event", error=str(error))
         return False

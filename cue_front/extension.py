@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -33,6 +34,9 @@ UserIdLoader = Callable[[], "str | int | None"]
 ProfileLoader = Callable[[], "Mapping[str, Any] | None"]
 Source = Callable[[], Iterable[Mapping[str, Any]]]
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: Seconds between two log lines about events refused by a full outbox.
+REFUSAL_REPORT_INTERVAL = 60.0
 
 #: The resources a shop can register an import source for.
 SOURCE_RESOURCES = ("products", "categories", "users", "orders")
@@ -74,6 +78,8 @@ class DataCueState:
         self._lock = threading.RLock()
         #: Events refused at intake because the outbox was full (see outbox.py).
         self.refused_events = 0
+        self._refusals_reported = 0
+        self._refusals_reported_at = -REFUSAL_REPORT_INTERVAL
 
     @property
     def client(self) -> Client:
@@ -164,9 +170,16 @@ class DataCueState:
                 self._client.close()
                 self._client = None
 
-    def count_refusal(self) -> None:
+    def count_refusal(self) -> int:
+        """Count an event refused by a full outbox; the refusals to report now (0: not yet)."""
         with self._lock:
             self.refused_events += 1
+            now = time.monotonic()
+            if now - self._refusals_reported_at < REFUSAL_REPORT_INTERVAL:
+                return 0
+            unreported = self.refused_events - self._refusals_reported
+            self._refusals_reported, self._refusals_reported_at = self.refused_events, now
+            return unreported
 
     def __repr__(self) -> str:
         # Never show the config: it holds the API secret.

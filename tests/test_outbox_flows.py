@@ -107,3 +107,23 @@ def test_a_refused_change_is_a_visible_retryable_dead_letter(shop: Flask, emulat
     assert flushed.exit_code == 0
     assert "pending: 0, dead letters: 0" in flushed.output
     assert emulator.requests(type="orders.status")[0]["status"] == 204
+
+
+def test_a_full_outbox_refuses_events_loudly_but_in_one_line(
+    make_app: Callable[..., Flask], emulator: RunningEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app(DATACUE_DELIVERY="outbox", DATACUE_OUTBOX_MAX_ROWS=2, **emulator.config)
+    emulator.set_faults(events={"error_503": 1.0})  # DataCue down: nothing leaves the outbox
+    refusals: list[dict[str, Any]] = []
+    with (
+        signals.outbox_full.connected_to(lambda sender, **kwargs: refusals.append(kwargs)),
+        app.test_request_context(),
+    ):
+        accepted = [track({"type": "search", "term": f"t{n}"}) for n in range(5)]
+    assert accepted == [True, True, False, False, False]
+    assert len(refusals) == 3 and all(refusal["kind"] == "event" for refusal in refusals)
+    assert app.extensions["datacue"].outbox.stats().refused == 3
+    full_lines = [record for record in caplog.records if "outbox full" in record.getMessage()]
+    assert len(full_lines) == 1 and full_lines[0].levelname == "ERROR"
+    stats = app.extensions["datacue"].outbox.stats()
+    assert stats.pending + stats.in_flight == 2  # what was accepted is kept, being retried
