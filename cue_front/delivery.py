@@ -188,6 +188,9 @@ class _Courier:
             except OSError as error:  # refused, unknown host, connect timeout, TLS handshake
                 connection.close()
                 return _Outcome("retry", None, _network_message(method, url, error), unreachable=True)
+            # http.client writes the head and the body separately: without this, Nagle's
+            # algorithm holds the body until the server's delayed ACK of the head (40 ms).
+            connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         assert connection.sock is not None
         connection.sock.settimeout(read_timeout)
         try:
