@@ -375,6 +375,21 @@ class DeliveryWorker:
                 return
             self._thread = thread
 
+    def serve(self) -> None:
+        """Deliver in the calling thread until :meth:`stop` (from a signal handler or another thread).
+
+        For a process that only delivers (``flask datacue outbox deliver``): with the
+        shop's own processes not starting their thread, no delivery work competes with
+        their requests for the GIL.
+        """
+        self._check_pid()
+        if self._stopped:  # stop() is final, even when it comes first
+            return
+        try:
+            self._run()
+        finally:
+            self._courier.close()
+
     def notify(self) -> None:
         """Wake the thread: a row was just put. Cheap enough for the request path."""
         wake = self._wake

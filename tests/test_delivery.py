@@ -13,6 +13,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
@@ -416,6 +417,22 @@ def test_the_thread_delivers_what_is_put_and_stops_cleanly(
     worker.ensure_running()  # a stopped worker stays stopped
     assert not worker.running
     wait_for(lambda: outbox.unfinished() == 0)
+
+
+def test_serve_delivers_in_the_calling_thread_until_stopped(
+    outbox: Outbox, make_worker: MakeWorker, emulator: RunningEmulator
+) -> None:
+    worker = make_worker(emulator)
+    serving = threading.Thread(target=worker.serve)  # a dedicated delivery process's main thread
+    serving.start()
+    try:
+        put_events(outbox, 30)
+        wait_for(lambda: len(accepted_events(emulator)) == 30)
+    finally:
+        worker.stop()
+        serving.join(10)
+    assert not serving.is_alive()
+    assert outbox.stats().delivered == 30
 
 
 def test_flush_gives_up_on_rows_waiting_out_a_long_backoff(
