@@ -22,6 +22,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -285,6 +286,7 @@ class Transport:
             raise_on_redirect=False,
             max_retry_after=max_retry_after,
         )
+        self._pid = os.getpid()
         self.session = requests.Session()
         # Retries are per adapter in requests, so a second adapter (same session, its
         # own pool) serves the single-attempt sends of the delivery worker.
@@ -346,6 +348,11 @@ class Transport:
         return self._send("POST", self.events_url, body, self.events_headers(), retry)
 
     def _send(self, method: str, url: str, body: bytes, headers: dict[str, str], retry: bool) -> Reply:
+        if self._pid != os.getpid():
+            # A forked child (a gunicorn worker) must not share its parent's sockets.
+            self._pid = os.getpid()
+            for adapter in (self._retrying, self._single_attempt):
+                adapter.poolmanager.clear()
         request = requests.Request(method, url, data=body or None, headers=headers)
         prepared = self.session.prepare_request(request)
         adapter = self._retrying if retry else self._single_attempt

@@ -232,3 +232,47 @@ def test_the_secret_never_shows(sink: Sink, transport: Transport, caplog: pytest
         seen += [str(refused.value), repr(t)]
     seen += [record.getMessage() for record in caplog.records]
     assert not [text for text in seen if API_SECRET in text]
+
+
+def test_a_forked_child_opens_connections_of_its_own() -> None:
+    """gunicorn forks workers after the app (and its transport) exists: no socket may be shared."""
+    import os
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    client_ports: list[int] = []
+
+    class KeepAlive(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            client_ports.append(self.client_address[1])
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), KeepAlive)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    transport = Transport("k", "s", api_url=f"http://127.0.0.1:{server.server_address[1]}/v1")
+    try:
+        transport.send("GET", "/overview")
+        pid = os.fork()
+        if pid == 0:  # the child: one request, then out without the parent's cleanup
+            try:
+                transport.send("GET", "/overview")
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+        transport.send("GET", "/overview")
+    finally:
+        transport.close()
+        server.shutdown()
+        server.server_close()
+    parent_first, child, parent_again = client_ports
+    assert child != parent_first  # the child connected anew...
+    assert parent_again == parent_first  # ...and the parent's kept-alive connection is still its own
