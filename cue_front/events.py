@@ -70,11 +70,13 @@ def build_envelope(
         user["profile"] = profile
     envelope: dict[str, Any] = {"user": user, "event": event}
     if context is None and in_request:
+        # The WSGI environ directly: one context lookup instead of one per attribute.
+        environ = request.environ
         context = {}
-        if request.remote_addr:
-            context["ip"] = request.remote_addr
-        if request.headers.get("User-Agent"):
-            context["user_agent"] = request.headers["User-Agent"]
+        if environ.get("REMOTE_ADDR"):  # ProxyFix, when used, has already rewritten it
+            context["ip"] = environ["REMOTE_ADDR"]
+        if environ.get("HTTP_USER_AGENT"):
+            context["user_agent"] = environ["HTTP_USER_AGENT"]
     if context:
         envelope["context"] = context
     # Formatted here, in normal form already, so validation takes its fast path.

@@ -88,12 +88,16 @@ def user_agent() -> str:
     return f"cue-front/{_version()}"
 
 
+# One encoder, built once: json.dumps with options builds a new one on every call.
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def encode_json(payload: Any) -> bytes:
     """The one JSON encoding of a payload: compact, UTF-8, no NaN. Sign and send these bytes.
 
     Raises :class:`ValidationError` naming the field when a string is not valid Unicode.
     """
-    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    text = _JSON.encode(payload)
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
