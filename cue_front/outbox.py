@@ -8,7 +8,11 @@ A row is durable when :meth:`Outbox.put` returns. Every process on the host
 ``lease_seconds``; the owner then acks, retries later or dead-letters each one.
 If the owner dies (SIGKILL, OOM, a lost container), its lease runs out and the
 row is claimed again by anyone. Delivery is therefore *at least once*: a row is
-sent twice only when a lease expired while its first send was still unknown.
+sent again whenever the outcome of its first send was never recorded. That is
+the case when the worker died after sending but before acknowledging (acks are
+written once per batch, so a killed worker's batch in hand is resent), when a
+lease ran out mid-send, or when DataCue processed a request but answered after
+the timeout (its API has no idempotency key that could tell the two apart).
 
 **Ordering.** Rows that share an ``ordering_key`` (one visitor, one product)
 are delivered in the order they were put: a row is claimed only when no earlier
