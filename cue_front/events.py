@@ -121,9 +121,10 @@ def track(
         return False
 
 
-def deliver(state: DataCueState, envelope: Mapping[str, Any]) -> bool:
-    """Hand a built envelope to the configured delivery; ``True`` once it is accepted."""
-    body = encode_json(envelope)
+def deliver(state: DataCueState, envelope: Mapping[str, Any], body: bytes | None = None) -> bool:
+    """Hand a built envelope (and its encoding, if made already) to delivery; ``True`` once accepted."""
+    if body is None:
+        body = encode_json(envelope)
     user = envelope["user"]
     # Whatever this visitor just did may change what DataCue recommends to them.
     state.recommendation_cache.forget(user.get("user_id"), user.get("anonymous_id"))
@@ -155,13 +156,14 @@ def deliver(state: DataCueState, envelope: Mapping[str, Any]) -> bool:
     return True
 
 
-def send_event_now(envelope: Mapping[str, Any], *, timeout: float) -> Reply:
+def send_event_now(envelope: Mapping[str, Any], *, timeout: float, body: bytes | None = None) -> Reply:
     """POST a built envelope at once, one attempt within ``timeout`` seconds (recommendations).
 
     Raises a :class:`DataCueError` on any failure; the caller decides the fallback.
     """
     state = get_state()
-    body = encode_json(envelope)
+    if body is None:
+        body = encode_json(envelope)
     if state.delivery_mode == "off":
         raise DataCueError("DATACUE_DELIVERY is 'off': nothing is sent to DataCue")
     return state.quick_transport(timeout).send_event(body, retry=False)

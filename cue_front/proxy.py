@@ -128,7 +128,7 @@ def receive_event() -> Response:
     event = _event_from(_read_body(int(current_app.config["DATACUE_PROXY_MAX_BYTES"])))
     try:
         envelope = events.build_envelope(event)
-        encode_json(envelope)  # text that is not valid Unicode could never be sent: refuse it now
+        body = encode_json(envelope)  # refuses text that is not valid Unicode, before anything is sent
     except ValidationError as error:
         # Field paths are named from the envelope: report them as the browser sent them.
         raise EventRejected(str(error)) from None
@@ -143,7 +143,7 @@ def receive_event() -> Response:
             if reply.status == 200 and reply.body:
                 return Response(reply.body, status=200, mimetype="application/json")
             return Response(status=204)
-    if not events.deliver(state, envelope):
+    if not events.deliver(state, envelope, body):
         response = jsonify(error="the event could not be queued")
         response.status_code = 503
         return response
