@@ -24,7 +24,7 @@ from cue_front.settings import DATACUE_CDN_SCRIPTS
 from cue_front.widgets import datacue_banner_slot, datacue_banners
 
 from .pages_html import config_from_html, script_elements
-from .test_xss import HOSTILE_PIECES
+from .test_xss import HOSTILE_PIECES, pages
 
 STRINGS_WANTED = 10_000
 
@@ -75,28 +75,6 @@ class Strings:
     def __call__(self) -> str:
         self.drawn += 1
         return self.data.draw(hostile)
-
-
-def pages(text: Strings) -> list[tuple[str, dict[str, Any]]]:
-    """Every page type with a hostile string in every string field it has."""
-    variant = {
-        "variant_id": text(),
-        "name": text(),
-        "photo_url": text(),
-        "brand": text(),
-        "category_ids": [text(), text()],
-        "price": 1.5,
-    }
-    line = {"product_id": text(), "variant_id": text(), "quantity": 1, "unit_price": 2, "currency": text()}
-    return [
-        ("home", {}),
-        ("product", {"product_id": text(), "product_update": [variant]}),
-        ("category", {"category_id": text(), "category_update": {"name": text(), "link": text()}}),
-        ("search", {"term": text()}),
-        ("cart", {}),
-        ("404", {}),
-        ("order confirmation", {"order_id": text(), "order_details": {"cart": [line]}}),
-    ]
 
 
 def as_parsed(value: str) -> str:
