@@ -18,7 +18,8 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from .errors import DataCueError
+from .errors import ConfigurationError, DataCueError
+from .extension import DataCueState, get_state
 from .schema import BATCH_LIMIT
 
 datacue_cli = AppGroup("datacue", help="Talk to DataCue: import history, inspect what it holds.")
@@ -27,14 +28,12 @@ _RESOURCES = ("products", "categories", "users", "orders")
 _FORMATS = ("jsonl", "csv", "json")
 
 
-def _state() -> Any:
-    """The app's cue-front state (``app.extensions["datacue"]``)."""
+def _state() -> DataCueState:
+    """The app's cue-front state (``app.extensions["datacue"]``), or a clear command-line error."""
     try:
-        return current_app.extensions["datacue"]
-    except KeyError:
-        raise click.ClickException(
-            "cue-front is not initialised on this app: call DataCue(app) or datacue.init_app(app)"
-        ) from None
+        return get_state()
+    except ConfigurationError as error:
+        raise click.ClickException(str(error)) from None
 
 
 class _ProgressBar:
