@@ -36,20 +36,10 @@ from cue_front.transport import Transport
 
 from .conftest import API_KEY, SECRET
 from .sink import Sink
+from .test_outbox_flows import PRODUCT
 
 SITE = "http://localhost"
 
-PRODUCT = {
-    "product_id": "p1",
-    "variant_id": "v1",
-    "categories": ["sofas"],
-    "name": "Soft Sofa",
-    "price": 299,
-    "full_price": 349,
-    "stock": 3,
-    "photo_url": "/img/p1.svg",
-    "link": "/products/p1",
-}
 
 PAGE = """<!doctype html><html><head>{{ render_datacue(page_type, **fields) }}</head><body>
 {{ datacue_banners(static_img="/sale.jpg", static_link="/sale") }}
