@@ -65,11 +65,11 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 from .errors import DataCueError
 
@@ -263,6 +263,30 @@ def _is_busy(error: sqlite3.OperationalError) -> bool:
     if code is not None:
         return bool(code & 0xFF == 5)  # SQLITE_BUSY, with or without an extended code
     return "locked" in str(error) or "busy" in str(error)
+
+
+_Result = TypeVar("_Result")
+
+
+def _when_unlocked(statement: Callable[[], _Result]) -> _Result:
+    """Run ``statement``, waiting out another connection's lock for up to the busy timeout.
+
+    Used where SQLite's own busy handler does not help: the put path, whose connections
+    have none (it would sleep 1, 2, 5... milliseconds where the lock is held for tens
+    of microseconds), and switching a new file to WAL, which SQLite answers with
+    SQLITE_BUSY at once, without its handler, while another process does the same.
+    """
+    waited = 0.0
+    pause = _LOCK_WAIT_FIRST
+    while True:
+        try:
+            return statement()
+        except sqlite3.OperationalError as error:
+            if not _is_busy(error) or waited >= _BUSY_TIMEOUT_SECONDS:
+                raise
+        time.sleep(pause)
+        waited += pause
+        pause = min(pause * 2, _LOCK_WAIT_LONGEST)
 
 
 # -- fork safety --------------------------------------------------------------------------
@@ -477,7 +501,7 @@ class Outbox:
     def _create_schema(self) -> None:
         with self._connection() as connection:
             # WAL is a property of the file: set once, seen by every later connection.
-            mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = _when_unlocked(lambda: connection.execute("PRAGMA journal_mode = WAL").fetchone()[0])
             if str(mode).lower() != "wal":
                 raise DataCueError(
                     f"the outbox at {self.path} cannot use SQLite's WAL mode (got {mode!r});"
@@ -529,22 +553,10 @@ class Outbox:
         """Run the put's INSERT; the row id, or None when the cap refused it.
 
         When another connection holds the write lock (the worker's ack, another process's
-        put), SQLite's own busy handler would sleep 1, 2, 5... milliseconds; a put waits
-        in steps of tens of microseconds instead, since the lock is held that briefly.
+        put), the put waits in steps of tens of microseconds (see :func:`_when_unlocked`).
         """
-        waited = 0.0
-        pause = _LOCK_WAIT_FIRST
-        while True:
-            try:
-                cursor = connection.execute(_INSERT, values)
-            except sqlite3.OperationalError as error:
-                if not _is_busy(error) or waited >= _BUSY_TIMEOUT_SECONDS:
-                    raise
-                time.sleep(pause)
-                waited += pause
-                pause = min(pause * 2, _LOCK_WAIT_LONGEST)
-                continue
-            return cursor.lastrowid if cursor.rowcount == 1 else None
+        cursor = _when_unlocked(lambda: connection.execute(_INSERT, values))
+        return cursor.lastrowid if cursor.rowcount == 1 else None
 
     def _put_when_full(self, kind: str, method: str, path: str, body: bytes, ordering_key: str | None) -> int:
         self.prune()

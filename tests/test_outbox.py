@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import signal
 import sqlite3
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,6 +53,41 @@ def test_the_file_and_its_folders_are_created_in_wal_mode(tmp_path: Path) -> Non
     with sqlite3.connect(path) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     connection.close()
+
+
+def open_new_outboxes_together(folder: str, rounds: int, start: Any, errors: Any) -> None:
+    """In a child process: in each round, open the round's brand-new outbox with the others and put."""
+    for n in range(rounds):
+        start.wait()
+        try:
+            with Outbox(Path(folder) / f"outbox-{n}.sqlite3") as outbox:
+                put_event(outbox)
+        except Exception as error:  # reported to the test, which fails on it
+            errors.put(f"round {n}: {error!r}")
+
+
+def test_workers_starting_together_all_open_a_new_outbox(tmp_path: Path) -> None:
+    # gunicorn's workers meet a fresh outbox file at their first request, often in the
+    # same millisecond; SQLite refuses a second switch to WAL at once ("database is locked").
+    processes, rounds = 4, 40
+    context = multiprocessing.get_context("spawn")
+    start, errors = context.Barrier(processes), context.Queue()
+    children = [
+        context.Process(target=open_new_outboxes_together, args=(str(tmp_path), rounds, start, errors))
+        for _ in range(processes)
+    ]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(timeout=120)
+    assert [child.exitcode for child in children] == [0] * processes
+    reported = []
+    while not errors.empty():
+        reported.append(errors.get())
+    assert reported == []
+    for n in range(rounds):
+        with Outbox(tmp_path / f"outbox-{n}.sqlite3") as outbox:
+            assert outbox.stats().pending == processes
 
 
 def test_a_row_is_durable_once_put_returns_even_if_the_process_is_killed(tmp_path: Path) -> None:

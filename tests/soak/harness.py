@@ -26,6 +26,7 @@ from typing import IO, Any
 import requests
 
 from tests.soak.emulator_process import API_KEY, API_SECRET
+from tests.soak.shop import FailureRecorder
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -201,6 +202,7 @@ def gunicorn_shop(
         "config": config or {},
         "failures": str(directory / "failures.sqlite3"),
     }
+    FailureRecorder.create(settings["failures"])
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(256)

@@ -196,14 +196,21 @@ class FailureRecorder(logging.Handler):
         delivery_logger.setLevel(logging.INFO)
         delivery_logger.addHandler(cls(failures, outbox))
 
-    def _connection(self) -> sqlite3.Connection:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = sqlite3.connect(self.failures, timeout=30, isolation_level=None)
+    @staticmethod
+    def create(failures: str) -> None:
+        """Make the failures file, once, before the workers start: SQLite answers two processes
+        switching one new file to WAL at the same moment with "database is locked"."""
+        with sqlite3.connect(failures, isolation_level=None) as connection:
             connection.execute("PRAGMA journal_mode = WAL")
             connection.execute(
                 "CREATE TABLE IF NOT EXISTS failures (marker TEXT, pid INTEGER, at REAL, error TEXT)"
             )
+        connection.close()
+
+    def _connection(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(self.failures, timeout=30, isolation_level=None)
             connection.execute(f"ATTACH DATABASE 'file:{self.outbox}?mode=ro' AS outbox")
             self._local.connection = connection
         return connection
