@@ -15,7 +15,7 @@ import json
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -86,6 +86,7 @@ class Sink:
         self.overview_summary: dict[str, Any] | None = None
         self._scripts: dict[tuple[str, str], deque[Answer]] = defaultdict(deque)
         self._fallbacks: dict[tuple[str, str], Answer] = {}
+        self._choosers: dict[tuple[str, str], Callable[[bytes], Answer]] = {}
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -138,6 +139,15 @@ class Sink:
             else:
                 self._fallbacks[(method, path)] = answer
 
+    def choose(self, method: str, path: str, chooser: Callable[[bytes], Answer] | None) -> None:
+        """Answer each request to ``method path`` with ``chooser(body)``: by what it carries, not
+        by when it arrives (a script's order is the order the server's threads reach it)."""
+        with self._lock:
+            if chooser is None:
+                self._choosers.pop((method, path), None)
+            else:
+                self._choosers[(method, path)] = chooser
+
     # -- what arrived -------------------------------------------------------------------
 
     def received(self, method: str | None = None, path: str | None = None) -> list[Recorded]:
@@ -161,10 +171,13 @@ class Sink:
         if not signature_ok:
             return Answer(401, {"error": "Unauthorized: signature does not match"})
         with self._lock:
+            chooser = self._choosers.get((method, path))
             queued = self._scripts.get((method, path))
-            if queued:
+            if chooser is None and queued:
                 return queued.popleft()
             fallback = self._fallbacks.get((method, path))
+        if chooser is not None:
+            return chooser(body)
         if fallback is not None:
             return fallback
         return self._documented_answer(method, path, body)

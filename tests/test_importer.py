@@ -333,9 +333,18 @@ def test_resume_after_a_killed_run(tmp_path: Path, sink: Sink, datacue: Client) 
     total = 5000  # ten batches of 500
     source_path = write_jsonl(tmp_path / "products.jsonl", [product(n) for n in range(total)])
     checkpoint = Checkpoint(tmp_path / "products.checkpoint")
-    # Four batches are acknowledged, then DataCue stops answering and the import is killed.
-    sink.script("POST", BATCH_PATH, *[Answer(201) for _ in range(4)])
-    sink.fallback("POST", BATCH_PATH, Answer(201, delay=60))
+    # The first four batches are acknowledged, then DataCue stops answering and the import is
+    # killed. Chosen by content: two batches are in flight at once and may arrive in either order.
+    acknowledged = {f"p{n}" for n in range(2000)}
+    sink.choose(
+        "POST",
+        BATCH_PATH,
+        lambda body: (
+            Answer(201)
+            if json.loads(body)["batch"][0]["product_id"] in acknowledged
+            else Answer(201, delay=60)
+        ),
+    )
     child = subprocess.Popen(
         [
             sys.executable,
@@ -358,7 +367,7 @@ def test_resume_after_a_killed_run(tmp_path: Path, sink: Sink, datacue: Client) 
         _, errors = child.communicate()
     assert child.returncode == -signal.SIGKILL, errors.decode()
 
-    sink.fallback("POST", BATCH_PATH, None)
+    sink.choose("POST", BATCH_PATH, None)
     before = len(sink.received())
     summary = run_import(datacue, FileSource(source_path, "products"), checkpoint=checkpoint, resume=True)
 
