@@ -73,6 +73,8 @@ ATTEMPTS_BEFORE_WARNING: Final = 5
 RETRYABLE_CLIENT_STATUSES: Final = frozenset({408, 429})
 #: Seconds between WAL checkpoints by the worker (puts never checkpoint: see outbox.py).
 CHECKPOINT_INTERVAL: Final = 1.0
+#: While delivery is paused, journaled events are still moved into the outbox this often (seconds).
+INGEST_WHILE_PAUSED: Final = 0.5
 #: A dead letter keeps at most this much of DataCue's answer.
 MAX_RESPONSE_CHARS: Final = 10_000
 
@@ -417,7 +419,13 @@ class DeliveryWorker:
         while not self._stopping.is_set():
             pause = self._paused_until - time.monotonic()
             if pause > 0:  # DataCue is down or asked us to slow down: even a notify waits
-                self._stopping.wait(pause)
+                # ...but journaled events still move into the outbox, where the cap and
+                # `flask datacue status` see them.
+                self._stopping.wait(min(pause, INGEST_WHILE_PAUSED))
+                try:
+                    self.outbox.ingest()
+                except Exception:
+                    logger.exception("datacue: moving journaled events into the outbox failed")
                 continue
             self._wake.clear()
             try:

@@ -4,7 +4,9 @@ Each is sent with the Flask app as sender (``current_app._get_current_object()``
 in a request, the app the delivery worker serves otherwise) and keyword
 arguments describing the outbox row: ``row_id``, ``kind`` (``"event"`` or
 ``"rest"``), ``method``, ``path`` and, for dead letters, ``status`` and
-``error``. Overflow of a full outbox is signalled too: nothing is dropped quietly.
+``error``. An event queued through the outbox's journal is ``queued`` with
+``row_id=None``: it gets its id when the worker moves it into the outbox table
+(see :mod:`cue_front.journal`). Overflow of a full outbox is signalled too: nothing is dropped quietly.
 """
 
 from __future__ import annotations

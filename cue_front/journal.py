@@ -1,0 +1,355 @@
+"""The intake journal: how ``track()`` makes an event durable without a system call.
+
+Writing a row into SQLite costs tens of microseconds, and every statement lets go
+of the GIL, so a request thread that queues an event then waits for whatever
+other thread took the GIL meanwhile (often the delivery worker, mid-batch). The
+journal takes the event instead: each process appends records to a file of its
+own, mapped into memory (``mmap``, ``MAP_SHARED``), so an append is a copy into
+the page cache under the GIL. The page cache belongs to the kernel, not to the
+process: a record survives the process being killed the moment the copy is done,
+which is the durability of the outbox's ``synchronous=NORMAL`` (a power loss can
+lose the last moments, as it can there). With ``synchronous="FULL"`` the outbox
+does not use the journal.
+
+:meth:`~cue_front.outbox.Outbox.ingest` (the delivery worker, before each claim)
+moves journaled records into the outbox table, in one transaction that also
+records how far each file was read: a record is moved exactly once, whichever
+process does it and whenever one dies.
+
+**Files.** ``<outbox>.intake/<host>-<pid>-<token>-<n>.journal``, fixed-size
+segments (space reserved with ``posix_fallocate``, so a full disk is an error at
+segment creation, never a crash on a write into the mapping). A writer holds a
+shared ``flock`` on each segment it may still write; a segment whose lock can be
+taken exclusively has no writer any more (closed, rotated, or its process died)
+and is deleted once read to its end. A segment is created under a ``.tmp`` name
+and renamed once locked, so no reader ever sees a segment without its writer.
+
+**Records.** ``size`` (u32, written last), ``crc32`` of the rest (u32), an order
+stamp (``time.monotonic_ns()``, u64: one clock for every process of the host),
+``created_at`` (f64), the ordering key's length (u32; ``0xFFFFFFFF`` for none),
+the key, the body; each record starts 8-byte aligned. A zero ``size`` is where
+the writer will write next; a record whose CRC does not match is still being
+copied (or, if its writer is dead, was cut short by the death: its ``put`` never
+returned, so nothing accepted is lost).
+
+**Counting.** The outbox's cap needs the number of events journaled everywhere
+since the last ingest, without a system call: ``<folder>/appended`` holds one
+counter per writing process (a slot, claimed with a POSIX record lock on its
+byte, which a forked child does not inherit), mapped into every process; a
+writer adds to its own slot after each append, anyone may sum them.
+
+**Order.** A visitor's two requests may be served by two processes, so two
+journals must be merged without reordering what one visitor did. A pass reads
+``cut = monotonic_ns()`` before reading any file and takes, from each file, the
+records stamped before ``cut`` up to the first one that is not (or not yet
+complete); then it sorts them by stamp. If event B was queued after event A's
+``put`` returned, B's stamp is later than A's completion; so if B is taken, A was
+complete before the pass began reading and is taken too, and sorts first. The
+stamp is taken under the writer's lock, so each file is in stamp order.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import secrets
+import socket
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+try:
+    import fcntl
+except ImportError:  # Windows: no journal; events go straight into SQLite
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "JOURNAL_SUPPORTED",
+    "Collected",
+    "JournalRecord",
+    "JournalWriter",
+    "collect",
+    "ingest_lock",
+    "journal_folder",
+]
+
+#: The journal needs ``mmap``, ``flock`` and ``posix_fallocate`` (Linux, the BSDs; not macOS or Windows).
+JOURNAL_SUPPORTED: Final = fcntl is not None and hasattr(os, "posix_fallocate")
+
+SEGMENT_BYTES: Final = 4 * 1024 * 1024
+SUFFIX: Final = ".journal"
+PENDING_SUFFIX: Final = ".tmp"
+#: A ``.tmp`` segment older than this (seconds) was left by a writer that died creating it.
+ABANDONED_SECONDS: Final = 60.0
+
+_SIZE = struct.Struct("<I")
+_CRC = struct.Struct("<I")
+_STAMPS = struct.Struct("<QdI")  # order stamp, created_at, key length
+_CHECKED_FROM: Final = _SIZE.size + _CRC.size
+_HEADER_BYTES: Final = _CHECKED_FROM + _STAMPS.size
+_NO_KEY: Final = 0xFFFFFFFF
+#: ``size`` of the marker a writer leaves when it moves on to its next segment.
+_SEALED: Final = 0xFFFFFFFF
+#: Processes that may write to one journal at the same time, each counting its appends.
+COUNTER_SLOTS: Final = 64
+
+
+def journal_folder(outbox_path: Path) -> Path:
+    """Where the journals of the outbox at ``outbox_path`` live."""
+    return outbox_path.with_name(outbox_path.name + ".intake")
+
+
+@contextmanager
+def ingest_lock(folder: Path) -> Iterator[None]:
+    """One ingest at a time on the host. A POSIX record lock (``lockf``), not ``flock``: a
+    child forked mid-pass does not inherit it, so it cannot hold it forever."""
+    fd = os.open(folder / "ingest.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _aligned(position: int) -> int:
+    return (position + 7) & ~7
+
+
+class JournalWriter:
+    """This process's appends to the journal of one outbox (threads share it; a fork starts afresh)."""
+
+    def __init__(self, folder: Path, segment_bytes: int = SEGMENT_BYTES) -> None:
+        self.folder = folder
+        self.segment_bytes = segment_bytes
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._start_afresh()
+
+    def _start_afresh(self) -> None:
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._prefix = f"{socket.gethostname()}-{self._pid}-{secrets.token_hex(4)}"
+        self._sequence = 0
+        self._fd: int | None = None
+        self._map: mmap.mmap | None = None
+        self._position = 0
+        self._counters_fd: int | None = None
+        self._counters_map: mmap.mmap | None = None
+        self._counters: memoryview | None = None
+        self._slot: int | None = None
+
+    def _open_counters(self) -> memoryview:
+        if self._counters is None:
+            fd = os.open(self.folder / "appended", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, COUNTER_SLOTS * 8)
+                self._counters_map = mmap.mmap(fd, COUNTER_SLOTS * 8)
+            except BaseException:
+                os.close(fd)
+                raise
+            self._counters_fd = fd
+            self._counters = memoryview(self._counters_map).cast("Q")
+        return self._counters
+
+    def appended_everywhere(self) -> int:
+        """Events appended so far by every process on the host (only ever grows)."""
+        return sum(self._open_counters())
+
+    @property
+    def counted(self) -> bool:
+        """Whether this process's appends are counted (it holds a slot); see :meth:`append`."""
+        return self._slot is not None
+
+    def _claim_slot(self) -> None:
+        self._open_counters()
+        fd = self._counters_fd
+        assert fd is not None
+        for slot in range(COUNTER_SLOTS):
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, slot)
+            except OSError:
+                continue
+            self._slot = slot
+            return
+
+    def append(self, ordering_key: str | None, body: bytes, created_at: float) -> None:
+        """Write one record; once this returns it survives the process. Raises ``OSError``
+        when no segment can be made (disk full, permissions): the caller takes another way."""
+        if self._pid != os.getpid():
+            self.forget_parents_segment()
+        key = b"" if ordering_key is None else ordering_key.encode("utf-8")
+        key_length = _NO_KEY if ordering_key is None else len(key)
+        size = _HEADER_BYTES + len(key) + len(body)
+        with self._lock:
+            if self._slot is None:
+                self._claim_slot()  # with 64 writers already, appends go uncounted: see Outbox
+            segment, position = self._map, self._position
+            if segment is None or position + size + _SIZE.size > len(segment):
+                segment = self._next_segment(size)
+                position = 0
+            # Stamped under the lock: each file is in stamp order (see the module doc).
+            checked = _STAMPS.pack(time.monotonic_ns(), created_at, key_length) + key + body
+            segment[position + _CHECKED_FROM : position + size] = checked
+            segment[position + _SIZE.size : position + _CHECKED_FROM] = _CRC.pack(zlib.crc32(checked))
+            segment[position : position + _SIZE.size] = _SIZE.pack(size)  # last: the record is whole
+            self._position = _aligned(position + size)
+            if self._slot is not None:
+                assert self._counters is not None
+                self._counters[self._slot] += 1
+
+    def _next_segment(self, record_size: int) -> mmap.mmap:
+        """Seal the current segment (if any) and open the next one, big enough for the record."""
+        self._close_segment(seal=True)
+        size = max(self.segment_bytes, _aligned(record_size) + _SIZE.size)
+        self._sequence += 1
+        name = f"{self._prefix}-{self._sequence:06d}"
+        pending = self.folder / (name + PENDING_SUFFIX)
+        fd = os.open(pending, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)  # held as long as this process may write here
+            os.posix_fallocate(fd, 0, size)  # the space is ours now: no SIGBUS on a full disk later
+            segment = mmap.mmap(fd, size)
+            try:
+                os.rename(pending, self.folder / (name + SUFFIX))
+            except BaseException:
+                segment.close()
+                raise
+        except BaseException:
+            os.close(fd)
+            pending.unlink(missing_ok=True)
+            raise
+        self._fd, self._map, self._position = fd, segment, 0
+        return segment
+
+    def _close_segment(self, *, seal: bool) -> None:
+        segment, fd = self._map, self._fd
+        self._map, self._fd = None, None
+        if segment is not None:
+            if seal and self._position + _SIZE.size <= len(segment):
+                segment[self._position : self._position + _SIZE.size] = _SIZE.pack(_SEALED)
+            segment.close()
+        if fd is not None:
+            os.close(fd)  # releases the lock: readers may delete the segment once read
+
+    def forget_parents_segment(self) -> None:
+        """In a forked child: the segment and its lock are the parent's; this process gets its own."""
+        if self._pid == os.getpid():
+            return
+        segment, fd = self._map, self._fd
+        self._release_counters()  # the slot is the parent's (its record lock stayed there)
+        self._start_afresh()
+        if segment is not None:
+            segment.close()  # unmaps this process's copy only
+        if fd is not None:
+            os.close(fd)  # the parent's descriptor keeps its lock
+
+    def _release_counters(self) -> None:
+        if self._counters is not None:
+            self._counters.release()
+        if self._counters_map is not None:
+            self._counters_map.close()
+        if self._counters_fd is not None:
+            os.close(self._counters_fd)  # releases this process's slot
+        self._counters, self._counters_map, self._counters_fd, self._slot = None, None, None, None
+
+    def close(self) -> None:
+        """Stop writing (what was written stays, for any process's next ingest)."""
+        if self._pid != os.getpid():
+            self.forget_parents_segment()
+            return
+        with self._lock:
+            self._close_segment(seal=True)
+            self._release_counters()
+
+
+@dataclass(frozen=True)
+class JournalRecord:
+    stamp: int
+    created_at: float
+    ordering_key: str | None
+    body: bytes
+
+
+@dataclass
+class Collected:
+    """What one pass found: records to move, how far each file was read, files read to their end."""
+
+    records: list[JournalRecord] = field(default_factory=list)
+    offsets: dict[str, int] = field(default_factory=dict)
+    finished: list[str] = field(default_factory=list)
+    present: set[str] = field(default_factory=set)
+
+
+def collect(folder: Path, offsets: dict[str, int], cut: int) -> Collected:
+    """Read every journal in ``folder`` from its recorded offset; see the module doc for ``cut``."""
+    found = Collected()
+    try:
+        entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+    except FileNotFoundError:
+        return found
+    for entry in entries:
+        if entry.name.endswith(PENDING_SUFFIX):
+            _remove_if_abandoned(entry)
+        elif entry.name.endswith(SUFFIX):
+            found.present.add(entry.name)
+            _collect_file(Path(entry.path), offsets.get(entry.name, 0), cut, found)
+    found.records.sort(key=lambda record: record.stamp)
+    return found
+
+
+def _collect_file(path: Path, start: int, cut: int, found: Collected) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        # Tested before reading: a writer that is gone now cannot add anything afterwards.
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            writer_gone = True
+        except BlockingIOError:
+            writer_gone = False
+        size = os.fstat(fd).st_size
+        data = os.pread(fd, size - start, start) if size > start else b""
+    finally:
+        os.close(fd)
+    position, waiting = 0, False
+    while position + _SIZE.size <= len(data):
+        (record_size,) = _SIZE.unpack_from(data, position)
+        if record_size == _SEALED or record_size < _HEADER_BYTES or position + record_size > len(data):
+            break  # the writer moved on, has not written here yet, or a torn tail
+        (crc,) = _CRC.unpack_from(data, position + _SIZE.size)
+        if zlib.crc32(data[position + _CHECKED_FROM : position + record_size]) != crc:
+            waiting = not writer_gone  # still being copied; if the writer died, it never returned
+            break
+        stamp, created_at, key_length = _STAMPS.unpack_from(data, position + _CHECKED_FROM)
+        if stamp >= cut:
+            waiting = True
+            break
+        key_start = position + _HEADER_BYTES
+        if key_length == _NO_KEY:
+            ordering_key, body_start = None, key_start
+        else:
+            ordering_key = data[key_start : key_start + key_length].decode("utf-8")
+            body_start = key_start + key_length
+        found.records.append(
+            JournalRecord(stamp, created_at, ordering_key, data[body_start : position + record_size])
+        )
+        position = _aligned(position + record_size)
+    if position:
+        found.offsets[path.name] = start + position
+    if writer_gone and not waiting:
+        found.finished.append(path.name)
+
+
+def _remove_if_abandoned(entry: os.DirEntry[str]) -> None:
+    try:
+        if time.time() - entry.stat().st_mtime > ABANDONED_SECONDS:
+            os.unlink(entry.path)
+    except FileNotFoundError:
+        pass
