@@ -77,6 +77,7 @@ __all__ = [
     "collect",
     "ingest_lock",
     "journal_folder",
+    "writer_for",
 ]
 
 #: The journal needs ``mmap``, ``flock`` and ``posix_fallocate`` (Linux, the BSDs; not macOS or Windows).
@@ -98,6 +99,32 @@ _NO_KEY: Final = 0xFFFFFFFF
 _SEALED: Final = 0xFFFFFFFF
 #: Processes that may write to one journal at the same time, each counting its appends.
 COUNTER_SLOTS: Final = 64
+
+
+_writers: dict[Path, JournalWriter] = {}
+_writers_lock = threading.Lock()
+
+
+def writer_for(folder: Path) -> JournalWriter:
+    """This process's writer for the journal in ``folder``: one per process and folder, so
+    that two outboxes on one file (two apps in one process) share its counter slot and lock."""
+    folder = folder.resolve()
+    with _writers_lock:
+        writer = _writers.get(folder)
+        if writer is None:
+            writer = _writers[folder] = JournalWriter(folder)
+        return writer
+
+
+def _after_fork_in_child() -> None:
+    global _writers_lock
+    _writers_lock = threading.Lock()  # a parent's thread may have held it at the fork
+    for writer in _writers.values():
+        writer.forget_parents_segment()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def journal_folder(outbox_path: Path) -> Path:
@@ -133,6 +160,9 @@ class JournalWriter:
     def _start_afresh(self) -> None:
         self._pid = os.getpid()
         self._lock = threading.Lock()
+        #: Held by this process's thread that ingests this journal (with :func:`ingest_lock`,
+        #: which is per process: POSIX record locks do not tell one thread from another).
+        self.ingest_mutex = threading.Lock()
         self._prefix = f"{socket.gethostname()}-{self._pid}-{secrets.token_hex(4)}"
         self._sequence = 0
         self._fd: int | None = None
@@ -314,37 +344,63 @@ def _collect_file(path: Path, start: int, cut: int, found: Collected) -> None:
             writer_gone = True
         except BlockingIOError:
             writer_gone = False
-        size = os.fstat(fd).st_size
-        data = os.pread(fd, size - start, start) if size > start else b""
+        read = _Reader(fd, start, os.fstat(fd).st_size)
+        position, waiting = 0, False
+        while read.covers(position + _SIZE.size):
+            (record_size,) = _SIZE.unpack_from(read.data, position)
+            if (
+                record_size == _SEALED
+                or record_size < _HEADER_BYTES
+                or not read.covers(position + record_size)
+            ):
+                break  # the writer moved on, has not written here yet, or a torn tail
+            data = read.data
+            (crc,) = _CRC.unpack_from(data, position + _SIZE.size)
+            if zlib.crc32(data[position + _CHECKED_FROM : position + record_size]) != crc:
+                waiting = not writer_gone  # still being copied; if the writer died, it never returned
+                break
+            stamp, created_at, key_length = _STAMPS.unpack_from(data, position + _CHECKED_FROM)
+            if stamp >= cut:
+                waiting = True
+                break
+            key_start = position + _HEADER_BYTES
+            if key_length == _NO_KEY:
+                ordering_key, body_start = None, key_start
+            else:
+                ordering_key = data[key_start : key_start + key_length].decode("utf-8")
+                body_start = key_start + key_length
+            found.records.append(
+                JournalRecord(stamp, created_at, ordering_key, data[body_start : position + record_size])
+            )
+            position = _aligned(position + record_size)
     finally:
         os.close(fd)
-    position, waiting = 0, False
-    while position + _SIZE.size <= len(data):
-        (record_size,) = _SIZE.unpack_from(data, position)
-        if record_size == _SEALED or record_size < _HEADER_BYTES or position + record_size > len(data):
-            break  # the writer moved on, has not written here yet, or a torn tail
-        (crc,) = _CRC.unpack_from(data, position + _SIZE.size)
-        if zlib.crc32(data[position + _CHECKED_FROM : position + record_size]) != crc:
-            waiting = not writer_gone  # still being copied; if the writer died, it never returned
-            break
-        stamp, created_at, key_length = _STAMPS.unpack_from(data, position + _CHECKED_FROM)
-        if stamp >= cut:
-            waiting = True
-            break
-        key_start = position + _HEADER_BYTES
-        if key_length == _NO_KEY:
-            ordering_key, body_start = None, key_start
-        else:
-            ordering_key = data[key_start : key_start + key_length].decode("utf-8")
-            body_start = key_start + key_length
-        found.records.append(
-            JournalRecord(stamp, created_at, ordering_key, data[body_start : position + record_size])
-        )
-        position = _aligned(position + record_size)
     if position:
         found.offsets[path.name] = start + position
     if writer_gone and not waiting:
         found.finished.append(path.name)
+
+
+class _Reader:
+    """A file read from ``start`` as far as the parse needs: a segment is mostly reserved
+    space, so a pass reads what was written (and one chunk more), not the whole segment."""
+
+    CHUNK: Final = 64 * 1024
+
+    def __init__(self, fd: int, start: int, size: int) -> None:
+        self.fd, self.start, self.size = fd, start, size
+        self.data = b""
+
+    def covers(self, end: int) -> bool:
+        """Whether ``data`` holds bytes up to ``end`` (relative to ``start``), reading more if needed."""
+        if end <= len(self.data):
+            return True
+        available = self.size - self.start - len(self.data)
+        if available <= 0:
+            return False
+        wanted = min(available, max(end - len(self.data), self.CHUNK, len(self.data)))
+        self.data += os.pread(self.fd, wanted, self.start + len(self.data))
+        return end <= len(self.data)
 
 
 def _remove_if_abandoned(entry: os.DirEntry[str]) -> None:

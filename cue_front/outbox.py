@@ -72,7 +72,7 @@ from pathlib import Path
 from typing import Final, NoReturn, TypeVar
 
 from .errors import DataCueError
-from .journal import JOURNAL_SUPPORTED, JournalWriter, collect, ingest_lock, journal_folder
+from .journal import JOURNAL_SUPPORTED, JournalWriter, collect, ingest_lock, journal_folder, writer_for
 
 __all__ = [
     "KINDS",
@@ -426,8 +426,7 @@ class Outbox:
         #: the platform allows and the durability asked for is the journal's.
         self._journal: JournalWriter | None = None
         if journal and JOURNAL_SUPPORTED and synchronous == "NORMAL":
-            self._journal = JournalWriter(journal_folder(self.path))
-        self._ingest_mutex = threading.Lock()
+            self._journal = writer_for(journal_folder(self.path))
         #: The row count after this process's latest ingest, and the journal's append
         #: count taken just before it: put_event's estimate of the room left (see there).
         self._rows_at_ingest = max_rows
@@ -520,9 +519,6 @@ class Outbox:
         self._idle_intake = []
         self._connections = set()
         self._generation = _fork_generation
-        self._ingest_mutex = threading.Lock()  # a parent's thread may have held it at the fork
-        if self._journal is not None:
-            self._journal.forget_parents_segment()
 
     def _create_schema(self) -> None:
         with self._connection() as connection:
@@ -604,7 +600,7 @@ class Outbox:
             if journal.counted and self._room_left(journal) > _EXACT_ROOM:
                 journal.append(ordering_key, body, time.time())
             else:
-                with self._ingest_mutex, ingest_lock(journal.folder):
+                with journal.ingest_mutex, ingest_lock(journal.folder):
                     self._ingest_locked()
                     if self._rows_at_ingest >= self.max_rows:
                         self.prune()
@@ -631,7 +627,7 @@ class Outbox:
         journal = self._journal
         if journal is None or self._closed:
             return 0
-        with self._ingest_mutex, ingest_lock(journal.folder):
+        with journal.ingest_mutex, ingest_lock(journal.folder):
             return self._ingest_locked()
 
     def _ingest_locked(self) -> int:
@@ -661,11 +657,11 @@ class Outbox:
                 # between its commit and the deletes must not read a file again from 0).
                 connection.executemany("DELETE FROM outbox_intake WHERE name = ?", forgotten)
                 rows = connection.execute(_ROW_COUNT).fetchone()[0]
-            for name in found.finished:
-                (folder / name).unlink(missing_ok=True)
         else:
             with self._connection() as connection:
                 rows = connection.execute(_ROW_COUNT).fetchone()[0]
+        for name in found.finished:  # read to the end (offsets committed above) and no writer
+            (folder / name).unlink(missing_ok=True)
         self._rows_at_ingest, self._appended_at_ingest = int(rows), appended
         return len(found.records)
 
@@ -991,8 +987,6 @@ class Outbox:
         """Close every connection this process opened. The outbox cannot be used afterwards."""
         self._closed = True
         _open_outboxes.discard(self)
-        if self._journal is not None:
-            self._journal.close()
         if self._generation != _fork_generation:
             self._forget_inherited_connections()
             return

@@ -1,0 +1,294 @@
+"""The intake journal behind ``Outbox.put_event``: durable on return, in order, moved exactly once.
+
+Each test uses real files and real processes (``tests/outbox_process.py`` run as a
+script); the only attribute set from outside is a writer's segment size, to make
+segment creation fail.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import struct
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from cue_front.journal import JournalWriter, collect, journal_folder
+from cue_front.outbox import Outbox, OutboxFullError, OutboxRow
+from tests.outbox_process import event_body, journaled_body
+
+HELPER = Path(__file__).with_name("outbox_process.py")
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "instance" / "outbox.sqlite3"
+
+
+def start_helper(command: str, **settings: Any) -> subprocess.Popen[str]:
+    """``tests/outbox_process.py COMMAND`` in a new process, talking in lines on stdin and stdout."""
+    return subprocess.Popen(
+        [sys.executable, str(HELPER), command, json.dumps(settings)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def say(child: subprocess.Popen[str], line: str) -> None:
+    assert child.stdin is not None
+    child.stdin.write(line + "\n")
+    child.stdin.flush()
+
+
+def hear(child: subprocess.Popen[str]) -> str:
+    """The child's next line; fails (with its stderr) if it died instead."""
+    assert child.stdout is not None
+    line = child.stdout.readline()
+    if not line:
+        child.wait()
+        stderr: IO[str] | None = child.stderr
+        pytest.fail(f"the helper process exited ({child.returncode}): {stderr.read() if stderr else ''}")
+    return line.strip()
+
+
+def claim_batches(outbox: Outbox) -> Iterator[list[OutboxRow]]:
+    """Claim a batch, ack it, repeat until nothing is left: a key's rows come one batch at a time."""
+    while rows := outbox.claim("drain", limit=500):
+        outbox.ack(row.id for row in rows)
+        yield rows
+
+
+def claim_everything(outbox: Outbox) -> list[OutboxRow]:
+    return [row for batch in claim_batches(outbox) for row in batch]
+
+
+def seq_of(row: OutboxRow) -> int:
+    return int(json.loads(row.body)["user"]["profile"]["seq"])
+
+
+def seqs_by_key(rows: list[OutboxRow]) -> dict[str | None, list[int]]:
+    found: dict[str | None, list[int]] = {}
+    for row in rows:
+        found.setdefault(row.ordering_key, []).append(seq_of(row))
+    return found
+
+
+def segments(path: Path) -> list[Path]:
+    """The journal segment files of the outbox at ``path``."""
+    return sorted(journal_folder(path).glob("*.journal"))
+
+
+def record_starts(segment: Path) -> list[int]:
+    """Where each whole-sized record of a segment starts (u32 size first, 8-byte aligned; see journal.py)."""
+    data = segment.read_bytes()
+    starts, position = [], 0
+    while position + 4 <= len(data):
+        (size,) = struct.unpack_from("<I", data, position)
+        if size in (0, 0xFFFFFFFF):  # where the writer will write next, or its seal
+            break
+        starts.append(position)
+        position = (position + size + 7) & ~7
+    return starts
+
+
+def test_an_event_is_durable_once_put_event_returns_even_if_the_process_is_killed(path: Path) -> None:
+    with start_helper("journal_forever", outbox=str(path)) as child:
+        try:
+            # Every number printed was returned by put_event before the print: killed right after.
+            acknowledged = [int(hear(child)) for _ in range(500)]
+        finally:
+            child.send_signal(signal.SIGKILL)
+            _, errors = child.communicate()
+    assert child.returncode == -signal.SIGKILL, errors
+    assert acknowledged == list(range(500))
+
+    with Outbox(path) as reopened:
+        assert segments(path) != []  # the dead writer's, nothing moved yet
+        moved = reopened.ingest()
+        assert segments(path) == []  # read to its end, its writer gone: deleted by that ingest
+        rows = claim_everything(reopened)
+
+    assert len(rows) == moved
+    found = sorted(seq_of(row) for row in rows)
+    # Each event exactly once; nothing missing before the last one (a put only began once the
+    # previous one had returned), and every acknowledged one among them.
+    assert found == list(range(len(found)))
+    assert len(found) >= len(acknowledged)
+    for key, seqs in seqs_by_key(rows).items():
+        assert seqs == sorted(seqs), key
+        assert all(f"v{seq % 10}" == key for seq in seqs)
+
+
+def test_one_visitors_events_keep_their_order_across_processes(path: Path) -> None:
+    events = 200
+    with (
+        start_helper("journal_on_cue", outbox=str(path), visitor="visitor-1") as first,
+        start_helper("journal_on_cue", outbox=str(path), visitor="visitor-1") as second,
+    ):
+        for seq in range(events):
+            # Alternating processes, each put only once the previous one has returned.
+            writer = (first, second)[seq % 2]
+            say(writer, str(seq))
+            assert hear(writer) == str(seq)
+        with Outbox(path) as outbox:
+            batches = list(claim_batches(outbox))  # while both writers are still alive
+        for writer in (first, second):
+            writer.communicate()
+            assert writer.returncode == 0
+
+    assert {len(batch) for batch in batches} == {1}
+    assert [seq_of(row) for batch in batches for row in batch] == list(range(events))
+
+
+def test_concurrent_ingests_move_every_event_exactly_once(path: Path) -> None:
+    events, large_every, large_bytes = 3000, 100, 512 * 1024  # 30 big ones: a few segments
+    with (
+        start_helper("ingest", outbox=str(path)) as ingester,
+        start_helper(
+            "journal_many", outbox=str(path), count=events, large_every=large_every, large_bytes=large_bytes
+        ) as writer,
+        Outbox(path) as outbox,
+    ):
+        assert (hear(ingester), hear(writer)) == ("ready", "ready")
+        say(writer, "go")
+        moved_here = 0
+        while writer.poll() is None:
+            moved_here += outbox.ingest()
+        writer_output, writer_errors = writer.communicate()
+        assert (writer.returncode, writer_output.strip()) == (0, "done"), writer_errors
+        say(ingester, "stop")
+        moved_there = int(hear(ingester))
+        _, ingester_errors = ingester.communicate()
+        assert ingester.returncode == 0, ingester_errors
+        moved_here += outbox.ingest()
+
+        assert outbox.ingest() == 0
+        assert segments(path) == []  # every segment read to its end, its writer gone
+        assert moved_here + moved_there == events
+        assert outbox.stats().pending == events
+        rows = claim_everything(outbox)
+
+    bodies = Counter(row.body for row in rows)
+    expected = [
+        journaled_body(seq, f"v{seq % 7}", large_bytes if seq % large_every == large_every - 1 else 0)
+        for seq in range(events)
+    ]
+    assert bodies == Counter(expected)
+    for key, seqs in seqs_by_key(rows).items():
+        assert seqs == sorted(seqs), key
+
+
+def test_a_live_writers_unfinished_record_waits_and_a_dead_writers_torn_one_is_dropped(path: Path) -> None:
+    folder = journal_folder(path)
+    writer = JournalWriter(folder)
+    bodies = [b'{"n":1}', b'{"n":2}', b'{"n":3}']
+    for body in bodies:
+        writer.append("visitor-1", body, time.time())
+    (segment,) = segments(path)
+    last = record_starts(segment)[-1]
+    # The last record's CRC no longer matches: to a reader, it is still being copied.
+    with open(segment, "r+b") as file:
+        file.seek(last + 4)
+        crc = file.read(4)
+        file.seek(last + 4)
+        file.write(bytes(byte ^ 0xFF for byte in crc))
+
+    found = collect(folder, {}, time.monotonic_ns())
+    assert [record.body for record in found.records] == bodies[:2]
+    assert found.offsets == {segment.name: last}
+    assert found.finished == []
+
+    with Outbox(path) as outbox:
+        assert outbox.ingest() == 2
+        assert outbox.ingest() == 0  # the live writer's last record still waits
+        assert segment.exists()
+
+        writer.close()  # the writer is gone: the record will never be finished
+
+        assert outbox.ingest() == 0
+        assert segments(path) == []
+        assert [row.body for row in claim_everything(outbox)] == bodies[:2]
+
+
+def test_a_forked_child_never_writes_into_its_parents_segment(path: Path) -> None:
+    count = 2000
+    with start_helper("journal_fork", outbox=str(path), count=count) as parent:
+        output, errors = parent.communicate(timeout=60)
+    assert (parent.returncode, output.strip()) == (0, "0"), errors
+
+    with Outbox(path) as outbox:
+        rows = claim_everything(outbox)
+        assert outbox.ingest() == 0
+    assert segments(path) == []
+
+    for row in rows:
+        json.loads(row.body)  # every body intact
+    assert Counter(row.body for row in rows) == Counter(
+        [event_body(seq, "parent") for seq in range(2 * count)]
+        + [event_body(seq, "child") for seq in range(count)]
+    )
+    assert seqs_by_key(rows) == {"parent": list(range(2 * count)), "child": list(range(count))}
+
+
+def test_put_event_keeps_the_cap_and_accepts_again_once_rows_are_delivered(path: Path) -> None:
+    with Outbox(path, max_rows=50) as outbox:
+        assert [outbox.put_event(b'{"n":%d}' % n) for n in range(50)] == [None] * 50
+
+        with pytest.raises(OutboxFullError, match="full"):
+            outbox.put_event(b'{"n":50}')
+        stats = outbox.stats()
+        assert (stats.pending, stats.refused) == (50, 1)
+
+        delivered = outbox.claim("w", limit=10)
+        outbox.ack(row.id for row in delivered)
+        assert outbox.prune() == 10
+
+        assert outbox.put_event(b'{"n":51}') is None
+        assert outbox.stats().pending == 41
+    assert [row.body for row in delivered] == [b'{"n":%d}' % n for n in range(10)]
+
+
+@pytest.mark.parametrize("options", [{"synchronous": "FULL"}, {"journal": False}])
+def test_without_the_journal_put_event_writes_a_row_at_once(path: Path, options: dict[str, Any]) -> None:
+    with Outbox(path, **options) as outbox:
+        row_id = outbox.put_event(b'{"n":1}', "visitor-1")
+        assert isinstance(row_id, int)
+        assert [row.id for row in outbox.claim("w")] == [row_id]
+    assert not journal_folder(path).exists()
+
+
+def test_when_no_segment_can_be_made_put_event_falls_back_to_sqlite_in_order(
+    path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Outbox(path) as outbox:
+        writer = outbox._journal
+        assert writer is not None
+        normal_size = writer.segment_bytes
+        fallback_ids = []
+        with caplog.at_level(logging.WARNING, logger="cue_front.outbox"):
+            for first, fallback in ((0, 3), (4, 6)):
+                writer.segment_bytes = normal_size
+                for seq in range(first, fallback):
+                    assert outbox.put_event(event_body(seq, "v"), "v") is None
+                # The segment in hand is let go and no new one can be made (posix_fallocate fails).
+                writer.close()
+                writer.segment_bytes = 2**60
+                fallback_ids.append(outbox.put_event(event_body(fallback, "v"), "v"))
+
+        assert all(isinstance(row_id, int) for row_id in fallback_ids)
+        assert "cannot take events" in caplog.text
+        assert list(journal_folder(path).glob("*.tmp")) == []
+        batches = list(claim_batches(outbox))
+    assert {len(batch) for batch in batches} == {1}
+    assert [seq_of(row) for batch in batches for row in batch] == list(range(7))
+    assert [batch[0].id for batch in batches if seq_of(batch[0]) in (3, 6)] == fallback_ids
