@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
-from flask import current_app, has_request_context, request
+from flask import current_app, g, has_request_context, request
 
 from . import schema, signals
 from .errors import DataCueError, ValidationError
 from .extension import DataCueState, get_state
-from .identity import current_anonymous_id, current_profile, current_user_id
+from .identity import request_anonymous_id, request_profile, request_user_id
 from .transport import Reply, encode_json
 
 logger = logging.getLogger("cue_front")
@@ -53,14 +53,34 @@ def build_envelope(
     timestamp: datetime | str | None = None,
 ) -> dict[str, Any]:
     """The validated events-API body for ``event``; raises :class:`ValidationError`."""
-    in_request = has_request_context()
-    if user_id is _UNSET:
-        # A login changes who is logged in during this very request: ask the loader again.
-        user_id = current_user_id(fresh=event.get("type") == "login")
-    if anonymous_id is _UNSET:
-        anonymous_id = current_anonymous_id()
-    if profile is _UNSET:
-        profile = current_profile()
+    if has_request_context():
+        # g and request are context-local lookups: made once here, not once per
+        # identity (this runs on every track()).
+        request_namespace = vars(g._get_current_object())
+        current_request = request._get_current_object()  # type: ignore[attr-defined]
+        if user_id is _UNSET or anonymous_id is _UNSET or profile is _UNSET:
+            state = get_state()
+            if user_id is _UNSET:
+                # A login changes who is logged in during this very request: ask the loader again.
+                user_id = request_user_id(state, request_namespace, fresh=event.get("type") == "login")
+            if anonymous_id is _UNSET:
+                anonymous_id = request_anonymous_id(state, request_namespace, current_request)
+            if profile is _UNSET:
+                profile = request_profile(state, request_namespace)
+        if context is None:
+            environ = current_request.environ
+            context = {}
+            if environ.get("REMOTE_ADDR"):  # ProxyFix, when used, has already rewritten it
+                context["ip"] = environ["REMOTE_ADDR"]
+            if environ.get("HTTP_USER_AGENT"):
+                context["user_agent"] = environ["HTTP_USER_AGENT"]
+    else:  # jobs and scripts: only what the caller passed
+        if user_id is _UNSET:
+            user_id = None
+        if anonymous_id is _UNSET:
+            anonymous_id = None
+        if profile is _UNSET:
+            profile = None
     user: dict[str, Any] = {}
     if user_id is not None:
         user["user_id"] = user_id
@@ -69,20 +89,10 @@ def build_envelope(
     if profile is not None:
         user["profile"] = profile
     envelope: dict[str, Any] = {"user": user, "event": event}
-    if context is None and in_request:
-        # The WSGI environ directly: one context lookup instead of one per attribute.
-        environ = request.environ
-        context = {}
-        if environ.get("REMOTE_ADDR"):  # ProxyFix, when used, has already rewritten it
-            context["ip"] = environ["REMOTE_ADDR"]
-        if environ.get("HTTP_USER_AGENT"):
-            context["user_agent"] = environ["HTTP_USER_AGENT"]
     if context:
         envelope["context"] = context
     # Formatted here, in normal form already, so validation takes its fast path.
-    envelope["timestamp"] = (
-        schema.format_timestamp(datetime.now(timezone.utc)) if timestamp is None else timestamp
-    )
+    envelope["timestamp"] = schema.timestamp_now() if timestamp is None else timestamp
     validated: dict[str, Any] = schema.validate(schema.EVENT_ENVELOPE, envelope)
     return validated
 

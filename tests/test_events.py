@@ -7,10 +7,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-from flask import Flask, session
+from flask import Flask, g, session
+from itsdangerous import BadSignature, Signer
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from cue_front import DataCue, ValidationError, track
+from cue_front import DataCue, ValidationError, current_anonymous_id, track
 from cue_front.emulator import RunningEmulator
 
 from .test_schema import DOCUMENTED_EVENTS
@@ -95,6 +96,71 @@ def test_a_tampered_cookie_is_ignored_and_replaced(shop: Flask, emulator: Runnin
     (envelope,) = received(emulator)
     assert envelope["user"]["anonymous_id"] != "someone-elses-id"
     assert "datacue_anonymous_id=" in response.headers["Set-Cookie"]
+
+
+def anonymous_id_for(app: Flask, cookie: str | None) -> tuple[str, str | None]:
+    """The anonymous id a request with this cookie gets, and the new cookie it would set (if any)."""
+    environ = {"HTTP_COOKIE": f"datacue_anonymous_id={cookie}"} if cookie is not None else {}
+    with app.test_request_context(environ_base=environ):
+        anonymous_id = current_anonymous_id()
+        assert anonymous_id is not None
+        return anonymous_id, g.get("_datacue_new_anonymous_cookie")
+
+
+# The anonymous-id cookie as every earlier version signed it: a plain itsdangerous Signer.
+OLD_SALT = "cue-front.anonymous-id"
+
+
+def test_cookies_signed_by_a_plain_signer_are_still_read(app: Flask) -> None:
+    cookie = Signer("shop-secret-key", salt=OLD_SALT).sign("07d35b1a-5776-4ddf-8f1c-3c6d2b1c0a9e").decode()
+    assert anonymous_id_for(app, cookie) == ("07d35b1a-5776-4ddf-8f1c-3c6d2b1c0a9e", None)
+
+
+def test_new_cookies_verify_with_a_plain_signer(app: Flask) -> None:
+    anonymous_id, cookie = anonymous_id_for(app, None)
+    assert cookie is not None
+    assert Signer("shop-secret-key", salt=OLD_SALT).unsign(cookie).decode() == anonymous_id
+    assert anonymous_id_for(app, cookie) == (anonymous_id, None)
+
+
+def test_a_cookie_is_accepted_exactly_when_a_plain_signer_accepts_it(app: Flask) -> None:
+    signer = Signer("shop-secret-key", salt=OLD_SALT)
+    good = signer.sign("a1").decode()
+    value, signature = good.rsplit(".", 1)
+    flipped = signature[:-1] + ("A" if signature[-1] != "A" else "B")
+    candidates = [
+        good,
+        good + "=",  # padding, and characters outside base64, are skipped by itsdangerous
+        f"{value}.{signature[:5]}!{signature[5:]}",
+        f"{value}.{signature[:-1]}",
+        f"{value}.{flipped}",
+        f"{value}..{signature}",
+        f"b1.{signature}",
+        value,
+        f".{signature}",
+        f"{value}.",
+        signer.sign("caf\u00e9").decode(),  # signed, but not ASCII
+    ]
+    for cookie in candidates:
+        try:
+            expected: str | None = signer.unsign(cookie).decode("ascii")
+        except (BadSignature, UnicodeDecodeError):
+            expected = None
+        anonymous_id, new_cookie = anonymous_id_for(app, cookie)
+        if expected is None:
+            assert new_cookie is not None and anonymous_id != value, cookie
+        else:
+            assert (anonymous_id, new_cookie) == (expected, None), cookie
+
+
+def test_a_new_secret_key_signs_new_cookies_and_refuses_old_ones(app: Flask) -> None:
+    old_id, old_cookie = anonymous_id_for(app, None)
+    assert old_cookie is not None
+    app.config["SECRET_KEY"] = "rotated-secret-key"
+    new_id, new_cookie = anonymous_id_for(app, old_cookie)
+    assert new_id != old_id and new_cookie is not None
+    assert Signer("rotated-secret-key", salt=OLD_SALT).unsign(new_cookie).decode() == new_id
+    assert anonymous_id_for(app, new_cookie) == (new_id, None)
 
 
 def test_the_cookie_is_secure_on_https(shop: Flask) -> None:

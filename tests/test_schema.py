@@ -189,6 +189,25 @@ def test_timestamps_become_utc(moment: Any, expected: str) -> None:
     assert validate(schema.ORDER_DETAILS, {"cart": GUIDE_CART, "timestamp": moment})["timestamp"] == expected
 
 
+@pytest.mark.parametrize(
+    "clock_ns",
+    [
+        1_522_884_544_000_000_000,  # on the second: no milliseconds
+        1_522_884_544_000_000_999,  # under a microsecond: still none
+        1_522_884_544_000_001_000,  # one microsecond: ".000"
+        1_522_884_544_276_999_999,
+        1_522_884_544_999_999_999,
+        1_522_884_545_000_000_000,  # the next second
+        1_522_884_545_123_456_789,
+    ],
+)
+def test_timestamp_now_is_format_timestamp_of_now(monkeypatch: pytest.MonkeyPatch, clock_ns: int) -> None:
+    monkeypatch.setattr(schema.time, "time_ns", lambda: clock_ns)
+    # What datetime.now(timezone.utc) makes of the same clock: microseconds, floored.
+    moment = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=clock_ns // 1000)
+    assert schema.timestamp_now() == schema.format_timestamp(moment)
+
+
 def test_bad_timestamp() -> None:
     assert errors_of(schema.ORDER_DETAILS, {"cart": GUIDE_CART, "timestamp": "yesterday"}) == [
         "timestamp: expected an ISO-8601 date and time, got 'yesterday'"
@@ -236,6 +255,19 @@ def near_valid(spec: Any) -> st.SearchStrategy[Any]:
         return st.lists(near_valid(spec.item), max_size=3)
     if isinstance(spec, schema.FreeObject):
         return st.dictionaries(st.text(max_size=2), json_scalars, max_size=2)
+    if isinstance(spec, schema.Tagged):
+        # Some variant's members under some variant's tags, no tags, or unhashable ones (a list).
+        no_tags, list_tags = (None,) * len(spec.tags), (["cart"],) * len(spec.tags)
+
+        def tagged(value: dict[str, Any], tag_values: tuple[Any, ...]) -> dict[str, Any]:
+            tags = {tag: tag_value for tag, tag_value in zip(spec.tags, tag_values, strict=True)}
+            return {**value, **{tag: tag_value for tag, tag_value in tags.items() if tag_value is not None}}
+
+        return st.builds(
+            tagged,
+            st.one_of(*(near_valid(variant) for variant in spec.variants.values())),
+            st.sampled_from([*spec.variants, no_tags, list_tags]),
+        )
     return json_scalars
 
 
@@ -245,12 +277,22 @@ def exact(value: Any) -> str:
 
 @pytest.mark.parametrize(
     "spec",
-    [schema.PRODUCT_UPDATE_VARIANT, schema.ORDER_DETAILS, schema.PRODUCT, schema.USER, schema.ORDER],
-    ids=["variant", "order_details", "product", "user", "order"],
+    [
+        schema.PRODUCT_UPDATE_VARIANT,
+        schema.ORDER_DETAILS,
+        schema.PRODUCT,
+        schema.USER,
+        schema.ORDER,
+        schema.EVENT,
+        schema.PAGE_CONFIG,
+    ],
+    ids=["variant", "order_details", "product", "user", "order", "event", "page_config"],
 )
 @settings(max_examples=300, deadline=None)
 @given(data=st.data())
-def test_fast_check_agrees_with_the_validator(spec: schema.Object, data: st.DataObject) -> None:
+def test_fast_check_agrees_with_the_validator(
+    spec: schema.Object | schema.Tagged, data: st.DataObject
+) -> None:
     value = data.draw(near_valid(spec))
     errors: list[Any] = []
     normalized = spec.normalize(value, "", errors)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -49,6 +50,16 @@ def transport(sink: Sink) -> Iterator[Transport]:
 
 def test_encode_json_is_compact_utf8() -> None:
     assert encode_json({"name": "Jeans ñ", "price": 9.5}) == '{"name":"Jeans ñ","price":9.5}'.encode()
+
+
+def test_encode_json_still_names_a_reference_cycle() -> None:
+    looped: dict[str, Any] = {"name": "Jeans"}
+    looped["self"] = [looped]
+    with pytest.raises(ValueError, match="Circular reference detected") as caught:
+        encode_json({"batch": [looped]})
+    assert caught.value.__context__ is None  # not reported as "during handling of a RecursionError"
+    shared = {"product_id": "p1"}  # the same object twice is no cycle
+    assert encode_json([shared, shared]) == b'[{"product_id":"p1"},{"product_id":"p1"}]'
 
 
 def test_exact_bytes_are_signed_and_sent(sink: Sink, transport: Transport) -> None:
