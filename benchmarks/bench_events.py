@@ -11,7 +11,8 @@ Three measures, each against what the same machine does in the same run:
   each with its signed cookie), durably queued (``DATACUE_DELIVERY="outbox"``)
   back to back while the delivery thread drains to the sink; the best of three
   rounds of 7,000. Goals: p50 at most 50 us, p99 at most 500 us. Printed beside
-  it: ``build_envelope`` and ``Outbox.put`` alone, to show where the time goes.
+  it: ``build_envelope``, ``Outbox.put_event`` (the journal) and ``Outbox.put``
+  (a SQLite write, what ``track()`` used before the journal) alone.
 * **First-party endpoint**: ``POST /datacue/events`` (a wishlist event, queued)
   against a bare Flask JSON route of the same app on the same werkzeug server
   (in another process), over one kept-alive connection. Goal: at most 1.5x.
@@ -344,7 +345,8 @@ def measure_track(folder: Path, sink_port: int) -> list[Result]:
         # Where the time goes, for the reader (the delivery thread is idle by now).
         envelope_only = timed(lambda: build_envelope(event), 5000)
         body = encode_json(build_envelope(event, user_id=None, anonymous_id="a" * 36))
-        put_only = timed(lambda: state.outbox.put("event", "POST", "", body, "visitor:a"), 5000)
+        journal_only = timed(lambda: state.outbox.put_event(body, "visitor:a"), 5000)
+        sqlite_only = timed(lambda: state.outbox.put("event", "POST", "", body, "visitor:b"), 5000)
     finally:
         state.delivery.stop()
         state.outbox.close()
@@ -365,8 +367,10 @@ def measure_track(folder: Path, sink_port: int) -> list[Result]:
     )
     print(
         f"  {backlog} of {TRACK_ROUNDS * TRACK_CALLS + 1000} events still queued after the rounds;"
-        f" alone, worker idle: build_envelope p50 {percentile(envelope_only, 0.5):.1f} us,"
-        f" outbox.put p50 {percentile(put_only, 0.5):.1f} us, p99 {percentile(put_only, 0.99):.1f} us",
+        f" alone, worker idle: build_envelope p50 {percentile(envelope_only, 0.5):.1f} us;"
+        f" outbox.put_event (journal) p50 {percentile(journal_only, 0.5):.1f} us,"
+        f" p99 {percentile(journal_only, 0.99):.1f} us; outbox.put (SQLite) p50"
+        f" {percentile(sqlite_only, 0.5):.1f} us, p99 {percentile(sqlite_only, 0.99):.1f} us",
         file=sys.stderr,
     )
     return [

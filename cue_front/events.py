@@ -146,7 +146,7 @@ def deliver(state: DataCueState, envelope: Mapping[str, Any], body: bytes | None
     from .outbox import OutboxFullError
 
     try:
-        row_id = state.outbox.put("event", "POST", "", body, _visitor_key(user))
+        row_id = state.outbox.put_event(body, _visitor_key(user))
     except OutboxFullError as error:
         refused_since_last_log = state.count_refusal()
         if refused_since_last_log:  # loud, but one line a minute, not one per event in an outage

@@ -136,6 +136,7 @@ def journal_folder(outbox_path: Path) -> Path:
 def ingest_lock(folder: Path) -> Iterator[None]:
     """One ingest at a time on the host. A POSIX record lock (``lockf``), not ``flock``: a
     child forked mid-pass does not inherit it, so it cannot hold it forever."""
+    folder.mkdir(parents=True, exist_ok=True)  # someone may have removed it (a demo reset)
     fd = os.open(folder / "ingest.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.lockf(fd, fcntl.LOCK_EX)
@@ -238,6 +239,7 @@ class JournalWriter:
         size = max(self.segment_bytes, _aligned(record_size) + _SIZE.size)
         self._sequence += 1
         name = f"{self._prefix}-{self._sequence:06d}"
+        self.folder.mkdir(parents=True, exist_ok=True)
         pending = self.folder / (name + PENDING_SUFFIX)
         fd = os.open(pending, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:

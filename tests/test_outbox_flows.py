@@ -85,10 +85,15 @@ def test_signals_report_queued_and_delivered(shop: Flask) -> None:
         with shop.test_request_context():
             track({"type": "login"})
         assert shop.extensions["datacue"].delivery.flush(10)
-    assert [name for name, _, _ in seen] == ["queued", "delivered"]
+        with shop.app_context():
+            shop.extensions["datacue"].extension.queued.users.update("u1", {"first_name": "Ana"})
+        assert shop.extensions["datacue"].delivery.flush(10)
+    assert [name for name, _, _ in seen] == ["queued", "delivered", "queued", "delivered"]
     assert all(sender is shop for _, sender, _ in seen)
-    assert seen[0][2]["kind"] == "event"
-    assert seen[0][2]["row_id"] == seen[1][2]["row_id"]
+    assert [kwargs["kind"] for _, _, kwargs in seen] == ["event", "event", "rest", "rest"]
+    # An event is queued through the journal: it has a row id once the worker moved it.
+    assert seen[0][2]["row_id"] is None and isinstance(seen[1][2]["row_id"], int)
+    assert seen[2][2]["row_id"] == seen[3][2]["row_id"]
 
 
 def test_a_refused_change_is_a_visible_retryable_dead_letter(shop: Flask, emulator: RunningEmulator) -> None:
