@@ -9,8 +9,12 @@ Three measures, each against what the same machine does in the same run:
   and at least 2,500 events/s from one process.
 * **track()**: one cart update per request context (1,000 returning visitors,
   each with its signed cookie), durably queued (``DATACUE_DELIVERY="outbox"``)
-  back to back while the delivery thread drains to the sink; the best of three
-  rounds of 7,000. Goals: p50 at most 50 us, p99 at most 500 us. Printed beside
+  back to back with the delivery thread running against the sink; the best of
+  three rounds of 7,000. ``track()`` makes no system call (the journal), so in
+  such a loop the request thread keeps the GIL until the waiting worker forces a
+  switch (every 5 ms); the worker delivers little until the rounds end, and the
+  printed backlog says how little. In a server, each request's socket waits hand
+  the GIL to the worker. Goals: p50 at most 50 us, p99 at most 500 us. Printed beside
   it: ``build_envelope``, ``Outbox.put_event`` (the journal) and ``Outbox.put``
   (a SQLite write, what ``track()`` used before the journal) alone.
 * **First-party endpoint**: ``POST /datacue/events`` (a wishlist event, queued)
@@ -346,7 +350,9 @@ def measure_track(folder: Path, sink_port: int) -> list[Result]:
         envelope_only = timed(lambda: build_envelope(event), 5000)
         body = encode_json(build_envelope(event, user_id=None, anonymous_id="a" * 36))
         journal_only = timed(lambda: state.outbox.put_event(body, "visitor:a"), 5000)
-        sqlite_only = timed(lambda: state.outbox.put("event", "POST", "", body, "visitor:b"), 5000)
+        # The SQLite write a put_event replaces, on an outbox of its own with no journal.
+        with Outbox(folder / "sqlite-only.sqlite3", journal=False) as sqlite_outbox:
+            sqlite_only = timed(lambda: sqlite_outbox.put("event", "POST", "", body, "visitor:b"), 5000)
     finally:
         state.delivery.stop()
         state.outbox.close()
@@ -375,7 +381,7 @@ def measure_track(folder: Path, sink_port: int) -> list[Result]:
     )
     return [
         Result(
-            measure="track(): p50, durable, worker draining",
+            measure="track(): p50, durable, delivery thread running",
             baseline=None,
             figure=p50,
             unit="us",
@@ -383,7 +389,7 @@ def measure_track(folder: Path, sink_port: int) -> list[Result]:
             passed=p50 <= TRACK_P50_GOAL_US,
         ),
         Result(
-            measure="track(): p99, durable, worker draining",
+            measure="track(): p99, durable, delivery thread running",
             baseline=None,
             figure=p99,
             unit="us",
