@@ -630,6 +630,14 @@ class Outbox:
         with journal.ingest_mutex, ingest_lock(journal.folder):
             return self._ingest_locked()
 
+    def retire_journal(self) -> None:
+        """At exit: this process's journal segment is closed, its events moved into the outbox,
+        and the segment deleted (else the next start's first ingest deletes it)."""
+        if self._journal is None or self._closed:
+            return
+        self._journal.close()
+        self.ingest()
+
     def _ingest_locked(self) -> int:
         assert self._journal is not None
         folder = self._journal.folder

@@ -122,7 +122,7 @@ def fork_and_deliver(worker: DeliveryWorker, outbox: Outbox, count: int) -> None
 def put_and_exit(worker: DeliveryWorker, outbox: Outbox, count: int) -> None:
     worker.linger = 60.0
     for seq in range(count):
-        outbox.put("event", "POST", "", event_body(seq, "leaving"), "leaving")
+        outbox.put_event(event_body(seq, "leaving"), "leaving")
     worker.ensure_running()
     worker.notify()
     sys.exit(0)

@@ -27,6 +27,7 @@ from flask import Flask, current_app
 from cue_front import signals
 from cue_front.delivery import DeliveryWorker
 from cue_front.emulator import RunningEmulator
+from cue_front.journal import journal_folder
 from cue_front.outbox import Outbox
 from cue_front.transport import Transport, encode_json
 from tests.outbox_process import event_body
@@ -395,6 +396,8 @@ def test_a_process_exiting_right_after_queueing_delivers_on_its_way_out(
 
     assert result.returncode == 0, result.stderr
     assert sorted(seq_of(item) for item in accepted_events(emulator)) == list(range(5))
+    # Its journal segment went with it (looked at before any ingest here could remove it).
+    assert list(journal_folder(outbox.path).glob("*.journal")) == []
     assert outbox.unfinished() == 0
 
 
