@@ -47,7 +47,7 @@ def datacue_config(page: Page) -> dict[str, Any] | None:
 
 def wait_for(page: Page, check: Callable[[], bool]) -> None:
     """Poll until ``check()`` holds: events reach the emulator through the outbox, in the background."""
-    for _ in range(100):
+    for _ in range(300):  # up to 15 s on a loaded machine; most checks hold at once
         if check():
             return
         page.wait_for_timeout(50)

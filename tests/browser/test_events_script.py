@@ -31,7 +31,7 @@ def shop(make_app: Callable[..., Flask], emulator: RunningEmulator) -> Flask:
 
 
 def wait_for_events(page: Any, emulator: RunningEmulator, count: int) -> list[dict[str, Any]]:
-    for _ in range(50):
+    for _ in range(150):  # up to 15 s: a loaded CI machine is slow, and the loop ends at once
         if len(emulator.events()) >= count:
             break
         page.wait_for_timeout(100)
