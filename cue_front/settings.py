@@ -32,7 +32,8 @@ DEFAULTS: dict[str, Any] = {
     "DATACUE_CONFIG_MODE": "inline",
     # "outbox" (durable, background), "sync" (inline, raises) or "off" (validate and discard).
     "DATACUE_DELIVERY": "outbox",
-    # Derived: <instance_path>/datacue-outbox.sqlite3.
+    # Derived: <instance_path>/datacue-outbox.sqlite3 (and its event journal beside it, in a
+    # folder named like the file plus ".intake"; see cue_front.journal). Keep it on a local disk.
     "DATACUE_OUTBOX_PATH": None,
     "DATACUE_OUTBOX_MAX_ROWS": 100_000,
     # How long a process may hold claimed rows before another may send them again.
