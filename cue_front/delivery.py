@@ -332,6 +332,7 @@ class DeliveryWorker:
     def _reset_for_this_process(self) -> None:
         """Fresh thread state and HTTP connections: at creation, and in a forked child."""
         self._pid = os.getpid()
+        self._generation = _fork_generation
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._wake = threading.Event()
@@ -344,7 +345,7 @@ class DeliveryWorker:
         self._last_checkpoint = time.monotonic()
 
     def _check_pid(self) -> None:
-        if self._pid != os.getpid():
+        if self._generation != _fork_generation:
             # The parent's thread does not exist here, and its sockets are the parent's.
             self._reset_for_this_process()
 
@@ -354,11 +355,12 @@ class DeliveryWorker:
     def running(self) -> bool:
         """True when this process's delivery thread is alive."""
         thread = self._thread
-        return thread is not None and self._pid == os.getpid() and thread.is_alive()
+        return thread is not None and self._generation == _fork_generation and thread.is_alive()
 
     def ensure_running(self) -> None:
         """Start the delivery thread if it is not running in this process (first use, or after a fork)."""
-        if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+        # On every track(): a fork generation, not os.getpid(), which is a system call.
+        if self._generation == _fork_generation and self._thread is not None and self._thread.is_alive():
             return
         self._check_pid()
         if self._stopped:
@@ -404,7 +406,7 @@ class DeliveryWorker:
         Rows it could not finish stay in the outbox for the next start.
         """
         self._stopped = True
-        if self._pid != os.getpid():
+        if self._generation != _fork_generation:
             return
         self._stopping.set()
         self._wake.set()
@@ -622,6 +624,17 @@ class DeliveryWorker:
 # -- the flush at interpreter exit --------------------------------------------------------
 
 _workers: weakref.WeakSet[DeliveryWorker] = weakref.WeakSet()
+#: Bumped in a forked child, where every worker's thread and sockets are its parent's.
+_fork_generation = 0
+
+
+def _after_fork_in_child() -> None:
+    global _fork_generation
+    _fork_generation += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _flush_at_exit() -> None:

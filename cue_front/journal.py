@@ -36,7 +36,9 @@ returned, so nothing accepted is lost).
 since the last ingest, without a system call: ``<folder>/appended`` holds one
 counter per writing process (a slot, claimed with a POSIX record lock on its
 byte, which a forked child does not inherit), mapped into every process; a
-writer adds to its own slot after each append, anyone may sum them.
+writer adds to its own slot after each append, and after each row it inserts
+into the outbox directly (store changes). A process that finds no slot free
+counts in the last, shared slot, holding the ingest lock. Anyone may sum them.
 
 **Order.** A visitor's two requests may be served by two processes, so two
 journals must be merged without reordering what one visitor did. A pass reads
@@ -57,6 +59,7 @@ import socket
 import struct
 import threading
 import time
+import weakref
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -97,12 +100,17 @@ _HEADER_BYTES: Final = _CHECKED_FROM + _STAMPS.size
 _NO_KEY: Final = 0xFFFFFFFF
 #: ``size`` of the marker a writer leaves when it moves on to its next segment.
 _SEALED: Final = 0xFFFFFFFF
-#: Processes that may write to one journal at the same time, each counting its appends.
+#: Counters in ``appended``: one per writing process, and the last one shared (see Counting).
 COUNTER_SLOTS: Final = 64
+_SHARED_SLOT: Final = COUNTER_SLOTS - 1
 
 
 _writers: dict[Path, JournalWriter] = {}
 _writers_lock = threading.Lock()
+#: Every writer of this process, for the fork hooks (tests make some outside ``_writers``).
+_every_writer: weakref.WeakSet[JournalWriter] = weakref.WeakSet()
+#: Bumped in a forked child: a writer made before it is its parent's (no getpid() per append).
+_fork_generation = 0
 
 
 def writer_for(folder: Path) -> JournalWriter:
@@ -116,15 +124,30 @@ def writer_for(folder: Path) -> JournalWriter:
         return writer
 
 
+def _before_fork() -> None:
+    # No fork in the middle of an append or of a segment's creation: the child would keep
+    # a descriptor (and its lock) it does not know about.
+    for writer in list(_every_writer):
+        writer._lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    for writer in list(_every_writer):
+        writer._lock.release()
+
+
 def _after_fork_in_child() -> None:
-    global _writers_lock
+    global _writers_lock, _fork_generation
     _writers_lock = threading.Lock()  # a parent's thread may have held it at the fork
-    for writer in _writers.values():
-        writer.forget_parents_segment()
+    _fork_generation += 1
+    for writer in list(_every_writer):
+        writer.forget_parents_segment()  # new locks: the inherited ones are held
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+    )
 
 
 def journal_folder(outbox_path: Path) -> Path:
@@ -157,9 +180,11 @@ class JournalWriter:
         self.segment_bytes = segment_bytes
         self.folder.mkdir(parents=True, exist_ok=True)
         self._start_afresh()
+        _every_writer.add(self)
 
     def _start_afresh(self) -> None:
         self._pid = os.getpid()
+        self._generation = _fork_generation
         self._lock = threading.Lock()
         #: Held by this process's thread that ingests this journal (with :func:`ingest_lock`,
         #: which is per process: POSIX record locks do not tell one thread from another).
@@ -196,11 +221,31 @@ class JournalWriter:
         """Whether this process's appends are counted (it holds a slot); see :meth:`append`."""
         return self._slot is not None
 
+    def count(self, rows: int = 1) -> bool:
+        """Count rows this process added to the outbox some other way (a direct insert).
+
+        False when it holds no slot: then the caller counts them with :meth:`count_shared`.
+        """
+        if self._generation != _fork_generation:
+            self.forget_parents_segment()
+        with self._lock:
+            if self._slot is None:
+                self._claim_slot()
+            if self._slot is None:
+                return False
+            assert self._counters is not None
+            self._counters[self._slot] += rows
+            return True
+
+    def count_shared(self, rows: int = 1) -> None:
+        """Count rows in the shared counter; the caller holds :func:`ingest_lock` (one process at a time)."""
+        self._open_counters()[_SHARED_SLOT] += rows
+
     def _claim_slot(self) -> None:
         self._open_counters()
         fd = self._counters_fd
         assert fd is not None
-        for slot in range(COUNTER_SLOTS):
+        for slot in range(_SHARED_SLOT):
             try:
                 fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, slot)
             except OSError:
@@ -208,30 +253,45 @@ class JournalWriter:
             self._slot = slot
             return
 
-    def append(self, ordering_key: str | None, body: bytes, created_at: float) -> None:
-        """Write one record; once this returns it survives the process. Raises ``OSError``
-        when no segment can be made (disk full, permissions): the caller takes another way."""
-        if self._pid != os.getpid():
+    def append(self, ordering_key: str | None, body: bytes, created_at: float) -> bool:
+        """Write one record; once this returns it survives the process. True when the append
+        was counted in this process's slot (see Counting; else the caller counts it).
+
+        Raises ``OSError`` when no segment can be made (disk full, permissions): the
+        caller takes another way.
+        """
+        if self._generation != _fork_generation:
             self.forget_parents_segment()
         key = b"" if ordering_key is None else ordering_key.encode("utf-8")
         key_length = _NO_KEY if ordering_key is None else len(key)
         size = _HEADER_BYTES + len(key) + len(body)
         with self._lock:
             if self._slot is None:
-                self._claim_slot()  # with 64 writers already, appends go uncounted: see Outbox
+                self._claim_slot()  # with 63 writers already, none is left: see Outbox
             segment, position = self._map, self._position
+            # A whole record may stand here already: an append interrupted (an exception from a
+            # signal handler) between writing its size and moving on. A reader may have moved it
+            # into the outbox already, so it is never written over.
+            while segment is not None and position + _SIZE.size <= len(segment):
+                (there,) = _SIZE.unpack_from(segment, position)
+                if there == 0 or there == _SEALED:
+                    break
+                position = self._position = _aligned(position + there)
             if segment is None or position + size + _SIZE.size > len(segment):
                 segment = self._next_segment(size)
                 position = 0
+            following = _aligned(position + size)
             # Stamped under the lock: each file is in stamp order (see the module doc).
             checked = _STAMPS.pack(time.monotonic_ns(), created_at, key_length) + key + body
             segment[position + _CHECKED_FROM : position + size] = checked
             segment[position + _SIZE.size : position + _CHECKED_FROM] = _CRC.pack(zlib.crc32(checked))
             segment[position : position + _SIZE.size] = _SIZE.pack(size)  # last: the record is whole
-            self._position = _aligned(position + size)
-            if self._slot is not None:
-                assert self._counters is not None
-                self._counters[self._slot] += 1
+            self._position = following
+            if self._slot is None:
+                return False
+            assert self._counters is not None
+            self._counters[self._slot] += 1
+            return True
 
     def _next_segment(self, record_size: int) -> mmap.mmap:
         """Seal the current segment (if any) and open the next one, big enough for the record."""
@@ -270,7 +330,7 @@ class JournalWriter:
 
     def forget_parents_segment(self) -> None:
         """In a forked child: the segment and its lock are the parent's; this process gets its own."""
-        if self._pid == os.getpid():
+        if self._generation == _fork_generation:
             return
         segment, fd = self._map, self._fd
         self._release_counters()  # the slot is the parent's (its record lock stayed there)
@@ -291,7 +351,7 @@ class JournalWriter:
 
     def close(self) -> None:
         """Stop writing (what was written stays, for any process's next ingest)."""
-        if self._pid != os.getpid():
+        if self._generation != _fork_generation:
             self.forget_parents_segment()
             return
         with self._lock:
@@ -344,6 +404,9 @@ def _collect_file(path: Path, start: int, cut: int, found: Collected) -> None:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             writer_gone = True
+            # Let go at once: a gone writer never comes back, and a child forked meanwhile
+            # must not inherit a lock that makes every later pass think a writer is there.
+            fcntl.flock(fd, fcntl.LOCK_UN)
         except BlockingIOError:
             writer_gone = False
         read = _Reader(fd, start, os.fstat(fd).st_size)

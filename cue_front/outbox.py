@@ -356,6 +356,13 @@ _open_outboxes: weakref.WeakSet[Outbox] = weakref.WeakSet()
 
 def _before_fork() -> None:
     _gate.before_fork()
+    # No thread is inside SQLite now: close every idle connection, so that the child inherits
+    # no SQLite state for the file. (With an open connection inherited, the child's own would
+    # share the parent's -shm bookkeeping and never take their own lock on it; once the parent
+    # closed, a newcomer would think the WAL index unused and reset it under the child.)
+    for outbox in list(_open_outboxes):
+        if outbox._generation == _fork_generation:
+            outbox._close_idle_connections()
 
 
 def _after_fork_in_parent() -> None:
@@ -387,6 +394,9 @@ class Outbox:
     again: keep it above the transport's connect + read timeout. ``synchronous`` is
     ``"NORMAL"`` (durable against a process crash) or ``"FULL"`` (also against power loss).
     ``journal=False`` makes :meth:`put_event` write into SQLite directly (see :mod:`cue_front.journal`).
+    Every process's outbox on one file should agree on it (the extension's do): an event put
+    straight into SQLite by one without the journal does not wait for the events another
+    journaled before it, so one visitor's events could then be reordered.
     """
 
     def __init__(
@@ -510,6 +520,12 @@ class Outbox:
                 raise
             connection.execute("COMMIT")
 
+    def _close_idle_connections(self) -> None:
+        idle, self._idle, self._idle_intake = self._idle + self._idle_intake, [], []
+        for connection in idle:
+            self._connections.discard(connection)
+            connection.close()
+
     def _forget_inherited_connections(self) -> None:
         """In a forked child: set aside the parent's connections; new ones are opened on demand."""
         if self._generation == _fork_generation:
@@ -568,10 +584,18 @@ class Outbox:
         finally:
             self._release(connection, intake=True)
         if row_id is None:
-            return self._put_when_full(kind, method, path, body, ordering_key)
+            row_id = self._put_when_full(kind, method, path, body, ordering_key)
+        self._count_direct_row()
         if kind == "rest":
             self._warn_if_over_cap()
         return row_id
+
+    def _count_direct_row(self) -> None:
+        """Tell put_event's estimates in every process about a row inserted here (see journal)."""
+        journal = self._journal
+        if journal is not None and not journal.count(1):
+            with journal.ingest_mutex, ingest_lock(journal.folder):
+                journal.count_shared(1)
 
     def _insert(self, connection: sqlite3.Connection, values: tuple[object, ...]) -> int | None:
         """Run the put's INSERT; the row id, or None when the cap refused it.
@@ -598,7 +622,8 @@ class Outbox:
             return self.put("event", "POST", "", body, ordering_key)
         try:
             if journal.counted and self._room_left(journal) > _EXACT_ROOM:
-                journal.append(ordering_key, body, time.time())
+                if not journal.append(ordering_key, body, time.time()):
+                    self._count_direct_row()  # only if this process lost its slot meanwhile
             else:
                 with journal.ingest_mutex, ingest_lock(journal.folder):
                     self._ingest_locked()
@@ -608,7 +633,8 @@ class Outbox:
                             self._rows_at_ingest = int(connection.execute(_ROW_COUNT).fetchone()[0])
                         if self._rows_at_ingest >= self.max_rows:
                             self._refuse()
-                    journal.append(ordering_key, body, time.time())
+                    if not journal.append(ordering_key, body, time.time()):
+                        journal.count_shared(1)  # no slot for this process: counted here, locked
         except OSError as error:  # no segment could be made (a full disk): SQLite says why
             logger.warning("datacue: the outbox journal at %s cannot take events: %s", journal.folder, error)
             return self.put("event", "POST", "", body, ordering_key)
@@ -999,10 +1025,7 @@ class Outbox:
             self._forget_inherited_connections()
             return
         # A connection in use by another thread right now is closed when it is given back.
-        idle, self._idle, self._idle_intake = self._idle + self._idle_intake, [], []
-        for connection in idle:
-            self._connections.discard(connection)
-            connection.close()
+        self._close_idle_connections()
 
     def __enter__(self) -> Outbox:
         return self

@@ -292,3 +292,32 @@ def test_when_no_segment_can_be_made_put_event_falls_back_to_sqlite_in_order(
     assert {len(batch) for batch in batches} == {1}
     assert [seq_of(row) for batch in batches for row in batch] == list(range(7))
     assert [batch[0].id for batch in batches if seq_of(batch[0]) in (3, 6)] == fallback_ids
+
+
+def test_store_changes_count_toward_the_cap_that_put_event_keeps(path: Path) -> None:
+    # Store changes are accepted past the cap; events must then be refused, not slip in on
+    # an estimate that only counted other events.
+    with Outbox(path, max_rows=100) as outbox:
+        assert outbox.put_event(event_body(0, "v"), "v") is None
+        for n in range(100):
+            outbox.put("rest", "PUT", f"/products/p{n}/v1", b'{"price":9.5}', f"product:p{n}")
+        with pytest.raises(OutboxFullError):
+            outbox.put_event(event_body(1, "v"), "v")
+        assert outbox.stats().pending == 101  # the one event and the 100 changes
+
+
+def test_an_append_cut_short_after_its_record_is_whole_is_never_written_over(path: Path) -> None:
+    # An exception from a signal handler can land between an append writing its record's size
+    # and moving on. The record is whole, so an ingest may move it; the next append must not
+    # reuse its place. (The interruption is simulated by putting the write position back.)
+    writer = JournalWriter(journal_folder(path))
+    with Outbox(path) as outbox:
+        writer.append("v", event_body(0, "v"), time.time())
+        interrupted_at = writer._position
+        writer.append("v", event_body(1, "v"), time.time())
+        writer._position = interrupted_at  # as if the second append had stopped before moving on
+        assert outbox.ingest() == 2
+        writer.append("v", event_body(2, "v"), time.time())
+        assert outbox.ingest() == 1
+        assert [seq_of(row) for batch in claim_batches(outbox) for row in batch] == [0, 1, 2]
+    writer.close()

@@ -306,3 +306,45 @@ def test_a_closed_outbox_says_so(tmp_path: Path) -> None:
     outbox.close()
     with pytest.raises(DataCueError, match="closed"):
         put_event(outbox)
+
+
+FORKED_WRITER = """
+import os, sys, time
+from cue_front.outbox import Outbox
+path, report = sys.argv[1], sys.argv[2]
+outbox = Outbox(path)  # opened before the fork, as a gunicorn --preload master may
+outbox.put("rest", "POST", "/products", b"{}")
+if os.fork() == 0:  # the worker goes on queueing after its parent is gone
+    puts, errors, end = 0, [], time.monotonic() + 2.0
+    while time.monotonic() < end:
+        try:
+            outbox.put("rest", "POST", "/products", b'{"n":%d}' % puts)
+            puts += 1
+        except Exception as error:
+            errors.append(repr(error))
+        time.sleep(0.001)
+    with open(report, "w") as out:
+        out.write(f"{puts} {len(errors)}")
+    os._exit(0)
+os._exit(0)
+"""
+
+
+def test_a_child_that_outlives_the_parent_it_forked_from_loses_nothing(tmp_path: Path) -> None:
+    # The child must own its SQLite state: were it sharing what it inherited, a process opening
+    # the outbox after the parent's exit would take the WAL index for unused and reset it.
+    path, report = tmp_path / "outbox.sqlite3", tmp_path / "child.txt"
+    subprocess.run([sys.executable, "-c", FORKED_WRITER, str(path), str(report)], check=True, timeout=30)
+    time.sleep(0.3)
+    with Outbox(path) as newcomer:  # a CLI command, a new worker: opens and writes meanwhile
+        newcomer.put("rest", "POST", "/x", b"{}")
+    deadline = time.monotonic() + 30
+    while not report.exists() or not report.read_text():
+        assert time.monotonic() < deadline, "the forked child never finished"
+        time.sleep(0.05)
+    puts, errors = map(int, report.read_text().split())
+    assert errors == 0 and puts > 100
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert connection.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == puts + 2
+    connection.close()
