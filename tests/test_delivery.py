@@ -7,8 +7,6 @@ loopback; crashes are real SIGKILLs of real processes (``tests/outbox_process.py
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
 import socket
 import ssl
@@ -449,37 +447,14 @@ def test_flush_gives_up_on_rows_waiting_out_a_long_backoff(
     assert outbox.unfinished() == 1
 
 
+#: A self-signed certificate for localhost and its key, made once (see tests/tls/README.md).
+TLS = Path(__file__).with_name("tls")
+
+
 @pytest.fixture
-def tls_sink(tmp_path: Path) -> Iterator[tuple[Sink, Path]]:
-    """The sink behind TLS with a throwaway certificate for localhost; yields it and the certificate."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        if os.environ.get("CI"):  # .ci/run installs openssl: there its absence is a failure
-            pytest.fail("the TLS test needs the openssl command, and CI must have it")
-        pytest.skip("the TLS test makes its certificate with the openssl command (apt-get install openssl)")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            openssl,
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
+def tls_sink() -> Iterator[tuple[Sink, Path]]:
+    """The sink behind TLS with a self-signed certificate for localhost; yields it and the certificate."""
+    cert, key = TLS / "localhost.pem", TLS / "localhost-key.pem"
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     with Sink() as running:
