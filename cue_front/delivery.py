@@ -344,7 +344,7 @@ class DeliveryWorker:
         self._last_prune = time.monotonic()
         self._last_checkpoint = time.monotonic()
 
-    def _check_pid(self) -> None:
+    def _check_fork(self) -> None:
         if self._generation != _fork_generation:
             # The parent's thread does not exist here, and its sockets are the parent's.
             self._reset_for_this_process()
@@ -362,7 +362,7 @@ class DeliveryWorker:
         # On every track(): a fork generation, not os.getpid(), which is a system call.
         if self._generation == _fork_generation and self._thread is not None and self._thread.is_alive():
             return
-        self._check_pid()
+        self._check_fork()
         if self._stopped:
             return
         with self._start_lock:
@@ -386,7 +386,7 @@ class DeliveryWorker:
         shop's own processes not starting their thread, no delivery work competes with
         their requests for the GIL.
         """
-        self._check_pid()
+        self._check_fork()
         if self._stopped:  # stop() is final, even when it comes first
             return
         try:
@@ -517,7 +517,7 @@ class DeliveryWorker:
             time.sleep(max(due_in, 0.005))
 
     def _deliver_batch(self, deadline: float | None) -> int:
-        self._check_pid()
+        self._check_fork()
         owner = f"{self._owner}:{threading.get_ident()}"
         rows = self.outbox.claim(owner, self.batch_size)
         if not rows:
