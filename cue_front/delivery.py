@@ -12,6 +12,13 @@ mapping, and settles it:
   ``backoff_max``, then between half and all of it), or after the server's
   ``Retry-After`` when that is longer.
 
+A request not answered within the read timeout is not retried at once: DataCue's
+APIs have no idempotency key, and a slow answer usually means the request is being
+processed, so a second copy would be counted twice. The thread moves on to the next
+row while :class:`_LateAnswers` keeps listening on that connection, until a second
+before the row's lease runs out; the answer settles the row when it comes. Only a
+hang-up, or no answer by then, has the row retried.
+
 When DataCue looks down (it cannot be connected to, three failures in a row, or
 a 429) the rest of the batch is handed back unsent and the thread pauses for
 the backoff, instead of spending a timeout on every row. Woken by
@@ -24,7 +31,8 @@ The hot path talks HTTP through kept-alive ``http.client`` connections of its
 own (requests' and urllib3's per-call overhead is most of the cost of a small
 POST on a fast network, and this thread shares the GIL with the shop's
 requests); it falls back to ``transport.send(..., retry=False)`` when the
-environment routes DataCue through a proxy, so proxies behave as everywhere else.
+environment routes DataCue through a proxy, so proxies behave as everywhere else
+(there a timed-out request is retried, not listened for).
 
 The thread starts lazily (:meth:`DeliveryWorker.ensure_running`) and again in a
 forked child (gunicorn workers), with its own connections. At interpreter exit
@@ -34,6 +42,7 @@ every running worker gets a bounded flush (2 seconds in all).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import http.client
 import logging
 import os
@@ -44,7 +53,7 @@ import ssl
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -77,6 +86,10 @@ CHECKPOINT_INTERVAL: Final = 1.0
 INGEST_WHILE_PAUSED: Final = 0.5
 #: A dead letter keeps at most this much of DataCue's answer.
 MAX_RESPONSE_CHARS: Final = 10_000
+#: Rows whose late answer one worker listens for at a time; past that a timed-out row is retried.
+MAX_LATE_ANSWERS: Final = 32
+#: Seconds before a claim's lease ends by which its rows are settled (no other process may have them yet).
+LEASE_MARGIN: Final = 1.0
 
 
 @dataclass(frozen=True)
@@ -93,6 +106,25 @@ class _Outcome:
 
 
 _DELIVERED: Final = _Outcome("delivered")
+
+
+@dataclass
+class _Unanswered:
+    """A request sent and not answered within the read timeout; its connection is still open."""
+
+    connection: http.client.HTTPConnection
+    origin: tuple[str, str, int]
+    method: str
+    url: str
+    #: Seconds already waited for the answer.
+    waited: float
+
+
+def _answer_waiting(sock: socket.socket, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for the first byte of an answer (or the server hanging up)."""
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return True
+    return bool(select.select([sock], [], [], timeout)[0])
 
 
 class _Courier:
@@ -154,7 +186,8 @@ class _Courier:
             connection.close()
         return None
 
-    def send(self, row: OutboxRow, time_left: float | None = None) -> _Outcome:
+    def send(self, row: OutboxRow, time_left: float | None = None) -> _Outcome | _Unanswered:
+        """Send ``row``; its outcome, or the open connection when no answer came within the read timeout."""
         transport = self.transport
         if row.kind == "event":
             url = transport.events_url if not row.path else transport.events_url.rstrip("/") + row.path
@@ -193,10 +226,36 @@ class _Courier:
             # http.client writes the head and the body separately: without this, Nagle's
             # algorithm holds the body until the server's delayed ACK of the head (40 ms).
             connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = connection.sock
+        assert sock is not None
+        sock.settimeout(read_timeout)
+        try:
+            connection.request(method, target, body=row.body or None, headers=headers)
+        except TimeoutError:  # DataCue did not even take the request in: it cannot have processed it
+            connection.close()
+            message = f"{method} {url}: DataCue did not answer in time ({read_timeout:g}s)"
+            return _Outcome("retry", None, message)
+        except (OSError, http.client.HTTPException) as error:  # reset, refused mid-write
+            connection.close()
+            return _Outcome("retry", None, _network_message(method, url, error))
+        # Waiting for the first byte here, not in getresponse(), leaves the connection as it
+        # was when nothing came: a late answer can still be read from it (see _LateAnswers).
+        if not _answer_waiting(sock, read_timeout):
+            return _Unanswered(connection, (scheme, host, port), method, url, read_timeout)
+        return self.receive(connection, (scheme, host, port), method, url, read_timeout)
+
+    def receive(
+        self,
+        connection: http.client.HTTPConnection,
+        origin: tuple[str, str, int],
+        method: str,
+        url: str,
+        read_timeout: float,
+    ) -> _Outcome:
+        """Read the answer to the request just sent on ``connection`` (its first byte is there)."""
         assert connection.sock is not None
         connection.sock.settimeout(read_timeout)
         try:
-            connection.request(method, target, body=row.body or None, headers=headers)
             response = connection.getresponse()
             body = response.read()
         except TimeoutError:
@@ -209,7 +268,7 @@ class _Courier:
         if response.will_close:
             connection.close()
         else:
-            self._idle[(scheme, host, port)].append(connection)
+            self._idle.setdefault(origin, []).append(connection)
         if response.status < 400:
             return _DELIVERED
         answer_headers = CaseInsensitiveDict(response.getheaders())
@@ -280,6 +339,156 @@ def _network_message(method: str, url: str, error: BaseException) -> str:
     return f"{method} {url}: DataCue could not be reached ({reason})"
 
 
+@dataclass(eq=False)
+class _Awaited:
+    """A row whose answer is still listened for after the read timeout."""
+
+    row: OutboxRow
+    owner: str
+    unanswered: _Unanswered
+    #: When the request went out, and when to stop listening (before the row's lease ends).
+    sent_at: float
+    until: float
+
+
+class _LateAnswers:
+    """Listens, on a thread of its own, for answers that come after the read timeout.
+
+    DataCue's APIs have no idempotency key, so a request sent again after a timeout
+    is counted twice whenever DataCue did process the first copy, only slowly. A row
+    not answered within the read timeout is therefore not retried at once: the
+    delivery thread moves on, and this thread keeps the connection open and reads the
+    answer when it comes, until shortly before the row's lease runs out. Only then,
+    or when DataCue hangs up without answering, is the row retried. ``settle``
+    records each outcome. At most ``capacity`` rows are listened for at a time.
+    """
+
+    def __init__(
+        self, courier: _Courier, settle: Callable[[_Awaited, _Outcome], None], capacity: int
+    ) -> None:
+        self._courier = courier
+        self._settle = settle
+        self._capacity = capacity
+        self._awaited: list[_Awaited] = []
+        #: Rows taken from ``_awaited`` whose answer is being read or recorded.
+        self._settling: set[int] = set()
+        self._changed = threading.Condition()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self._wake_pair: tuple[socket.socket, socket.socket] | None = None
+
+    def listen(self, awaited: _Awaited) -> bool:
+        """Listen for ``awaited``'s answer; False (nothing taken) when full or closed."""
+        with self._changed:
+            if self._closing or len(self._awaited) + len(self._settling) >= self._capacity:
+                return False
+            if self._thread is None:
+                pair = socket.socketpair()
+                for end in pair:
+                    end.setblocking(False)
+                thread = threading.Thread(target=self._run, args=(pair[0],), name="cue-front-late-answers")
+                thread.daemon = True
+                try:
+                    thread.start()
+                except RuntimeError:  # interpreter shutdown
+                    for end in pair:
+                        end.close()
+                    return False
+                self._thread, self._wake_pair = thread, pair
+            self._awaited.append(awaited)
+        self._wake()
+        return True
+
+    def wait_for(self, row_ids: set[int]) -> None:
+        """Return once none of ``row_ids`` is listened for any more (each has been settled)."""
+
+        def unsettled() -> list[_Awaited]:
+            return [item for item in self._awaited if item.row.id in row_ids]
+
+        with self._changed:
+            while (waiting := unsettled()) or self._settling & row_ids:
+                if self._thread is None or not self._thread.is_alive():
+                    return  # nothing would settle them: their leases run out instead
+                until = max((item.until for item in waiting), default=time.monotonic())
+                self._changed.wait(max(0.05, until - time.monotonic() + 0.05))
+
+    def close(self) -> list[_Awaited]:
+        """Stop listening; the rows still waiting for an answer are returned, their connections closed."""
+        with self._changed:
+            self._closing = True
+            left, self._awaited = self._awaited, []
+            thread, pair = self._thread, self._wake_pair
+            self._changed.notify_all()
+        self._wake()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(self._courier.read_timeout + 1.0)
+        for item in left:
+            item.unanswered.connection.close()
+        if pair is not None and (thread is None or not thread.is_alive()):
+            for end in pair:
+                end.close()
+        return left
+
+    def _wake(self) -> None:
+        pair = self._wake_pair
+        if pair is not None:
+            with contextlib.suppress(OSError):  # a wake-up already waiting (buffer full), or closed
+                pair[1].send(b"\0")
+
+    def _run(self, wake: socket.socket) -> None:
+        while True:
+            with self._changed:
+                if self._closing:
+                    return
+                awaited = list(self._awaited)
+            sockets = {item.unanswered.connection.sock: item for item in awaited}
+            timeout = min((item.until for item in awaited), default=time.monotonic() + 60.0)
+            try:
+                ready = select.select([wake, *sockets], [], [], max(0.0, timeout - time.monotonic()))[0]
+            except (OSError, ValueError):  # a connection closed meanwhile (by close())
+                continue
+            if wake in ready:
+                try:
+                    while wake.recv(4096):
+                        pass
+                except OSError:  # drained (or closed)
+                    pass
+            now = time.monotonic()
+            due = [item for sock, item in sockets.items() if sock in ready or now >= item.until]
+            with self._changed:
+                due = [item for item in due if item in self._awaited]
+                for item in due:
+                    self._awaited.remove(item)
+                    self._settling.add(item.row.id)
+            for item in due:
+                self._answer(item, now)
+
+    def _answer(self, item: _Awaited, now: float) -> None:
+        unanswered = item.unanswered
+        connection = unanswered.connection
+        try:
+            if connection.sock is not None and _answer_waiting(connection.sock, 0):
+                method, url = unanswered.method, unanswered.url
+                outcome = self._courier.receive(
+                    connection, unanswered.origin, method, url, self._courier.read_timeout
+                )
+            else:
+                connection.close()
+                outcome = _unanswered_outcome(unanswered, now - item.sent_at)
+            self._settle(item, outcome)
+        except Exception:  # the outbox file: the lease runs out and the row is sent again
+            logger.exception("datacue: recording the late answer to outbox row %d failed", item.row.id)
+        finally:
+            with self._changed:
+                self._settling.discard(item.row.id)
+                self._changed.notify_all()
+
+
+def _unanswered_outcome(unanswered: _Unanswered, waited: float) -> _Outcome:
+    message = f"{unanswered.method} {unanswered.url}: DataCue did not answer in time ({waited:.3g}s)"
+    return _Outcome("retry", None, message)
+
+
 class DeliveryWorker:
     """Drains an :class:`Outbox` into DataCue through ``transport``, on a thread of its own.
 
@@ -338,6 +547,7 @@ class DeliveryWorker:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._courier = _Courier(self.transport)
+        self._late = _LateAnswers(self._courier, self._settle_late, MAX_LATE_ANSWERS)
         self._owner = f"{socket.gethostname()}:{self._pid}:{id(self):x}"
         self._paused_until = 0.0
         self._acked_since_prune = 0
@@ -392,6 +602,7 @@ class DeliveryWorker:
         try:
             self._run()
         finally:
+            self._stop_listening()
             self._courier.close()
 
     def notify(self) -> None:
@@ -413,6 +624,7 @@ class DeliveryWorker:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
+        self._stop_listening()
         if thread is None or not thread.is_alive():  # else its connections are still in use
             self._courier.close()
 
@@ -484,8 +696,11 @@ class DeliveryWorker:
     # -- delivering -------------------------------------------------------------------------
 
     def run_once(self) -> int:
-        """Claim one batch and send it, here and now; returns how many rows were settled."""
-        return self._deliver_batch(deadline=None)
+        """Claim one batch and send it, here and now; returns how many rows were settled.
+
+        A row answered after the read timeout is waited for (see :class:`_LateAnswers`).
+        """
+        return self._deliver_batch(deadline=None, wait_for_late_answers=True)
 
     def flush(self, timeout: float) -> bool:
         """Deliver until the outbox is empty or ``timeout`` seconds pass; True when nothing is left.
@@ -516,7 +731,7 @@ class DeliveryWorker:
                 return False
             time.sleep(max(due_in, 0.005))
 
-    def _deliver_batch(self, deadline: float | None) -> int:
+    def _deliver_batch(self, deadline: float | None, wait_for_late_answers: bool = False) -> int:
         self._check_fork()
         owner = f"{self._owner}:{threading.get_ident()}"
         rows = self.outbox.claim(owner, self.batch_size)
@@ -524,10 +739,11 @@ class DeliveryWorker:
             return 0
         started = time.monotonic()
         # A row is only started while enough lease is left to finish it (see the module doc).
-        last_start = started + self.outbox.lease_seconds - self._courier.request_seconds - 1.0
+        last_start = started + self.outbox.lease_seconds - self._courier.request_seconds - LEASE_MARGIN
         if deadline is not None:
             last_start = min(last_start, deadline)
         delivered: list[OutboxRow] = []
+        listened_for: set[int] = set()
         failures_in_a_row = 0
         settled = 0
         for index, row in enumerate(rows):
@@ -536,8 +752,12 @@ class DeliveryWorker:
                 self.outbox.release([r.id for r in rows[index:]], owner=owner)
                 break
             time_left = None if deadline is None else deadline - now
-            outcome = self._courier.send(row, time_left)
+            sent = self._courier.send(row, time_left)
             settled += 1
+            if isinstance(sent, _Unanswered):
+                outcome = self._listen_for_answer(row, owner, sent, started, deadline)
+            else:
+                outcome = sent
             if outcome.verdict == "delivered":
                 delivered.append(row)
                 failures_in_a_row = 0
@@ -547,7 +767,11 @@ class DeliveryWorker:
                 failures_in_a_row = 0
                 continue
             failures_in_a_row += 1
-            delay = self._retry_later(row, outcome, owner)
+            if outcome.verdict == "awaited":  # the row waits for its answer; the backoff paces the rest
+                listened_for.add(row.id)
+                delay = self._backoff(row.attempts)
+            else:
+                delay = self._retry_later(row, outcome, owner)
             rest = rows[index + 1 :]
             rate_limited = outcome.status == 429
             if rest and (outcome.unreachable or rate_limited or failures_in_a_row >= FAILURES_BEFORE_PAUSE):
@@ -564,7 +788,65 @@ class DeliveryWorker:
             if signals.delivered.receivers:
                 for row in delivered:
                     self._signal(signals.delivered, row)
+        if wait_for_late_answers and listened_for:
+            self._late.wait_for(listened_for)
         return settled
+
+    def _listen_for_answer(
+        self, row: OutboxRow, owner: str, unanswered: _Unanswered, claimed_at: float, deadline: float | None
+    ) -> _Outcome:
+        """Hand a request that outlasted the read timeout to :class:`_LateAnswers`, or give it up.
+
+        Listened for until :data:`LEASE_MARGIN` before the claim's lease ends (and never
+        past ``deadline``); the verdict is then ``awaited``. When that leaves no time, or
+        too many answers are awaited already, the connection is closed and the row retried.
+        """
+        now = time.monotonic()
+        until = claimed_at + self.outbox.lease_seconds - LEASE_MARGIN
+        if deadline is not None:
+            until = min(until, deadline)
+        sent_at = now - unanswered.waited
+        if until - now > 0.01 and self._late.listen(_Awaited(row, owner, unanswered, sent_at, until)):
+            logger.info(
+                "datacue: outbox row %d (%s) not answered in %gs; listening for its answer %.1fs more",
+                row.id,
+                row.kind,
+                unanswered.waited,
+                until - now,
+            )
+            return _Outcome("awaited", None, "")
+        unanswered.connection.close()
+        return _unanswered_outcome(unanswered, unanswered.waited)
+
+    def _settle_late(self, awaited: _Awaited, outcome: _Outcome) -> None:
+        """Record the outcome of a row whose answer came (or did not) after the read timeout."""
+        row, owner = awaited.row, awaited.owner
+        if outcome.verdict == "delivered":
+            self.outbox.ack([row.id])
+            self._acked_since_prune += 1
+            logger.info(
+                "datacue: outbox row %d (%s) delivered; DataCue answered after %.1fs",
+                row.id,
+                row.kind,
+                time.monotonic() - awaited.sent_at,
+            )
+            if signals.delivered.receivers:
+                self._signal(signals.delivered, row)
+        elif outcome.verdict == "refused":
+            self._dead_letter(row, outcome, owner)
+        else:
+            delay = self._retry_later(row, outcome, owner)
+            if outcome.status == 429:
+                self._pause(delay)
+
+    def _stop_listening(self) -> None:
+        """Stop listening for late answers; the rows still waiting are retried (at once)."""
+        for awaited in self._late.close():
+            outcome = _unanswered_outcome(awaited.unanswered, time.monotonic() - awaited.sent_at)
+            try:
+                self._retry_later(awaited.row, outcome, awaited.owner, delay=0.0)
+            except Exception:  # the lease runs out and the row is sent again
+                logger.exception("datacue: could not hand back outbox row %d", awaited.row.id)
 
     def _backoff(self, attempts: int) -> float:
         exponential = self.backoff_base * 2.0 ** max(0, min(attempts - 1, 62))
@@ -573,8 +855,11 @@ class DeliveryWorker:
         # and spread over the other half so that processes retrying together drift apart.
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
-    def _retry_later(self, row: OutboxRow, outcome: _Outcome, owner: str) -> float:
-        delay = self._backoff(row.attempts)
+    def _retry_later(
+        self, row: OutboxRow, outcome: _Outcome, owner: str, delay: float | None = None
+    ) -> float:
+        if delay is None:
+            delay = self._backoff(row.attempts)
         if outcome.retry_after is not None:
             delay = max(delay, min(outcome.retry_after, MAX_RETRY_AFTER))
         self.outbox.retry_later(row.id, delay=delay, error=outcome.error, status=outcome.status, owner=owner)

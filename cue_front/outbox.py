@@ -11,8 +11,10 @@ row is claimed again by anyone. Delivery is therefore *at least once*: a row is
 sent again whenever the outcome of its first send was never recorded. That is
 the case when the worker died after sending but before acknowledging (acks are
 written once per batch, so a killed worker's batch in hand is resent), when a
-lease ran out mid-send, or when DataCue processed a request but answered after
-the timeout (its API has no idempotency key that could tell the two apart).
+lease ran out mid-send, or when DataCue processed a request but never answered,
+or answered only after the worker stopped listening (its API has no idempotency
+key that could tell the two apart; the worker listens for a late answer until its
+lease nearly ends, see :mod:`cue_front.delivery`).
 
 **Ordering.** Rows that share an ``ordering_key`` (one visitor, one product)
 are delivered in the order they were put: a row is claimed only when no earlier

@@ -7,6 +7,7 @@ loopback; crashes are real SIGKILLs of real processes (``tests/outbox_process.py
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import socket
 import ssl
@@ -298,6 +299,94 @@ def test_when_datacue_is_down_a_batch_stops_at_the_first_refused_connection(
     stats = outbox.stats()
     assert (stats.pending, stats.in_flight, stats.dead) == (50, 0, 0)
     assert "could not be reached" in (stats.last_error or "")
+
+
+# -- answers after the read timeout -----------------------------------------------------------
+
+
+def test_an_answer_after_the_read_timeout_is_waited_for_and_the_row_sent_once(
+    outbox: Outbox, make_worker: MakeWorker, sink: Sink, caplog: pytest.LogCaptureFixture
+) -> None:
+    put_events(outbox, 5)
+    # The first event's answer comes 0.5 s late, well past the 0.1 s read timeout.
+    sink.script("POST", "/events/", Answer(201, delay=0.5))
+    worker = make_worker(sink, timeout=(1.0, 0.1))
+
+    with caplog.at_level(logging.INFO, logger="cue_front.delivery"):
+        assert worker.run_once() == 5
+
+    received = sink.received("POST", "/events/")
+    seqs = [request.json()["user"]["profile"]["seq"] for request in received]
+    assert sorted(seqs) == [0, 1, 2, 3, 4]  # each once: the slow one was not sent again
+    stats = outbox.stats()
+    assert (stats.pending, stats.in_flight, stats.delivered, stats.dead) == (0, 0, 5, 0)
+    # The worker went on with the other rows while it waited for the slow answer.
+    slow_answered_at = received[0].received_at + 0.5
+    assert all(request.received_at < slow_answered_at for request in received[1:])
+    assert "not answered in 0.1s; listening for its answer" in caplog.text
+    assert "delivered; DataCue answered after" in caplog.text
+
+
+def test_a_request_never_answered_is_sent_again_only_when_its_lease_is_nearly_over(
+    tmp_path: Path, sink: Sink
+) -> None:
+    sink.script("POST", "/events/", Answer(201, delay=30))  # answered only when the sink closes
+    with Outbox(tmp_path / "short-lease.sqlite3", lease_seconds=2.5) as outbox:
+        row = outbox.put("event", "POST", "", event_body(1, "a1"), "a1")
+        transport = Transport(
+            API_KEY, API_SECRET, api_url=sink.url, events_url=sink.events_url, timeout=(1.0, 0.1)
+        )
+        worker = DeliveryWorker(outbox, transport, backoff_base=0.01, backoff_max=0.02)
+        try:
+            assert worker.run_once() == 1
+            stats = outbox.stats()
+            assert (stats.pending, stats.in_flight, stats.delivered) == (1, 0, 0)
+            assert "did not answer in time" in (stats.last_error or "")
+            assert worker.flush(10) is True
+        finally:
+            worker.stop()
+            transport.close()
+        first, second = sink.received("POST", "/events/")
+        # Listened for until a second before the 2.5 s lease ended, not given up after 0.1 s.
+        assert second.received_at - first.received_at >= 1.4
+        assert outbox.stats().delivered == 1 and outbox.dead_letters() == [] and row > 0
+
+
+def test_datacue_hanging_up_on_a_slow_request_has_it_retried_at_once(
+    outbox: Outbox, make_worker: MakeWorker, emulator: RunningEmulator
+) -> None:
+    put_events(outbox, 1)
+    emulator.set_faults(events={"latency": 0.3, "drop": 1.0, "max_faults": 1})
+    worker = make_worker(emulator, timeout=(1.0, 0.1))
+
+    assert worker.run_once() == 1  # returns when the late answer (none: a hang-up) settled the row
+    stats = outbox.stats()
+    assert (stats.pending, stats.in_flight) == (1, 0)
+    # Retried because DataCue hung up, not because the 30 s lease ran out.
+    assert "could not be reached" in (stats.last_error or "")
+    assert worker.flush(10) is True
+    assert [seq_of(item) for item in accepted_events(emulator)] == [0]
+
+
+def test_stopping_the_worker_hands_back_a_row_still_waiting_for_its_answer(
+    outbox: Outbox, make_worker: MakeWorker, sink: Sink
+) -> None:
+    sink.script("POST", "/events/", Answer(201, delay=30))  # answered only when the sink closes
+    put_events(outbox, 1)
+    worker = make_worker(sink, timeout=(1.0, 0.1))
+    worker.ensure_running()
+    worker.notify()
+    wait_for(lambda: outbox.stats().in_flight == 1 and len(sink.received()) == 1)
+    time.sleep(0.2)  # past the read timeout: listened for now
+
+    worker.stop()
+
+    stats = outbox.stats()
+    assert (stats.pending, stats.in_flight, stats.delivered) == (1, 0, 0)
+    assert "did not answer in time" in (stats.last_error or "")
+    assert outbox.next_due_in() == 0  # due at once, not after its lease
+    assert make_worker(sink).flush(10) is True
+    assert len(sink.received()) == 2
 
 
 # -- crashes and processes ----------------------------------------------------------------------

@@ -79,7 +79,7 @@ class SoakReport:
             *(f"  {line}" for line in dead_letter_reasons(self.dead_letters)),
             f"refused by a full outbox: {self.refused}",
             f"requests DataCue saw: {self.attempts} ({statuses})",
-            f"failed sends the shop saw: {failures or 'none'}",
+            f"failed or slow sends the shop saw: {failures or 'none'}",
             f"pages requested again after a broken connection: {self.driver_resent}",
             f"outbox at the end: pending {self.outbox.pending}, in flight {self.outbox.in_flight},"
             f" delivered {self.outbox.delivered}, dead {self.outbox.dead}, refused {self.outbox.refused}",
@@ -129,6 +129,8 @@ def count(
 
 
 def _failure_kind(error: str) -> str:
+    if "listening for its answer" in error:
+        return "slow answer"  # past the read timeout, still listened for (not itself a failure)
     if "did not answer in time" in error:
         return "read timeout"
     if "could not be reached" in error or "cut off" in error:

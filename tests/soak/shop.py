@@ -173,16 +173,18 @@ def _product_changes(marker: str) -> dict[str, Any]:
 
 
 class FailureRecorder(logging.Handler):
-    """Records, per marker, each failed send the shop's delivery worker logs (and why).
+    """Records, per marker, each failed or slow send the shop's delivery worker logs (and why).
 
     The worker logs every failed attempt with the row id and the reason at INFO
-    (``datacue: outbox row 12 (event) failed, attempt 1; retrying in 0.1s: ...``).
+    (``datacue: outbox row 12 (event) failed, attempt 1; retrying in 0.1s: ...``),
+    and each request still listened for after the read timeout (``... not answered
+    in 0.5s; listening for its answer ...``).
     A failure that may hide a request DataCue did process (a read timeout, a
     connection lost after sending) explains one extra copy of that row at DataCue;
     the soak's report uses these to tell such copies from any other.
     """
 
-    MESSAGE = re.compile(r"datacue: outbox row \d+ \(\w+\) failed")
+    MESSAGE = re.compile(r"datacue: outbox row \d+ \(\w+\) (failed|not answered in)")
 
     def __init__(self, failures: str, outbox: str) -> None:
         super().__init__(logging.INFO)
@@ -218,7 +220,9 @@ class FailureRecorder(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if not isinstance(record.msg, str) or not self.MESSAGE.match(record.getMessage()):
             return
-        row_id, error = record.args[0], str(record.args[-1])  # type: ignore[index]
+        row_id = record.args[0]  # type: ignore[index]
+        # A failure's reason is its last argument; a slow answer still listened for has none.
+        error = str(record.args[-1]) if "failed" in record.msg else record.getMessage()  # type: ignore[index]
         connection = self._connection()
         found = connection.execute("SELECT body FROM outbox.outbox WHERE id = ?", (row_id,)).fetchone()
         markers = re.findall(r"(?:ev|ch)-\d{6}", bytes(found[0]).decode()) if found else []
