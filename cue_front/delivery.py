@@ -44,10 +44,12 @@ from __future__ import annotations
 import atexit
 import contextlib
 import http.client
+import itertools
 import logging
 import os
 import random
 import select
+import selectors
 import socket
 import ssl
 import threading
@@ -55,7 +57,7 @@ import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 from urllib.parse import urlsplit
 
 from requests.structures import CaseInsensitiveDict
@@ -120,11 +122,36 @@ class _Unanswered:
     waited: float
 
 
-def _answer_waiting(sock: socket.socket, timeout: float) -> bool:
-    """Wait up to ``timeout`` seconds for the first byte of an answer (or the server hanging up)."""
-    if isinstance(sock, ssl.SSLSocket) and sock.pending():
-        return True
-    return bool(select.select([sock], [], [], timeout)[0])
+def _readable(sock: socket.socket) -> bool:
+    """Whether ``sock`` has something to read right now.
+
+    poll(), not select(), which fails on a descriptor numbered past 1023 (a busy process
+    with many files and connections open); Windows has no poll(), nor that limit.
+    """
+    if not hasattr(select, "poll"):
+        return bool(select.select([sock], [], [], 0)[0])
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+class _AnswerBegun:
+    """Stands in for a connection's socket while ``getresponse()`` reads an answer already begun.
+
+    Its first bytes are in ``reader``, read to learn that it had begun: on a TLS socket,
+    readable is not enough (a TLS 1.3 session ticket makes it readable too, before any
+    answer). A reader of http.client's own would start after them.
+    """
+
+    def __init__(self, sock: socket.socket, reader: BinaryIO) -> None:
+        self.sock = sock
+        self.reader = reader
+
+    def makefile(self, mode: str) -> BinaryIO:
+        return self.reader
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 class _Courier:
@@ -181,7 +208,7 @@ class _Courier:
                 break
             sock = connection.sock
             # Readable while idle means closed (or garbage): the server dropped it.
-            if sock is not None and not select.select([sock], [], [], 0)[0]:
+            if sock is not None and not _readable(sock):
                 return connection
             connection.close()
         return None
@@ -238,11 +265,10 @@ class _Courier:
         except (OSError, http.client.HTTPException) as error:  # reset, refused mid-write
             connection.close()
             return _Outcome("retry", None, _network_message(method, url, error))
-        # Waiting for the first byte here, not in getresponse(), leaves the connection as it
-        # was when nothing came: a late answer can still be read from it (see _LateAnswers).
-        if not _answer_waiting(sock, read_timeout):
+        outcome = self.receive(connection, (scheme, host, port), method, url, read_timeout, read_timeout)
+        if outcome is None:
             return _Unanswered(connection, (scheme, host, port), method, url, read_timeout)
-        return self.receive(connection, (scheme, host, port), method, url, read_timeout)
+        return outcome
 
     def receive(
         self,
@@ -251,19 +277,39 @@ class _Courier:
         method: str,
         url: str,
         read_timeout: float,
-    ) -> _Outcome:
-        """Read the answer to the request just sent on ``connection`` (its first byte is there)."""
-        assert connection.sock is not None
-        connection.sock.settimeout(read_timeout)
+        first_byte_wait: float,
+    ) -> _Outcome | None:
+        """Read the answer to the request just sent; None when none began within ``first_byte_wait``.
+
+        Waiting for the first byte apart from getresponse() leaves the connection as it was
+        when nothing came: a late answer can still be read from it (see :class:`_LateAnswers`).
+        """
+        sock = connection.sock
+        assert sock is not None
+        reader = sock.makefile("rb")
         try:
-            response = connection.getresponse()
+            sock.settimeout(max(first_byte_wait, 0.001))  # not 0, which makes the socket non-blocking
+            try:
+                reader.peek(1)  # through TLS: select() would take a session ticket for an answer
+            except TimeoutError:
+                reader.close()
+                return None
+            sock.settimeout(read_timeout)
+            connection.sock = _AnswerBegun(sock, reader)
+            try:
+                response = connection.getresponse()
+            finally:
+                if connection.sock is not None:  # else closed: the answer or a hang-up said so
+                    connection.sock = sock
             body = response.read()
         except TimeoutError:
             connection.close()
+            reader.close()  # after: a response http.client kept would flush it as it closes
             message = f"{method} {url}: DataCue did not answer in time ({read_timeout:g}s)"
             return _Outcome("retry", None, message)
         except (OSError, http.client.HTTPException) as error:  # dropped, reset, cut off
             connection.close()
+            reader.close()
             return _Outcome("retry", None, _network_message(method, url, error))
         if response.will_close:
             connection.close()
@@ -412,8 +458,11 @@ class _LateAnswers:
                 until = max((item.until for item in waiting), default=time.monotonic())
                 self._changed.wait(max(0.05, until - time.monotonic() + 0.05))
 
-    def close(self) -> list[_Awaited]:
-        """Stop listening; the rows still waiting for an answer are returned, their connections closed."""
+    def close(self, timeout: float) -> list[_Awaited]:
+        """Stop listening; the rows still waiting for an answer are returned, their connections closed.
+
+        Waits up to ``timeout`` seconds for an answer being read meanwhile to be recorded.
+        """
         with self._changed:
             self._closing = True
             left, self._awaited = self._awaited, []
@@ -421,7 +470,7 @@ class _LateAnswers:
             self._changed.notify_all()
         self._wake()
         if thread is not None and thread is not threading.current_thread():
-            thread.join(self._courier.read_timeout + 1.0)
+            thread.join(timeout)
         for item in left:
             item.unanswered.connection.close()
         if pair is not None and (thread is None or not thread.is_alive()):
@@ -444,9 +493,13 @@ class _LateAnswers:
             sockets = {item.unanswered.connection.sock: item for item in awaited}
             timeout = min((item.until for item in awaited), default=time.monotonic() + 60.0)
             try:
-                ready = select.select([wake, *sockets], [], [], max(0.0, timeout - time.monotonic()))[0]
+                with selectors.DefaultSelector() as selector:  # not select(): see _readable
+                    for sock in (wake, *sockets):
+                        selector.register(sock, selectors.EVENT_READ)
+                    events = selector.select(max(0.0, timeout - time.monotonic()))
             except (OSError, ValueError):  # a connection closed meanwhile (by close())
                 continue
+            ready = {key.fileobj for key, _ in events}
             if wake in ready:
                 try:
                     while wake.recv(4096):
@@ -460,19 +513,29 @@ class _LateAnswers:
                 for item in due:
                     self._awaited.remove(item)
                     self._settling.add(item.row.id)
-            for item in due:
-                self._answer(item, now)
+            for index, item in enumerate(due):
+                self._answer(item, now, due[index + 1 :])
 
-    def _answer(self, item: _Awaited, now: float) -> None:
+    def _answer(self, item: _Awaited, now: float, due_next: list[_Awaited]) -> None:
         unanswered = item.unanswered
         connection = unanswered.connection
         try:
-            if connection.sock is not None and _answer_waiting(connection.sock, 0):
+            # An answer slow to come whole must not keep the others unread past their time.
+            with self._changed:
+                next_until = min((other.until for other in (*self._awaited, *due_next)), default=None)
+            read_timeout = self._courier.read_timeout
+            if next_until is not None:
+                read_timeout = max(0.01, min(read_timeout, next_until - time.monotonic()))
+            outcome: _Outcome | None = None
+            if connection.sock is not None:
                 method, url = unanswered.method, unanswered.url
-                outcome = self._courier.receive(
-                    connection, unanswered.origin, method, url, self._courier.read_timeout
-                )
-            else:
+                outcome = self._courier.receive(connection, unanswered.origin, method, url, read_timeout, 0.0)
+            if outcome is None:
+                with self._changed:
+                    # Readable for no answer (a TLS session ticket): listen on, while there is time.
+                    if not self._closing and time.monotonic() < item.until:
+                        self._awaited.append(item)
+                        return
                 connection.close()
                 outcome = _unanswered_outcome(unanswered, now - item.sent_at)
             self._settle(item, outcome)
@@ -549,6 +612,7 @@ class DeliveryWorker:
         self._courier = _Courier(self.transport)
         self._late = _LateAnswers(self._courier, self._settle_late, MAX_LATE_ANSWERS)
         self._owner = f"{socket.gethostname()}:{self._pid}:{id(self):x}"
+        self._claims = itertools.count(1)
         self._paused_until = 0.0
         self._acked_since_prune = 0
         self._last_prune = time.monotonic()
@@ -602,7 +666,7 @@ class DeliveryWorker:
         try:
             self._run()
         finally:
-            self._stop_listening()
+            self._stop_listening(timeout=5.0)
             self._courier.close()
 
     def notify(self) -> None:
@@ -621,10 +685,11 @@ class DeliveryWorker:
             return
         self._stopping.set()
         self._wake.set()
+        deadline = time.monotonic() + timeout
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
-        self._stop_listening()
+        self._stop_listening(timeout=max(0.1, deadline - time.monotonic()))
         if thread is None or not thread.is_alive():  # else its connections are still in use
             self._courier.close()
 
@@ -733,11 +798,13 @@ class DeliveryWorker:
 
     def _deliver_batch(self, deadline: float | None, wait_for_late_answers: bool = False) -> int:
         self._check_fork()
-        owner = f"{self._owner}:{threading.get_ident()}"
+        # An owner per claim, not per thread: an answer recorded after the lease ran out
+        # (the listener was busy) must not settle the copy this thread has sent since.
+        owner = f"{self._owner}:{next(self._claims)}"
+        started = time.monotonic()  # before the claim: its lease may only end later than this says
         rows = self.outbox.claim(owner, self.batch_size)
         if not rows:
             return 0
-        started = time.monotonic()
         # A row is only started while enough lease is left to finish it (see the module doc).
         last_start = started + self.outbox.lease_seconds - self._courier.request_seconds - LEASE_MARGIN
         if deadline is not None:
@@ -839,9 +906,9 @@ class DeliveryWorker:
             if outcome.status == 429:
                 self._pause(delay)
 
-    def _stop_listening(self) -> None:
+    def _stop_listening(self, timeout: float) -> None:
         """Stop listening for late answers; the rows still waiting are retried (at once)."""
-        for awaited in self._late.close():
+        for awaited in self._late.close(timeout):
             outcome = _unanswered_outcome(awaited.unanswered, time.monotonic() - awaited.sent_at)
             try:
                 self._retry_later(awaited.row, outcome, awaited.owner, delay=0.0)

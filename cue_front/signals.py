@@ -7,6 +7,10 @@ arguments describing the outbox row: ``row_id``, ``kind`` (``"event"`` or
 ``error``. An event queued through the outbox's journal is ``queued`` with
 ``row_id=None``: it gets its id when the worker moves it into the outbox table
 (see :mod:`cue_front.journal`). Overflow of a full outbox is signalled too: nothing is dropped quietly.
+
+``delivered`` and ``dead_lettered`` come from a background thread: the delivery
+thread, or the thread that hears answers DataCue gave after the read timeout.
+Keep receivers quick; the app context is pushed for them.
 """
 
 from __future__ import annotations
