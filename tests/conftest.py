@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from werkzeug.serving import make_server
 
 from cue_front import DataCue
+from tests.sink import Sink
 
 #: A secret nobody could mistake for anything else; tests look for it in every output.
 SECRET = "sekrit-5f1d0c-never-shown"
@@ -106,3 +108,19 @@ def live_server() -> Iterator[Callable[[Flask], str]]:
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+#: A self-signed certificate for localhost and its key, made once (see tests/tls/README.md).
+TLS = Path(__file__).with_name("tls")
+
+
+@pytest.fixture
+def tls_sink() -> Iterator[tuple[Sink, Path]]:
+    """The sink behind TLS (1.3: it sends session tickets) with the committed localhost certificate;
+    yields it and the certificate."""
+    cert, key = TLS / "localhost.pem", TLS / "localhost-key.pem"
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with Sink() as running:
+        running._server.socket = context.wrap_socket(running._server.socket, server_side=True)
+        yield running, cert

@@ -10,7 +10,6 @@ import json
 import logging
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import threading
@@ -534,21 +533,6 @@ def test_flush_gives_up_on_rows_waiting_out_a_long_backoff(
 
     assert make_worker(sink).flush(2) is False
     assert outbox.unfinished() == 1
-
-
-#: A self-signed certificate for localhost and its key, made once (see tests/tls/README.md).
-TLS = Path(__file__).with_name("tls")
-
-
-@pytest.fixture
-def tls_sink() -> Iterator[tuple[Sink, Path]]:
-    """The sink behind TLS with a self-signed certificate for localhost; yields it and the certificate."""
-    cert, key = TLS / "localhost.pem", TLS / "localhost-key.pem"
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    with Sink() as running:
-        running._server.socket = context.wrap_socket(running._server.socket, server_side=True)
-        yield running, cert
 
 
 def test_delivery_over_tls_checks_the_certificate(

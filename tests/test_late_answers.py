@@ -16,7 +16,6 @@ import json
 import os
 import resource
 import socket
-import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,28 +25,17 @@ from typing import Any
 import pytest
 
 from cue_front.delivery import DeliveryWorker
-from cue_front.outbox import Outbox
+from cue_front.outbox import Outbox, OutboxStats
 from cue_front.transport import Transport
 from tests.outbox_process import event_body
 from tests.sink import API_KEY, API_SECRET, Answer, Sink
-from tests.test_delivery import TLS, wait_for
+from tests.test_delivery import wait_for
 
 
 @pytest.fixture
 def outbox(tmp_path: Path) -> Iterator[Outbox]:
     with Outbox(tmp_path / "outbox.sqlite3") as opened:
         yield opened
-
-
-@pytest.fixture
-def tls_sink() -> Iterator[tuple[Sink, Path]]:
-    """The sink behind TLS (1.3: it sends session tickets) with the committed localhost certificate."""
-    cert, key = TLS / "localhost.pem", TLS / "localhost-key.pem"
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    with Sink() as running:
-        running._server.socket = context.wrap_socket(running._server.socket, server_side=True)
-        yield running, cert
 
 
 def put_events(outbox: Outbox, count: int) -> None:
@@ -188,6 +176,26 @@ class ScriptedServer:
                 connection.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
 
 
+def deliver_through(
+    directory: Path, plan: Callable[[int, int], Reply], *, events: int, lease_seconds: float
+) -> tuple[list[int], OutboxStats]:
+    """Deliver ``events`` rows through a ScriptedServer answering by ``plan`` (read timeout 2 s),
+    with the worker's own thread; the copies of each event the server received, and the stats."""
+    with (
+        ScriptedServer(plan) as server,
+        Outbox(directory / "outbox.sqlite3", lease_seconds=lease_seconds) as outbox,
+    ):
+        put_events(outbox, events)
+        worker = worker_for(outbox, server.events_url, timeout=(0.5, 2.0))
+        try:
+            worker.ensure_running()
+            worker.notify()
+            wait_for(lambda: outbox.unfinished() == 0)
+        finally:
+            stop(worker)
+        return [server.copies(seq) for seq in range(events)], outbox.stats()
+
+
 # -- tests -------------------------------------------------------------------------------------
 
 
@@ -222,22 +230,13 @@ def test_an_answer_stalled_after_its_head_keeps_no_other_answer_waiting_past_its
             return Reply()
         return Reply("head", delay=4.5) if seq == 0 else Reply("answer", delay=2.7)
 
-    with ScriptedServer(plan) as server, Outbox(tmp_path / "outbox.sqlite3", lease_seconds=6.0) as outbox:
-        put_events(outbox, 2)
-        worker = worker_for(outbox, server.events_url, timeout=(0.5, 2.0))
-        try:
-            worker.ensure_running()
-            worker.notify()
-            wait_for(lambda: outbox.unfinished() == 0)
-        finally:
-            stop(worker)
+    copies, stats = deliver_through(tmp_path, plan, events=2, lease_seconds=6.0)
 
-        # Row 1's answer was read in its time, not left unread while row 0's body was awaited
-        # until the lease ran out and the row was sent again.
-        assert server.copies(1) == 1
-        assert server.copies(0) == 2  # its answer never came whole: sent again, as it must be
-        stats = outbox.stats()
-        assert (stats.pending, stats.in_flight, stats.delivered, stats.dead) == (0, 0, 2, 0)
+    # Row 1's answer was read in its time, not left unread while row 0's body was awaited
+    # until the lease ran out and the row was sent again.
+    assert copies[1] == 1
+    assert copies[0] == 2  # its answer never came whole: sent again, as it must be
+    assert (stats.pending, stats.in_flight, stats.delivered, stats.dead) == (0, 0, 2, 0)
 
 
 def test_rows_are_delivered_once_in_a_process_with_more_than_a_thousand_files_open(
@@ -278,18 +277,9 @@ def test_an_answer_read_after_its_lease_ran_out_does_not_give_back_the_copy_sent
     def plan(seq: int, copy: int) -> Reply:
         return {1: Reply("head", delay=3.8), 2: Reply("answer", delay=2.5)}.get(copy, Reply())
 
-    with ScriptedServer(plan) as server, Outbox(tmp_path / "outbox.sqlite3", lease_seconds=5.0) as outbox:
-        put_events(outbox, 1)
-        worker = worker_for(outbox, server.events_url, timeout=(0.5, 2.0))
-        try:
-            worker.ensure_running()
-            worker.notify()
-            wait_for(lambda: outbox.unfinished() == 0)
-        finally:
-            stop(worker)
+    copies, stats = deliver_through(tmp_path, plan, events=1, lease_seconds=5.0)
 
-        # The first copy's failure, recorded after its lease ended, did not hand back the row
-        # while its second copy was in flight: no third copy.
-        assert server.copies(0) == 2
-        stats = outbox.stats()
-        assert (stats.pending, stats.in_flight, stats.delivered, stats.dead) == (0, 0, 1, 0)
+    # The first copy's failure, recorded after its lease ended, did not hand back the row
+    # while its second copy was in flight: no third copy.
+    assert copies[0] == 2
+    assert (stats.pending, stats.in_flight, stats.delivered, stats.dead) == (0, 0, 1, 0)
