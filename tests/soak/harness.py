@@ -172,8 +172,45 @@ class Shop:
         )
         return sorted(int(pid) for pid in listing.stdout.split())
 
-    def kill_worker(self, pid: int) -> None:
-        os.kill(pid, signal.SIGKILL)
+    def kill_worker(self, pid: int) -> set[int]:
+        """SIGKILL worker ``pid``; the local ports of its TCP connections when it died.
+
+        The worker is stopped (SIGSTOP) first, so that it opens no connection between the
+        look at its sockets and its death. A request it wrote before it died can reach
+        DataCue's handler after the kill: its port tells whose it was.
+        """
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            return tcp_ports(pid)
+        finally:
+            os.kill(pid, signal.SIGKILL)
+
+
+def tcp_ports(pid: int) -> set[int]:
+    """The local ports of process ``pid``'s TCP sockets (Linux's /proc; elsewhere none)."""
+    inodes = set()
+    try:
+        descriptors = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return set()
+    for descriptor in descriptors:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{descriptor}")
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()  # sl, local address:port (hex), remote, state, ..., inode (the 10th)
+            if fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 @contextmanager

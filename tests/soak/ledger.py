@@ -3,9 +3,9 @@
 The emulator's own journal keeps the newest 10,000 exchanges, fewer than a soak
 makes. The ledger is a WSGI middleware around the emulator that writes one row
 per events or REST request: the markers in its body (``ev-000123``,
-``ch-000123``), the status the emulator answered, and how long it took, so that an
-answer given after the shop's read timeout (the shop never saw it) can be told
-apart from one the shop saw.
+``ch-000123``), the status the emulator answered, how long it took (so that an
+answer given after the shop's read timeout, which the shop never saw, can be told
+apart from one the shop saw) and the client's TCP port (which shop process sent it).
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS receipts (
     status INTEGER,
     markers TEXT NOT NULL,
     started REAL NOT NULL,
-    seconds REAL NOT NULL
+    seconds REAL NOT NULL,
+    client_port INTEGER
 )
 """
 
@@ -81,6 +82,7 @@ class LedgerMiddleware:
             answered["status"] = int(status.split()[0])
             return start_response(status, headers, exc_info)
 
+        port = int(environ.get("REMOTE_PORT") or 0) or None
         started = time.time()
         began = time.monotonic()
         status: int | None = None
@@ -103,9 +105,9 @@ class LedgerMiddleware:
             seconds = time.monotonic() - began
             with self._lock:
                 self._db.execute(
-                    "INSERT INTO receipts (family, method, path, status, markers, started, seconds)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (family, method, path, status, markers, started, seconds),
+                    "INSERT INTO receipts (family, method, path, status, markers, started, seconds,"
+                    " client_port) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (family, method, path, status, markers, started, seconds, port),
                 )
 
 
@@ -118,6 +120,7 @@ class Receipt:
     markers: tuple[str, ...]
     started: float
     seconds: float
+    client_port: int | None = None
 
     @property
     def accepted(self) -> bool:
@@ -130,11 +133,12 @@ def read_ledger(path: Path) -> list[Receipt]:
     connection = sqlite3.connect(path)
     try:
         rows = connection.execute(
-            "SELECT family, method, path, status, markers, started, seconds FROM receipts ORDER BY seq"
+            "SELECT family, method, path, status, markers, started, seconds, client_port"
+            " FROM receipts ORDER BY seq"
         ).fetchall()
     finally:
         connection.close()
     return [
-        Receipt(family, method, path_, status, tuple(markers.split()), started, seconds)
-        for family, method, path_, status, markers, started, seconds in rows
+        Receipt(family, method, path_, status, tuple(markers.split()), started, seconds, port)
+        for family, method, path_, status, markers, started, seconds, port in rows
     ]

@@ -116,16 +116,33 @@ def read_failures(path: Path) -> list[tuple[str, str]]:
         connection.close()
 
 
-def count(
-    outcome: Outcome, directory: Path, outbox_path: Path, *, killed_at: float | None = None
-) -> SoakReport:
+#: A request a worker wrote just before it was killed reaches DataCue's handler within this long.
+IN_FLIGHT_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Kill:
+    """The SIGKILL of a shop worker: when, and the local ports of its connections then."""
+
+    at: float
+    ports: frozenset[int]
+
+    def may_have_sent(self, receipt: Receipt) -> bool:
+        """Whether ``receipt``'s request may be the killed worker's: it reached DataCue before
+        the kill, or just after it over one of the worker's connections (written before it died)."""
+        if receipt.started < self.at:
+            return True
+        return receipt.client_port in self.ports and receipt.started < self.at + IN_FLIGHT_SECONDS
+
+
+def count(outcome: Outcome, directory: Path, outbox_path: Path, *, kill: Kill | None = None) -> SoakReport:
     """The report of a run whose driver saw ``outcome``; the ledger and failures are in ``directory``."""
     receipts = read_ledger(directory / "ledger.sqlite3")
     with Outbox(outbox_path) as outbox:
         dead_letters = outbox.dead_letters(limit=1_000_000)
         stats = outbox.stats()
     failures = read_failures(directory / "failures.sqlite3")
-    return tally(outcome, receipts, failures, dead_letters, stats, killed_at)
+    return tally(outcome, receipts, failures, dead_letters, stats, kill)
 
 
 def _failure_kind(error: str) -> str:
@@ -147,7 +164,7 @@ def tally(
     failures: list[tuple[str, str]],
     dead_letters: list[DeadLetter],
     stats: OutboxStats,
-    killed_at: float | None,
+    kill: Kill | None,
 ) -> SoakReport:
     accepted: dict[str, list[Receipt]] = {}
     statuses: Counter[str] = Counter()
@@ -179,7 +196,9 @@ def tally(
         explained = min(extra, unseen[marker])
         causes["unseen answers (read timeout or lost connection)"] += explained
         extra -= explained
-        if extra and killed_at is not None and copies[0].started < killed_at < copies[-1].started:
+        # The first copy before the kill (or written by the killed worker, reaching DataCue just
+        # after it), the last after it: sent by the killed worker, not acknowledged, sent again.
+        if extra and kill is not None and kill.may_have_sent(copies[0]) and kill.at < copies[-1].started:
             causes["killed worker's unacknowledged batch"] += 1
             extra -= 1
         if extra and marker in resent_pages:

@@ -25,7 +25,7 @@ from tests.soak.harness import (
     wait_for_drain,
 )
 from tests.soak.ledger import change_marker
-from tests.soak.report import SoakReport, count
+from tests.soak.report import Kill, SoakReport, count
 
 
 def say(text: str) -> None:
@@ -102,7 +102,7 @@ def soak(directory: Path, plan: SoakPlan) -> SoakRun:
     visitors = shop_visitors(plan.events, plan.changes, plan.visitors)
     total_steps = sum(len(steps) for steps in visitors)
     killed: list[int] = []
-    killed_at: list[float] = []
+    kills: list[Kill] = []
     started = time.monotonic()
     seconds: dict[str, float] = {}
     with emulator_process(directory, plan.faults()) as emulator:
@@ -118,10 +118,13 @@ def soak(directory: Path, plan: SoakPlan) -> SoakRun:
                     if killed:
                         return
                     pids = shop.worker_pids()
-                    killed_at.append(time.time())
-                    shop.kill_worker(pids[0])
+                    at = time.time()
+                    kills.append(Kill(at, frozenset(shop.kill_worker(pids[0]))))
                     killed.append(pids[0])
-                    say(f"  SIGKILL worker {pids[0]} after {done} of {total_steps} steps")
+                    say(
+                        f"  SIGKILL worker {pids[0]} ({len(kills[0].ports)} TCP connections open)"
+                        f" after {done} of {total_steps} steps"
+                    )
 
             say(
                 f"soak: {plan.events} events, {plan.changes} store changes, {plan.visitors} visitors,"
@@ -136,7 +139,7 @@ def soak(directory: Path, plan: SoakPlan) -> SoakRun:
             workers_at_the_end = shop.worker_pids()
         # Answers held back by an injected latency are still being written: let them land.
         time.sleep(plan.latency + 0.5)
-    report = count(outcome, directory, shop.outbox, killed_at=killed_at[0] if killed_at else None)
+    report = count(outcome, directory, shop.outbox, kill=kills[0] if kills else None)
     seconds["total"] = time.monotonic() - started
     say(report.text())
     say(f"  time: load {seconds['load']:.0f}s, drain {seconds['drain']:.0f}s, total {seconds['total']:.0f}s")
