@@ -36,7 +36,8 @@ DEFAULTS: dict[str, Any] = {
     # folder named like the file plus ".intake"; see cue_front.journal). Keep it on a local disk.
     "DATACUE_OUTBOX_PATH": None,
     "DATACUE_OUTBOX_MAX_ROWS": 100_000,
-    # How long a process may hold claimed rows before another may send them again.
+    # How long a process may hold claimed rows before another may send them again. The delivery
+    # worker listens for an answer that comes after the read timeout until a second before then.
     "DATACUE_OUTBOX_LEASE_SECONDS": 30.0,
     # The delivery worker's retry backoff in seconds: (first wait, longest wait).
     "DATACUE_DELIVERY_BACKOFF": (0.5, 300.0),
