@@ -3,7 +3,7 @@
 Three measures, each against what the same machine does in the same run:
 
 * **Delivery**: 20,000 events put in the outbox, drained by one
-  :class:`~cue_front.delivery.DeliveryWorker` into a minimal loopback sink (an
+  :class:`~cue_front.outbox.DeliveryWorker` into a minimal loopback sink (an
   asyncio server in another process, answering 204). Baseline: the naive way,
   ``requests.post`` per event to the same sink. Goals: at least 3x the baseline,
   and at least 2,500 events/s from one process.
@@ -40,9 +40,10 @@ from typing import Any
 import requests
 
 from benchmarks.report import Result
-from cue_front.delivery import DeliveryWorker
+from cue_front.outbox import DeliveryWorker
 from cue_front.outbox import Outbox
-from cue_front.transport import Transport, encode_json
+from cue_front.encoding import encode_json
+from cue_front.transport import Transport
 
 DELIVERY_EVENTS = 20_000
 BASELINE_EVENTS = 2_000
@@ -146,7 +147,7 @@ server.serve_forever()
 # A process that only delivers: DeliveryWorker.serve() on the shop's outbox.
 DELIVERY_PROCESS_SOURCE = r"""
 import sys
-from cue_front.delivery import DeliveryWorker
+from cue_front.outbox import DeliveryWorker
 from cue_front.outbox import Outbox
 from cue_front.transport import Transport
 
@@ -286,7 +287,7 @@ def measure_track(folder: Path, sink_port: int) -> list[Result]:
 
     from cue_front import DataCue, track
     from cue_front.events import build_envelope
-    from cue_front.extension import get_state
+    from cue_front.state import get_state
     from cue_front.identity import current_anonymous_id
 
     events_url = f"http://127.0.0.1:{sink_port}/"

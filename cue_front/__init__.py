@@ -1,12 +1,14 @@
 """cue-front: connect a Flask shop to DataCue personalization.
 
-The public face only; each name is documented where it is defined.
+The public face only; each name is documented where it is defined, and docs/architecture.md
+is the map of the rooms behind it.
 """
 
 from __future__ import annotations
 
 import logging
 
+from ._version import __version__
 from .errors import (
     APIError,
     AuthenticationError,
@@ -26,9 +28,8 @@ from .identity import current_anonymous_id, current_user_id
 from .pages import build_config, datacue_events_script, render_datacue
 from .widgets import datacue_banner_slot, datacue_banners, datacue_products
 
-__version__ = "0.1.0"
-
-logging.getLogger("cue_front").addHandler(logging.NullHandler())
+# The one handler of the library's logger hierarchy (cue_front.<room>): the shop configures logging.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "APIError",

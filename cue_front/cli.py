@@ -1,9 +1,4 @@
-"""The ``flask datacue ...`` commands a shop runs from its own app.
-
-``flask datacue import products products.jsonl`` streams a file (or, with no file,
-the generator registered with ``@datacue.source("products")``) into DataCue's
-batch endpoints with a progress bar; ``flask datacue overview`` prints what
-DataCue holds. See :mod:`cue_front.importer` for formats, rejects and ``--resume``.
+"""The ``flask datacue ...`` commands a shop runs from its own app: import, overview, status, outbox.
 """
 
 from __future__ import annotations
@@ -19,13 +14,12 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from .errors import ConfigurationError, DataCueError
-from .extension import DataCueState, get_state
-from .schema import BATCH_LIMIT
+from .importer import FORMATS, Checkpoint, FileSource, Importer, IterableSource, SourceError
+from .schema import BATCH_LIMIT, RESOURCE_NAMES
+from .state import DataCueState, get_state
 
 datacue_cli = AppGroup("datacue", help="Talk to DataCue: import history, inspect what it holds.")
 
-_RESOURCES = ("products", "categories", "users", "orders")
-_FORMATS = ("jsonl", "csv", "json")
 
 
 def _state() -> DataCueState:
@@ -82,10 +76,10 @@ class _ProgressBar:
 
 
 @datacue_cli.command("import")
-@click.argument("resource", type=click.Choice(_RESOURCES))
+@click.argument("resource", type=click.Choice(RESOURCE_NAMES))
 @click.argument("file", required=False, type=click.Path(dir_okay=False, allow_dash=True))
 @click.option(
-    "--format", "file_format", type=click.Choice(_FORMATS), help="Input format (default: from FILE's name)."
+    "--format", "file_format", type=click.Choice(FORMATS), help="Input format (default: from FILE's name)."
 )
 @click.option("--batch-size", default=BATCH_LIMIT, show_default=True, type=click.IntRange(1, BATCH_LIMIT))
 # At most the client's connection pool size (10), so every sender keeps its connection alive.
@@ -119,8 +113,6 @@ def import_command(
     @datacue.source("RESOURCE"). Invalid items go to the rejects file; the exit
     status is 1 when any item was rejected or failed.
     """
-    from .importer import Checkpoint, FileSource, Importer, IterableSource, SourceError
-
     state = _state()
     source: FileSource | IterableSource
     if file is not None:

@@ -1,19 +1,8 @@
 """Storefront events sent by the server on behalf of the browser: ``track()``.
 
-``track({"type": "cart", "subtype": "update", ...})`` wraps a documented event in
-its envelope (``user``, ``event``, ``context``, ``timestamp``), validates it with
-the shared schema and hands it to delivery:
-
-- ``DATACUE_DELIVERY = "outbox"`` (default): written to the durable outbox and
-  sent by the background worker; ``track()`` returns as soon as the row is durable.
-- ``"sync"``: sent at once; errors raise (scripts, tests).
-- ``"off"``: validated, then discarded (local development without DataCue).
-
-Inside a request the identity comes from :mod:`cue_front.identity` and the
-context from the request (``request.remote_addr`` is the client's address behind
-werkzeug's ``ProxyFix``); outside one (jobs, scripts) pass them explicitly. The
-timestamp is the moment ``track()`` was called, so a late delivery still
-carries the true time.
+An event is wrapped in its envelope (the visitor's identity, the request's context,
+the time of the call), validated, encoded and handed to delivery: the durable outbox,
+sent at once (``"sync"``), or dropped after validation (``"off"``).
 """
 
 from __future__ import annotations
@@ -26,16 +15,16 @@ from typing import Any
 from flask import current_app, g, has_request_context, request
 
 from . import schema, signals
+from .encoding import encode_json
 from .errors import DataCueError, ValidationError
-from .extension import DataCueState, get_state
-from .identity import request_anonymous_id, request_profile, request_user_id
-from .transport import Reply, encode_json
+from .identity import UNSET, request_anonymous_id, request_profile, request_user_id
+from .outbox import OutboxFullError
+from .state import DataCueState, get_state
+from .transport import Reply
 
-logger = logging.getLogger("cue_front")
+logger = logging.getLogger(__name__)
 
 __all__ = ["build_envelope", "deliver", "send_event_now", "track"]
-
-_UNSET: Any = object()
 
 
 def _visitor_key(user: Mapping[str, Any]) -> str:
@@ -46,9 +35,9 @@ def _visitor_key(user: Mapping[str, Any]) -> str:
 def build_envelope(
     event: Mapping[str, Any],
     *,
-    user_id: Any = _UNSET,
-    anonymous_id: Any = _UNSET,
-    profile: Any = _UNSET,
+    user_id: Any = UNSET,
+    anonymous_id: Any = UNSET,
+    profile: Any = UNSET,
     context: Mapping[str, Any] | None = None,
     timestamp: datetime | str | None = None,
 ) -> dict[str, Any]:
@@ -58,14 +47,14 @@ def build_envelope(
         # identity (this runs on every track()).
         request_namespace = vars(g._get_current_object())
         current_request = request._get_current_object()  # type: ignore[attr-defined]
-        if user_id is _UNSET or anonymous_id is _UNSET or profile is _UNSET:
+        if user_id is UNSET or anonymous_id is UNSET or profile is UNSET:
             state = get_state()
-            if user_id is _UNSET:
+            if user_id is UNSET:
                 # A login changes who is logged in during this very request: ask the loader again.
                 user_id = request_user_id(state, request_namespace, fresh=event.get("type") == "login")
-            if anonymous_id is _UNSET:
+            if anonymous_id is UNSET:
                 anonymous_id = request_anonymous_id(state, request_namespace, current_request)
-            if profile is _UNSET:
+            if profile is UNSET:
                 profile = request_profile(state, request_namespace)
         if context is None:
             environ = current_request.environ
@@ -75,11 +64,11 @@ def build_envelope(
             if environ.get("HTTP_USER_AGENT"):
                 context["user_agent"] = environ["HTTP_USER_AGENT"]
     else:  # jobs and scripts: only what the caller passed
-        if user_id is _UNSET:
+        if user_id is UNSET:
             user_id = None
-        if anonymous_id is _UNSET:
+        if anonymous_id is UNSET:
             anonymous_id = None
-        if profile is _UNSET:
+        if profile is UNSET:
             profile = None
     user: dict[str, Any] = {}
     if user_id is not None:
@@ -100,9 +89,9 @@ def build_envelope(
 def track(
     event: Mapping[str, Any],
     *,
-    user_id: Any = _UNSET,
-    anonymous_id: Any = _UNSET,
-    profile: Any = _UNSET,
+    user_id: Any = UNSET,
+    anonymous_id: Any = UNSET,
+    profile: Any = UNSET,
     context: Mapping[str, Any] | None = None,
     timestamp: datetime | str | None = None,
 ) -> bool:
@@ -143,8 +132,6 @@ def deliver(state: DataCueState, envelope: Mapping[str, Any], body: bytes | None
     if state.delivery_mode == "sync":
         state.client.transport.send_event(body)
         return True
-    from .outbox import OutboxFullError
-
     try:
         row_id = state.outbox.put_event(body, _visitor_key(user))
     except OutboxFullError as error:

@@ -1,14 +1,8 @@
 """Who the visitor is, as the server decides it: user id, anonymous id and profile.
 
-- ``user_id`` comes from the shop's ``@datacue.user_id_loader``, ``profile`` from
-  an optional ``@datacue.profile_loader``; each is called at most once per
-  request and cached on ``g``.
-- An anonymous visitor gets a random id kept in a cookie signed with
-  itsdangerous (keyed by the app's ``SECRET_KEY``): ``SameSite=Lax``,
-  ``HttpOnly``, ``Secure`` on https, set on the response of the first request
-  that needs it. A forged or tampered cookie is ignored and replaced.
-
-The browser is never asked: whatever it claims about identity is ignored.
+The user id and profile come from the shop's loaders, once per request; an anonymous
+visitor's random id is kept in a signed cookie. Whatever the browser claims about
+identity is ignored (docs/architecture.md, "Identity").
 """
 
 from __future__ import annotations
@@ -23,11 +17,13 @@ from flask import Flask, Request, Response, g, has_request_context, request
 from itsdangerous import BadSignature, Signer
 
 from .errors import ConfigurationError
-from .extension import DataCueState, get_state
+from .state import DataCueState, get_state
 
-__all__ = ["current_anonymous_id", "current_profile", "current_user_id"]
+__all__ = ["UNSET", "current_anonymous_id", "current_profile", "current_user_id"]
 
-_UNSET: Any = object()
+#: "Not given": the default of identity arguments (``user_id=UNSET``), so that ``None`` can
+#: mean "leave it out" while the default means "ask the shop's loader".
+UNSET: Any = object()
 _SALT = "cue-front.anonymous-id"
 #: How long a browser keeps its anonymous id: a year, like DataCue's own scripts.
 ANONYMOUS_COOKIE_MAX_AGE = 365 * 24 * 3600
@@ -75,8 +71,8 @@ def request_user_id(
     state: DataCueState | None, request_namespace: dict[str, Any], *, fresh: bool = False
 ) -> str | None:
     """:func:`current_user_id` in the request whose ``vars(g)`` is ``request_namespace``."""
-    cached = request_namespace.get("_datacue_user_id", _UNSET)
-    if cached is not _UNSET and not fresh:
+    cached = request_namespace.get("_datacue_user_id", UNSET)
+    if cached is not UNSET and not fresh:
         return cached  # type: ignore[no-any-return]
     loader = (state or get_state()).extension.user_id_loader_callback
     user_id = loader() if loader is not None else None
@@ -90,8 +86,8 @@ def request_profile(
     state: DataCueState | None, request_namespace: dict[str, Any]
 ) -> Mapping[str, Any] | None:
     """:func:`current_profile` in the request whose ``vars(g)`` is ``request_namespace``."""
-    cached = request_namespace.get("_datacue_profile", _UNSET)
-    if cached is not _UNSET:
+    cached = request_namespace.get("_datacue_profile", UNSET)
+    if cached is not UNSET:
         return cached  # type: ignore[no-any-return]
     loader = (state or get_state()).extension.profile_loader_callback
     profile = loader() if loader is not None else None

@@ -1,16 +1,13 @@
 """``window.datacueConfig`` for every documented page type: ``build_config`` and ``render_datacue``.
 
-A view calls ``render_datacue("product", product_id="p1", product_update=[...])``
-(or uses it from a template). The config is built from the shop's arguments,
-the API key and the visitor's ``user_id``, validated against
-``schema.PAGE_CONFIG``, and rendered as safe HTML followed by DataCue's loader
-scripts. Rendering does no I/O.
+The config is built from the shop's arguments, the API key and the visitor's ``user_id``,
+validated, and rendered as safe HTML followed by DataCue's loader scripts. Rendering
+does no I/O, unless server-side recommendations are on (:mod:`cue_front.recommendations`).
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -19,15 +16,15 @@ from flask import g, url_for
 from markupsafe import Markup, escape
 
 from . import schema
+from .encoding import script_json
 from .errors import FieldError, ValidationError
-from .extension import DataCueState, get_state
-from .identity import current_user_id
+from .identity import UNSET, current_user_id
+from .recommendations import send_page_event
+from .state import DataCueState, get_state
 
-logger = logging.getLogger("cue_front")
+logger = logging.getLogger(__name__)
 
 __all__ = ["build_config", "datacue_events_script", "render_datacue", "script_json"]
-
-_UNSET: Any = object()
 
 #: Spellings accepted for documented page types; the documented string is always emitted.
 PAGE_TYPE_ALIASES = {"order_confirmation": "order confirmation", "not_found": "404"}
@@ -36,27 +33,6 @@ _PAYMENT_PAGES = ("checkout", "payment", "order checkout")
 _RESERVED = frozenset({"api_key", "page_type"})
 
 Nonce = str | Callable[[], str] | None
-
-# Only validated data is encoded, and the specs bound its depth, so no cycle can reach
-# the encoder: skipping its cycle check is safe and makes every page a little faster.
-_encoder = json.JSONEncoder(separators=(",", ":"), check_circular=False, allow_nan=False)
-# ensure_ascii (the default) already writes U+2028, U+2029 and every other non-ASCII
-# character as \uXXXX; these four are the HTML-significant ASCII ones.
-_HTML_ESCAPES = (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("'", "\\u0027"))
-
-
-def script_json(value: Any) -> str:
-    """JSON that is safe inside a ``<script>`` element, whatever the app's JSON settings.
-
-    ``<``, ``>``, ``&``, ``'``, U+2028 and U+2029 are written as ``\\uXXXX`` escapes, so no
-    string can close the element, open a comment or break a JavaScript string literal.
-    """
-    text = _encoder.encode(value)
-    for character, replacement in _HTML_ESCAPES:
-        if character in text:
-            text = text.replace(character, replacement)
-    return text
-
 
 def _resolve_page_type(page_type: Any) -> str:
     if isinstance(page_type, str):
@@ -76,7 +52,7 @@ def _resolve_page_type(page_type: Any) -> str:
             )
     documented = ", ".join(repr(name) for name in schema.PAGE_TYPES)
     raise ValidationError(
-        [FieldError("page_type", f"expected one of {documented}, got {schema._describe(page_type)}")]
+        [FieldError("page_type", f"expected one of {documented}, got {schema.describe(page_type)}")]
     )
 
 
@@ -97,7 +73,7 @@ def _build(
         raise TypeError("api_key and page_type are set by cue-front, not passed as fields")
     page = {
         "api_key": state.api_key,
-        "user_id": current_user_id(state) if user_id is _UNSET else user_id,
+        "user_id": current_user_id(state) if user_id is UNSET else user_id,
         "page_type": page_type,
         **fields,
     }
@@ -113,7 +89,7 @@ def _build(
     return config
 
 
-def build_config(page_type: str, *, user_id: Any = _UNSET, **fields: Any) -> dict[str, Any]:
+def build_config(page_type: str, *, user_id: Any = UNSET, **fields: Any) -> dict[str, Any]:
     """The ``window.datacueConfig`` object of a page, as a plain dict.
 
     Keyword names are the documented field names (``product_id``, ``product_update``,
@@ -143,7 +119,7 @@ def _loader_scripts(script_urls: tuple[str, ...], nonce_attribute: str) -> str:
     return "".join(f'\n<script src="{escape(url)}"{nonce_attribute}></script>' for url in script_urls)
 
 
-def render_datacue(page_type: str, *, user_id: Any = _UNSET, nonce: Nonce = None, **fields: Any) -> Markup:
+def render_datacue(page_type: str, *, user_id: Any = UNSET, nonce: Nonce = None, **fields: Any) -> Markup:
     """The config script and DataCue's loader scripts, as safe HTML for the page's ``<head>``.
 
     Same arguments as :func:`build_config`, plus ``nonce`` (a string or a callable
@@ -159,8 +135,6 @@ def render_datacue(page_type: str, *, user_id: Any = _UNSET, nonce: Nonce = None
     if state.ssr:
         # The server sends the pageview and renders the recommendations; DataCue's
         # scripts would send the pageview a second time, so they are left out.
-        from .recommendations import send_page_event
-
         send_page_event(state, config)
         script_urls = ()
     nonce_attribute = _nonce_attribute(state, nonce)

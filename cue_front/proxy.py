@@ -1,22 +1,8 @@
 """The first-party events endpoint: ``POST <DATACUE_URL_PREFIX>/events`` from the shop's own pages.
 
-The browser posts ``{"event": {...a documented storefront event...}}`` to the
-shop's own domain (ad-blocker-proof, and the only place the browser talks to).
-The server then decides everything the browser could lie about:
-
-- identity comes from :mod:`cue_front.identity`; a ``user``, ``context`` or
-  ``timestamp`` member sent by the browser is ignored (and a claimed ``user_id``
-  logged), so no visitor can write into another user's history;
-- JSON only, the body capped (``DATACUE_PROXY_MAX_BYTES``), the event validated
-  with the shared schema: anything invalid gets a 4xx naming the reason and is
-  never forwarded; only browser events exist in the schema, so orders,
-  cancellations and the rest of the REST API cannot be reached from here;
-- ``Origin`` (or, without it, ``Referer``) must be this site (403 otherwise);
-- per-client rate limit through Flask-Limiter when installed (``cue-front[limits]``).
-
-Pageview and search events, which DataCue answers with recommendations, are
-forwarded at once within ``DATACUE_PROXY_TIMEOUT`` and the answer returned; if
-that fails they are queued like every other event, which is answered 204 at once.
+The browser posts one documented storefront event; the server decides everything the
+browser could lie about (identity, context, time), checks origin, size and schema, and
+forwards it (docs/architecture.md, "The events endpoint").
 """
 
 from __future__ import annotations
@@ -26,7 +12,7 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Response, current_app, jsonify, request
+from flask import Response, jsonify, request
 from werkzeug.exceptions import (
     BadRequest,
     Forbidden,
@@ -36,19 +22,17 @@ from werkzeug.exceptions import (
 )
 
 from . import events
+from .encoding import encode_json
 from .errors import DataCueError, ValidationError
-from .extension import get_state
-from .transport import encode_json
+from .schema import ANSWERED_EVENTS
+from .state import get_state
 
-logger = logging.getLogger("cue_front")
+logger = logging.getLogger(__name__)
 
 __all__ = ["EventRejected", "receive_event"]
 
 #: Members of the posted body that the server fills in itself; the browser's are ignored.
 SERVER_OWNED_MEMBERS = frozenset({"user", "context", "timestamp"})
-
-#: Events DataCue answers with recommendations (the guide's "Response JSON fields").
-ANSWERED_EVENTS = frozenset({("pageview", "home"), ("pageview", "product"), ("search", None)})
 
 
 class EventRejected(BadRequest):
@@ -125,7 +109,7 @@ def receive_event() -> Response:
     """The view behind ``POST <prefix>/events``."""
     state = get_state()
     _check_same_origin()
-    event = _event_from(_read_body(int(current_app.config["DATACUE_PROXY_MAX_BYTES"])))
+    event = _event_from(_read_body(state.proxy_max_bytes))
     try:
         envelope = events.build_envelope(event)
         body = encode_json(envelope)  # refuses text that is not valid Unicode, before anything is sent
@@ -134,9 +118,7 @@ def receive_event() -> Response:
         raise EventRejected(str(error)) from None
     if (event.get("type"), event.get("subtype")) in ANSWERED_EVENTS and state.delivery_mode != "off":
         try:
-            reply = events.send_event_now(
-                envelope, timeout=float(current_app.config["DATACUE_PROXY_TIMEOUT"])
-            )
+            reply = events.send_event_now(envelope, timeout=state.proxy_timeout)
         except DataCueError as error:
             logger.warning("datacue: recommendations unavailable, event queued instead: %s", error)
         else:

@@ -1,42 +1,27 @@
 """Store changes through the durable outbox: the REST client's resources, queued.
 
-``datacue.queued.products.update("p1", "v1", {...})`` validates exactly as
-``datacue.client`` does (a bad payload raises at once, naming the field path),
-then writes the signed-to-be request to the outbox and returns: a shop's save
-hook never fails or blocks because DataCue is slow or down. The delivery
-worker sends it, retrying until DataCue accepts it or refuses it for good (a
-visible dead letter).
-
-With ``DATACUE_DELIVERY = "sync"`` the call is sent at once instead (and raises on
-failure); with ``"off"`` it is validated and dropped, as every event is.
-
-Changes to one entity share an ordering key (``products/p1``, ``orders/o1``), so
-a create and a later cancel of the same order are never reordered.
+``datacue.queued.products.update(...)`` validates exactly as ``datacue.client`` does,
+then writes the request to the outbox and returns; the delivery worker sends it. Changes
+to one entity share an ordering key, so they are never reordered.
 """
 
 from __future__ import annotations
 
 import json
-import logging
+from typing import TYPE_CHECKING
 
 from flask import current_app
 
 from . import signals
 from .client import Categories, Orders, Products, Users
-from .extension import DataCueState
-from .transport import Reply, check_body_size
+from .encoding import check_body_size
+from .schema import RESOURCES
+from .transport import Reply
 
-logger = logging.getLogger("cue_front")
+if TYPE_CHECKING:
+    from .state import DataCueState
 
 __all__ = ["OutboxSender", "QueuedClient", "ordering_key"]
-
-#: The id member of each resource's create payload.
-_ID_MEMBERS = {
-    "products": "product_id",
-    "categories": "category_id",
-    "users": "user_id",
-    "orders": "order_id",
-}
 
 #: What a queued call answers: accepted for delivery, nothing more is known yet.
 QUEUED = Reply(status=202)
@@ -54,9 +39,9 @@ def ordering_key(method: str, path: str, body: bytes) -> str:
     if len(parts) >= 2:
         return f"{parts[0]}/{parts[1]}"
     if parts and method == "POST" and body:
-        member = _ID_MEMBERS.get(parts[0])
-        if member is not None:
-            entity = json.loads(body).get(member)
+        resource = RESOURCES.get(parts[0])
+        if resource is not None:
+            entity = json.loads(body).get(resource.id_field)
             return f"{parts[0]}/{entity}"
     return "/".join(parts)
 

@@ -1,46 +1,27 @@
-"""Server-side recommendations: the page's pageview sent by the server, and DataCue's answer kept for widgets.
+"""Server-side recommendations: the page's event sent by the server, and DataCue's answer kept for widgets.
 
-With ``DATACUE_SSR = True``, ``render_datacue`` sends the page's own event from
-the server instead of leaving it to DataCue's script (which is then not
-included, so the pageview is never sent twice):
-
-- home and product pageviews and searches, which DataCue answers with
-  recommendations, are sent at once within ``DATACUE_SSR_TIMEOUT``; the answer is
-  kept on ``g`` for every widget of the page (one DataCue call per page however
-  many widgets ask), and for a few seconds per visitor, so a reload storm does not
-  multiply calls;
-- a category pageview, which DataCue answers with nothing, is queued like any
-  other event;
-- an order confirmation's ``order_details`` (the guide's "frontend" way of sending
-  orders, which DataCue's script would do) become a queued ``orders.create``,
-  unless ``DATACUE_SSR_ORDERS`` is off because the backend sends orders itself.
-
-If DataCue is slow, down or refuses, the event is queued instead (nothing is
-lost), the failure is logged once for the page, and the widgets fall back to
-their client-side placeholders. A page never fails because of it.
+With ``DATACUE_SSR`` the server sends what DataCue's script would have (and the script is
+left out); docs/architecture.md ("Server-side rendering") tells which events are sent at
+once and how a slow DataCue falls back. A page never fails because of it.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from flask import g
 
 from . import events
+from .encoding import encode_json
 from .errors import DataCueError, ValidationError
-from .extension import DataCueState
-from .transport import encode_json
+from .schema import ANSWERED_EVENTS
+from .state import DataCueState
 
-logger = logging.getLogger("cue_front")
+logger = logging.getLogger(__name__)
 
-__all__ = ["RecommendationCache", "page_event", "page_recommendations", "send_page_event"]
-
-#: Events whose answer carries recommendations (the guide's "Response JSON fields").
-ANSWERED = frozenset({("pageview", "home"), ("pageview", "product"), ("search", None)})
+__all__ = ["page_event", "page_recommendations", "send_page_event"]
 
 
 def page_event(config: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -59,41 +40,6 @@ def page_event(config: Mapping[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-class RecommendationCache:
-    """The last page answer per visitor, for a few seconds: a reload storm makes one call.
-
-    One entry per visitor, for the page they last loaded: the same page again
-    within ``ttl`` reuses it; any other page, and any event tracked for the
-    visitor (:meth:`forget`), means their recommendations may have changed.
-    """
-
-    def __init__(self, ttl: float = 5.0, max_entries: int = 10_000) -> None:
-        self.ttl = ttl
-        self.max_entries = max_entries
-        self._answers: dict[str, tuple[str, float, dict[str, Any]]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, visitor: str, page: str) -> dict[str, Any] | None:
-        entry = self._answers.get(visitor)
-        if entry is None or entry[0] != page or entry[1] < time.monotonic():
-            return None
-        return entry[2]
-
-    def put(self, visitor: str, page: str, answer: dict[str, Any]) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if len(self._answers) >= self.max_entries:
-                self._answers = {k: v for k, v in self._answers.items() if v[1] >= now}
-                if len(self._answers) >= self.max_entries:
-                    self._answers.clear()
-            self._answers[visitor] = (page, now + self.ttl, answer)
-
-    def forget(self, *visitors: str | None) -> None:
-        for visitor in visitors:
-            if visitor is not None:
-                self._answers.pop(visitor, None)
-
-
 def send_page_event(state: DataCueState, config: Mapping[str, Any]) -> None:
     """Send the page's event from the server (SSR mode); keep any recommendations on ``g``."""
     if getattr(g, "_datacue_ssr_sent", False):
@@ -109,7 +55,7 @@ def send_page_event(state: DataCueState, config: Mapping[str, Any]) -> None:
     except ValidationError as error:
         logger.warning("datacue: page event not sent: %s", error)
         return
-    if (event.get("type"), event.get("subtype")) not in ANSWERED:
+    if (event.get("type"), event.get("subtype")) not in ANSWERED_EVENTS:
         _deliver_quietly(state, envelope)
         return
     user = envelope["user"]

@@ -1,13 +1,18 @@
-"""Every ``DATACUE_*`` configuration name with its default, in one place.
+"""Every ``DATACUE_*`` configuration name with its default, in one place (``init_app`` copies them in).
 
-``DataCue.init_app`` copies these into ``app.config`` with ``setdefault``, so a
-shop overrides any of them in its own config. Values of ``None`` marked
-"derived" are filled in by ``init_app`` from the app itself.
+Values of ``None`` marked "derived" are filled in by ``init_app`` from the app itself.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
+
+#: DataCue's REST API and events endpoint.
+DEFAULT_API_URL: Final = "https://api.datacue.co/v1"
+DEFAULT_EVENTS_URL: Final = "https://events.datacue.co/"
+#: HTTP timeouts in seconds, (connect, read), and how many times a failed request is retried.
+DEFAULT_TIMEOUT: Final = (3.05, 10.0)
+DEFAULT_RETRIES: Final = 3
 
 #: DataCue's two loader scripts, in the documented order (the config first).
 DATACUE_CDN_SCRIPTS = (
@@ -20,8 +25,8 @@ DEFAULTS: dict[str, Any] = {
     "DATACUE_API_KEY": None,
     # Signs REST calls. Never rendered, logged or put in an exception message.
     "DATACUE_API_SECRET": None,
-    "DATACUE_API_URL": "https://api.datacue.co/v1",
-    "DATACUE_EVENTS_URL": "https://events.datacue.co/",
+    "DATACUE_API_URL": DEFAULT_API_URL,
+    "DATACUE_EVENTS_URL": DEFAULT_EVENTS_URL,
     "DATACUE_SCRIPT_URLS": DATACUE_CDN_SCRIPTS,
     # Where the blueprint (first-party events endpoint, static files) mounts.
     "DATACUE_URL_PREFIX": "/datacue",
@@ -33,7 +38,7 @@ DEFAULTS: dict[str, Any] = {
     # "outbox" (durable, background), "sync" (inline, raises) or "off" (validate and discard).
     "DATACUE_DELIVERY": "outbox",
     # Derived: <instance_path>/datacue-outbox.sqlite3 (and its event journal beside it, in a
-    # folder named like the file plus ".intake"; see cue_front.journal). Keep it on a local disk.
+    # folder named like the file plus ".intake"; see docs/delivery.md). Keep it on a local disk.
     "DATACUE_OUTBOX_PATH": None,
     "DATACUE_OUTBOX_MAX_ROWS": 100_000,
     # How long a process may hold claimed rows before another may send them again. The delivery
@@ -42,10 +47,10 @@ DEFAULTS: dict[str, Any] = {
     # The delivery worker's retry backoff in seconds: (first wait, longest wait).
     "DATACUE_DELIVERY_BACKOFF": (0.5, 300.0),
     # REST and events HTTP timeouts in seconds: (connect, read).
-    "DATACUE_TIMEOUT": (3.05, 10.0),
+    "DATACUE_TIMEOUT": DEFAULT_TIMEOUT,
     # How many times a failed request is retried (5xx, 429, connection errors).
-    "DATACUE_RETRIES": 3,
-    # Server-side rendered recommendations (see widgets.py).
+    "DATACUE_RETRIES": DEFAULT_RETRIES,
+    # Server-side rendered recommendations (see recommendations.py).
     "DATACUE_SSR": False,
     "DATACUE_SSR_TIMEOUT": 0.3,
     # In SSR mode, send an order confirmation's order_details as a queued orders.create (the

@@ -1,20 +1,8 @@
-"""One HTTP session to DataCue: base URLs, authentication, timeouts, retries, status -> typed error.
+"""One HTTP session to DataCue: base URLs, signed authentication, timeouts, retries, status -> typed error.
 
-A :class:`Transport` owns a ``requests.Session`` and its connection pool. It
-sends *prepared* requests: a method, a path and body bytes the caller already
-encoded (:func:`encode_json`). Exactly those bytes are signed with
-:mod:`cue_front.signing` and sent, on the first attempt and on every retry.
-
-Retries are urllib3's :class:`~urllib3.util.Retry` on the session's adapter:
-429 (honouring ``Retry-After``), 500/502/503/504 and connection errors, with
-exponential backoff and jitter, for GET, POST, PUT and DELETE (DataCue's writes
-are upserts and deletes, so resending one is harmless). 400, 401, 404 and 413
-are never retried. After the last attempt the reply is mapped to a typed error
-(:func:`error_for_reply`). ``send(..., retry=False)`` makes one attempt only,
-for the delivery worker that schedules its own backoff.
-
-The API secret lives in one private attribute; it never appears in an error, a
-log line or a ``repr``.
+It sends prepared requests (a method, a path and the exact body bytes, already encoded
+by :mod:`cue_front.encoding`); docs/architecture.md tells how retries and errors work.
+The API secret lives in one private attribute; it never appears in an error, a log line or a ``repr``.
 """
 
 from __future__ import annotations
@@ -22,11 +10,9 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any, Final
 
 import requests
@@ -35,7 +21,9 @@ from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
-from . import schema, signing
+from . import forks, signing
+from ._version import __version__
+from .encoding import check_body_size
 from .errors import (
     APIError,
     AuthenticationError,
@@ -46,85 +34,28 @@ from .errors import (
     PayloadTooLargeError,
     RateLimitError,
     ServerError,
-    ValidationError,
 )
+from .settings import DEFAULT_API_URL, DEFAULT_EVENTS_URL, DEFAULT_RETRIES, DEFAULT_TIMEOUT
 
 __all__ = [
-    "DEFAULT_API_URL",
-    "DEFAULT_EVENTS_URL",
-    "MAX_BODY_BYTES",
     "RETRY_STATUSES",
     "Reply",
     "Transport",
-    "check_body_size",
-    "encode_json",
     "error_for_reply",
     "parse_retry_after",
     "user_agent",
 ]
 
-logger = logging.getLogger("cue_front.transport")
-
-DEFAULT_API_URL: Final = "https://api.datacue.co/v1"
-DEFAULT_EVENTS_URL: Final = "https://events.datacue.co/"
-
-#: DataCue refuses request bodies over 5 MiB; such a body is refused before sending.
-MAX_BODY_BYTES: Final = 5 * 1024 * 1024
+logger = logging.getLogger(__name__)
 
 #: Statuses worth another attempt: rate limited, or the server (or a proxy) failed.
 RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 RETRY_METHODS: Final = frozenset({"GET", "POST", "PUT", "DELETE"})
 
 
-def _version() -> str:
-    try:
-        return metadata.version("cue-front")
-    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
-        return "0+unknown"
-
-
 def user_agent() -> str:
     """``cue-front/<version>``: what every request says it is."""
-    return f"cue-front/{_version()}"
-
-
-# One encoder, built once: json.dumps with options builds a new one on every call.
-_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-# The same, without the search for reference cycles: a cycle recurses until RecursionError,
-# and encode_json then asks _JSON, which says what it always said (a ValueError for a cycle).
-# The search keeps a dict of every object and list on the way, a sixth of the encoding time
-# of an event, and what cue-front sends has been validated: it holds no cycle.
-_JSON_UNCHECKED = json.JSONEncoder(
-    separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False
-)
-
-
-def encode_json(payload: Any) -> bytes:
-    """The one JSON encoding of a payload: compact, UTF-8, no NaN. Sign and send these bytes.
-
-    Raises :class:`ValidationError` naming the field when a string is not valid Unicode.
-    """
-    text = _encode_text(payload)
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError(schema.text_errors(payload)) from None
-
-
-def _encode_text(payload: Any) -> str:
-    try:
-        return _JSON_UNCHECKED.encode(payload)
-    except RecursionError:
-        pass  # a cycle, or nesting too deep for any encoder
-    return _JSON.encode(payload)  # says which, and outside the handler: no chained RecursionError
-
-
-def check_body_size(body: bytes) -> None:
-    """Refuse, before any network I/O, a body DataCue would refuse for its size."""
-    if len(body) > MAX_BODY_BYTES:
-        raise PayloadTooLargeError(
-            f"request body is {len(body):,} bytes; DataCue accepts at most {MAX_BODY_BYTES:,}"
-        )
+    return f"cue-front/{__version__}"
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -271,8 +202,8 @@ class Transport:
         *,
         api_url: str = DEFAULT_API_URL,
         events_url: str = DEFAULT_EVENTS_URL,
-        timeout: tuple[float, float] = (3.05, 10.0),
-        retries: int = 3,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
         backoff_factor: float = 0.5,
         backoff_jitter: float = 0.25,
         backoff_max: float = 30.0,
@@ -305,7 +236,7 @@ class Transport:
             raise_on_redirect=False,
             max_retry_after=max_retry_after,
         )
-        self._pid = os.getpid()
+        self._generation = forks.generation
         self.session = requests.Session()
         # Retries are per adapter in requests, so a second adapter (same session, its
         # own pool) serves the single-attempt sends of the delivery worker.
@@ -367,9 +298,9 @@ class Transport:
         return self._send("POST", self.events_url, body, self.events_headers(), retry)
 
     def _send(self, method: str, url: str, body: bytes, headers: dict[str, str], retry: bool) -> Reply:
-        if self._pid != os.getpid():
+        if self._generation != forks.generation:
             # A forked child (a gunicorn worker) must not share its parent's sockets.
-            self._pid = os.getpid()
+            self._generation = forks.generation
             for adapter in (self._retrying, self._single_attempt):
                 adapter.poolmanager.clear()
         request = requests.Request(method, url, data=body or None, headers=headers)

@@ -1,12 +1,7 @@
 """Banner and product-recommendation widgets: placeholders for DataCue's script, or rendered on the server.
 
-``datacue_banners()``, ``datacue_banner_slot("main", 1)`` and
-``datacue_products("related")`` return safe HTML from the overridable templates
-under ``templates/datacue/``; they are Jinja globals and plain functions alike.
-With ``DATACUE_SSR`` (or ``server_side=True``) the banners and products DataCue
-recommends for the page are rendered here, with ``data-dc-banner-id`` and
-``data-dc-product-id`` attributes that ``cue-front.js`` tracks clicks on; see
-:mod:`cue_front.recommendations` for how the answer is fetched.
+Each returns safe HTML from an overridable template under ``templates/datacue/``; rendered
+on the server, cards carry the ids ``cue-front.js`` tracks clicks on.
 """
 
 from __future__ import annotations
@@ -19,10 +14,10 @@ from flask import g, render_template
 from markupsafe import Markup
 
 from .errors import FieldError, ValidationError
-from .extension import DataCueState, get_state
 from .recommendations import page_recommendations
+from .state import DataCueState, get_state
 
-logger = logging.getLogger("cue_front")
+logger = logging.getLogger(__name__)
 
 __all__ = ["PRODUCT_KINDS", "datacue_banner_slot", "datacue_banners", "datacue_products", "safe_url"]
 

@@ -26,7 +26,7 @@ from werkzeug.serving import make_server
 
 from cue_front.emulator import RunningEmulator, run_emulator
 from cue_front.importer import ImportSummary
-from cue_front.journal import journal_folder
+from cue_front.outbox.journal import journal_folder
 
 from . import SHOP_NAME, create_app, integration, seed
 
@@ -105,7 +105,7 @@ def main(arguments: Sequence[str] | None = None) -> int:
         for name in DATABASES:
             for suffix in ("", "-wal", "-shm"):
                 (instance / f"{name}{suffix}").unlink(missing_ok=True)
-        # The outbox's journal of events not yet moved into it (see cue_front.journal).
+        # The outbox's journal of events not yet moved into it (see docs/delivery.md).
         shutil.rmtree(journal_folder(instance / DATABASES[2]), ignore_errors=True)
     real_datacue = bool(os.environ.get("DATACUE_API_KEY") and os.environ.get("DATACUE_API_SECRET"))
     signal.signal(signal.SIGINT, _interrupt)

@@ -39,10 +39,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from cue_front.outbox import Outbox
-from cue_front.transport import Transport, encode_json
+from cue_front.encoding import encode_json
+from cue_front.transport import Transport
 
 if TYPE_CHECKING:
-    from cue_front.delivery import DeliveryWorker
+    from cue_front.outbox import DeliveryWorker
 
 
 def event_body(seq: int, visitor: str) -> bytes:
@@ -56,7 +57,7 @@ def event_body(seq: int, visitor: str) -> bytes:
 
 
 def make_worker(settings: dict[str, Any], outbox: Outbox) -> DeliveryWorker:
-    from cue_front.delivery import DeliveryWorker
+    from cue_front.outbox import DeliveryWorker
 
     transport = Transport(
         settings["api_key"],

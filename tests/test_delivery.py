@@ -23,11 +23,12 @@ import pytest
 from flask import Flask, current_app
 
 from cue_front import signals
-from cue_front.delivery import DeliveryWorker
+from cue_front.outbox import DeliveryWorker
 from cue_front.emulator import RunningEmulator
-from cue_front.journal import journal_folder
+from cue_front.outbox.journal import journal_folder
 from cue_front.outbox import Outbox
-from cue_front.transport import Transport, encode_json
+from cue_front.encoding import encode_json
+from cue_front.transport import Transport
 from tests.outbox_process import event_body
 from tests.sink import API_KEY, API_SECRET, Answer, Sink
 
@@ -311,7 +312,7 @@ def test_an_answer_after_the_read_timeout_is_waited_for_and_the_row_sent_once(
     sink.script("POST", "/events/", Answer(201, delay=1.5))
     worker = make_worker(sink, timeout=(1.0, 0.1))
 
-    with caplog.at_level(logging.INFO, logger="cue_front.delivery"):
+    with caplog.at_level(logging.INFO, logger="cue_front.outbox"):
         assert worker.run_once() == 5
 
     received = sink.received("POST", "/events/")

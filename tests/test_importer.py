@@ -209,7 +209,7 @@ def test_json_array_import(tmp_path: Path, sink: Sink, datacue: Client) -> None:
 
 
 def test_json_array_reader_across_tiny_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(importer_module, "_READ_SIZE", 3)
+    monkeypatch.setattr(importer_module.readers, "READ_SIZE", 3)
     text = ' [ {"a": 1, "b": [1, 2]} , 12345 ,\n{"c": "x\\u00e9"},{}] '
     records = list(read_json_array(io.BytesIO(text.encode())))
     assert [r.record for r in records] == [{"a": 1, "b": [1, 2]}, 12345, {"c": "xé"}, {}]

@@ -21,7 +21,7 @@ from typing import IO, Any
 
 import pytest
 
-from cue_front.journal import JournalWriter, collect, journal_folder
+from cue_front.outbox.journal import JournalWriter, collect, journal_folder
 from cue_front.outbox import Outbox, OutboxFullError, OutboxRow
 from tests.outbox_process import event_body, journaled_body
 
@@ -271,7 +271,7 @@ def test_when_no_segment_can_be_made_put_event_falls_back_to_sqlite_in_order(
     path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with Outbox(path) as outbox:
-        writer = outbox._journal
+        writer = outbox._intake._journal
         assert writer is not None
         normal_size = writer.segment_bytes
         fallback_ids = []

@@ -1,7 +1,7 @@
 """Answers that come after the read timeout, as the delivery worker's listener thread hears them.
 
-A row not answered within the read timeout is listened for (``_LateAnswers`` in
-``cue_front/delivery.py``) instead of being sent again. These tests drive it over
+A row not answered within the read timeout is listened for (``LateAnswers`` in
+``cue_front/outbox/late_answers.py``) instead of being sent again. These tests drive it over
 real loopback sockets: the scriptable sink of ``tests/sink.py`` (also behind TLS)
 and a raw HTTP server of their own, whose answer to each event (late, a head whose
 body never comes, none) is chosen by the event's number and how many copies of it
@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from cue_front.delivery import DeliveryWorker
+from cue_front.outbox import DeliveryWorker
 from cue_front.outbox import Outbox, OutboxStats
 from cue_front.transport import Transport
 from tests.outbox_process import event_body

@@ -15,7 +15,7 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-from cue_front.delivery import DeliveryWorker
+from cue_front.outbox import DeliveryWorker
 from tests.soak.scenarios import SoakPlan, SoakRun, soak
 
 PLAN = SoakPlan(events=1000, changes=200, timeout=(0.5, 0.25), latency=0.6)

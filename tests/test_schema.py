@@ -202,7 +202,7 @@ def test_timestamps_become_utc(moment: Any, expected: str) -> None:
     ],
 )
 def test_timestamp_now_is_format_timestamp_of_now(monkeypatch: pytest.MonkeyPatch, clock_ns: int) -> None:
-    monkeypatch.setattr(schema.time, "time_ns", lambda: clock_ns)
+    monkeypatch.setattr(schema.values.time, "time_ns", lambda: clock_ns)
     # What datetime.now(timezone.utc) makes of the same clock: microseconds, floored.
     moment = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=clock_ns // 1000)
     assert schema.timestamp_now() == schema.format_timestamp(moment)

@@ -20,7 +20,8 @@ from cue_front.errors import (
     RateLimitError,
     ServerError,
 )
-from cue_front.transport import MAX_BODY_BYTES, Transport, encode_json, user_agent
+from cue_front.encoding import MAX_BODY_BYTES, encode_json
+from cue_front.transport import Transport, user_agent
 from tests.sink import API_KEY, API_SECRET, Answer, Sink, answers
 
 

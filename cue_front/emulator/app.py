@@ -18,7 +18,7 @@ from typing import Any, Final
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from ..resources import resource_dir
+from ..assets import resource_dir
 from .banners import load_banners
 from .debugger import blueprint as debugger_blueprint
 from .events_api import EVENT_PATHS, note_what_was_sent

@@ -194,7 +194,7 @@ class FailureRecorder(logging.Handler):
 
     @classmethod
     def install(cls, failures: str, outbox: str) -> None:
-        delivery_logger = logging.getLogger("cue_front.delivery")
+        delivery_logger = logging.getLogger("cue_front.outbox")
         delivery_logger.setLevel(logging.INFO)
         delivery_logger.addHandler(cls(failures, outbox))
 

@@ -1,53 +1,8 @@
 """The intake journal: how ``track()`` makes an event durable without a system call.
 
-Writing a row into SQLite costs tens of microseconds, and every statement lets go
-of the GIL, so a request thread that queues an event then waits for whatever
-other thread took the GIL meanwhile (often the delivery worker, mid-batch). The
-journal takes the event instead: each process appends records to a file of its
-own, mapped into memory (``mmap``, ``MAP_SHARED``), so an append is a copy into
-the page cache under the GIL. The page cache belongs to the kernel, not to the
-process: a record survives the process being killed the moment the copy is done,
-which is the durability of the outbox's ``synchronous=NORMAL`` (a power loss can
-lose the last moments, as it can there). With ``synchronous="FULL"`` the outbox
-does not use the journal.
-
-:meth:`~cue_front.outbox.Outbox.ingest` (the delivery worker, before each claim)
-moves journaled records into the outbox table, in one transaction that also
-records how far each file was read: a record is moved exactly once, whichever
-process does it and whenever one dies.
-
-**Files.** ``<outbox>.intake/<host>-<pid>-<token>-<n>.journal``, fixed-size
-segments (space reserved with ``posix_fallocate``, so a full disk is an error at
-segment creation, never a crash on a write into the mapping). A writer holds a
-shared ``flock`` on each segment it may still write; a segment whose lock can be
-taken exclusively has no writer any more (closed, rotated, or its process died)
-and is deleted once read to its end. A segment is created under a ``.tmp`` name
-and renamed once locked, so no reader ever sees a segment without its writer.
-
-**Records.** ``size`` (u32, written last), ``crc32`` of the rest (u32), an order
-stamp (``time.monotonic_ns()``, u64: one clock for every process of the host),
-``created_at`` (f64), the ordering key's length (u32; ``0xFFFFFFFF`` for none),
-the key, the body; each record starts 8-byte aligned. A zero ``size`` is where
-the writer will write next; a record whose CRC does not match is still being
-copied (or, if its writer is dead, was cut short by the death: its ``put`` never
-returned, so nothing accepted is lost).
-
-**Counting.** The outbox's cap needs the number of events journaled everywhere
-since the last ingest, without a system call: ``<folder>/appended`` holds one
-counter per writing process (a slot, claimed with a POSIX record lock on its
-byte, which a forked child does not inherit), mapped into every process; a
-writer adds to its own slot after each append, and after each row it inserts
-into the outbox directly (store changes). A process that finds no slot free
-counts in the last, shared slot, holding the ingest lock. Anyone may sum them.
-
-**Order.** A visitor's two requests may be served by two processes, so two
-journals must be merged without reordering what one visitor did. A pass reads
-``cut = monotonic_ns()`` before reading any file and takes, from each file, the
-records stamped before ``cut`` up to the first one that is not (or not yet
-complete); then it sorts them by stamp. If event B was queued after event A's
-``put`` returned, B's stamp is later than A's completion; so if B is taken, A was
-complete before the pass began reading and is taken too, and sorts first. The
-stamp is taken under the writer's lock, so each file is in stamp order.
+Each process appends records to memory-mapped segment files of its own; any process's
+ingest moves them into the outbox, exactly once and in order. Files, records, counting
+and the proof of order are in docs/delivery.md ("The intake journal").
 """
 
 from __future__ import annotations
@@ -66,6 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
+
+from .. import forks
 
 try:
     import fcntl
@@ -109,8 +66,6 @@ _writers: dict[Path, JournalWriter] = {}
 _writers_lock = threading.Lock()
 #: Every writer of this process, for the fork hooks (tests make some outside ``_writers``).
 _every_writer: weakref.WeakSet[JournalWriter] = weakref.WeakSet()
-#: Bumped in a forked child: a writer made before it is its parent's (no getpid() per append).
-_fork_generation = 0
 
 
 def writer_for(folder: Path) -> JournalWriter:
@@ -137,17 +92,13 @@ def _after_fork_in_parent() -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _writers_lock, _fork_generation
+    global _writers_lock
     _writers_lock = threading.Lock()  # a parent's thread may have held it at the fork
-    _fork_generation += 1
     for writer in list(_every_writer):
         writer.forget_parents_segment()  # new locks: the inherited ones are held
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(
-        before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
-    )
+forks.at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
 
 
 def journal_folder(outbox_path: Path) -> Path:
@@ -184,7 +135,7 @@ class JournalWriter:
 
     def _start_afresh(self) -> None:
         self._pid = os.getpid()
-        self._generation = _fork_generation
+        self._generation = forks.generation
         self._lock = threading.Lock()
         #: Held by this process's thread that ingests this journal (with :func:`ingest_lock`,
         #: which is per process: POSIX record locks do not tell one thread from another).
@@ -226,7 +177,7 @@ class JournalWriter:
 
         False when it holds no slot: then the caller counts them with :meth:`count_shared`.
         """
-        if self._generation != _fork_generation:
+        if self._generation != forks.generation:
             self.forget_parents_segment()
         with self._lock:
             if self._slot is None:
@@ -260,7 +211,7 @@ class JournalWriter:
         Raises ``OSError`` when no segment can be made (disk full, permissions): the
         caller takes another way.
         """
-        if self._generation != _fork_generation:
+        if self._generation != forks.generation:
             self.forget_parents_segment()
         key = b"" if ordering_key is None else ordering_key.encode("utf-8")
         key_length = _NO_KEY if ordering_key is None else len(key)
@@ -330,7 +281,7 @@ class JournalWriter:
 
     def forget_parents_segment(self) -> None:
         """In a forked child: the segment and its lock are the parent's; this process gets its own."""
-        if self._generation == _fork_generation:
+        if self._generation == forks.generation:
             return
         segment, fd = self._map, self._fd
         self._release_counters()  # the slot is the parent's (its record lock stayed there)
@@ -351,7 +302,7 @@ class JournalWriter:
 
     def close(self) -> None:
         """Stop writing (what was written stays, for any process's next ingest)."""
-        if self._generation != _fork_generation:
+        if self._generation != forks.generation:
             self.forget_parents_segment()
             return
         with self._lock:

@@ -1,0 +1,28 @@
+"""The durable outbox: requests owed to DataCue (events and store changes), kept until delivered.
+
+``contract`` is the queue's Protocol; ``sqlite`` its backend on one host, with the intake
+``journal``; ``worker`` drains it through ``sender`` (and ``late_answers``). The design is
+in docs/delivery.md.
+"""
+
+from .contract import (
+    KINDS,
+    DeadLetter,
+    OutboxBackend,
+    OutboxFullError,
+    OutboxRow,
+    OutboxStats,
+)
+from .sqlite import Outbox
+from .worker import DeliveryWorker
+
+__all__ = [
+    "KINDS",
+    "DeadLetter",
+    "DeliveryWorker",
+    "Outbox",
+    "OutboxBackend",
+    "OutboxFullError",
+    "OutboxRow",
+    "OutboxStats",
+]

@@ -1,0 +1,227 @@
+"""How rows enter the SQLite outbox: puts under the row cap, and journaled events moved in, in order.
+
+The cap and what happens past it (events refused loudly, store changes kept) are in
+docs/delivery.md ("Bounds and the overflow policy"); the journal is :mod:`.journal`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import Final, NoReturn
+
+from . import sql
+from .connections import ConnectionPool, when_unlocked
+from .contract import KINDS, OutboxFullError
+from .journal import JournalWriter, collect, ingest_lock
+
+__all__ = ["Intake"]
+
+logger = logging.getLogger(__name__)
+
+#: With less room than this left, put_event counts exactly, one process at a time: the
+#: estimate may miss appends other threads are making at this very moment.
+_EXACT_ROOM: Final = 64
+#: Past the cap, an accepted REST write is logged at most this often (seconds).
+_OVER_CAP_LOG_INTERVAL: Final = 60.0
+
+
+class Intake:
+    """The intake side of one SQLite outbox in this process: ``put``, ``put_event`` and ``ingest``.
+
+    ``journal`` is this process's writer for the outbox's journal, or ``None`` when events
+    go straight into SQLite; ``prune`` deletes delivered rows (before refusing an event).
+    """
+
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        *,
+        max_rows: int,
+        journal: JournalWriter | None,
+        prune: Callable[[], int],
+    ) -> None:
+        self._pool = pool
+        self.max_rows = max_rows
+        self._journal = journal
+        self._prune = prune
+        #: The row count after this process's latest ingest, and the journal's append
+        #: count taken just before it: put_event's estimate of the room left (see there).
+        self._rows_at_ingest = max_rows
+        self._appended_at_ingest = 0
+        self._last_over_cap_log = 0.0
+        self._over_cap_since_log = 0
+
+    def put(self, kind: str, method: str, path: str, body: bytes, ordering_key: str | None = None) -> int:
+        """Queue one request; returns its row id once it is durable.
+
+        Raises :class:`OutboxFullError` for an event when the outbox is full even after
+        pruning delivered rows; a ``"rest"`` row is always accepted (see the policy).
+        """
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        if kind == "event" and self._journal is not None:
+            self.ingest()  # events journaled before this one get their ids first: order kept
+        connection = self._pool.acquire(intake=True)
+        try:
+            row_id = self._insert(
+                connection, (kind, method, path, body, ordering_key, time.time(), self.max_rows)
+            )
+        finally:
+            self._pool.release(connection, intake=True)
+        if row_id is None:
+            row_id = self._put_when_full(kind, method, path, body, ordering_key)
+        self._count_direct_row()
+        if kind == "rest":
+            self._warn_if_over_cap()
+        return row_id
+
+    def _count_direct_row(self) -> None:
+        """Tell put_event's estimates in every process about a row inserted here (see journal)."""
+        journal = self._journal
+        if journal is not None and not journal.count(1):
+            with journal.ingest_mutex, ingest_lock(journal.folder):
+                journal.count_shared(1)
+
+    def _insert(self, connection: sqlite3.Connection, values: tuple[object, ...]) -> int | None:
+        """Run the put's INSERT; the row id, or None when the cap refused it.
+
+        When another connection holds the write lock (the worker's ack, another process's
+        put), the put waits in steps of tens of microseconds (see :func:`_when_unlocked`).
+        """
+        cursor = when_unlocked(lambda: connection.execute(sql.INSERT, values))
+        return cursor.lastrowid if cursor.rowcount == 1 else None
+
+    def put_event(self, body: bytes, ordering_key: str | None = None) -> int | None:
+        """Queue one event the quick way: through the journal, without a system call.
+
+        Durable when it returns, like :meth:`put`. Returns ``None`` for a journaled event
+        (it gets its row id when :meth:`ingest` moves it into the outbox) and the row id
+        when the journal is off or cannot take it (then :meth:`put` is used). Raises
+        :class:`OutboxFullError` like :meth:`put`, and keeps the same cap: the room left
+        is the row count of the latest ingest less every event journaled since (an
+        overestimate of the rows, never an under); near the cap, events are counted
+        exactly, one at a time across the host.
+        """
+        journal = self._journal
+        if journal is None or self._pool.closed:
+            return self.put("event", "POST", "", body, ordering_key)
+        try:
+            if journal.counted and self._room_left(journal) > _EXACT_ROOM:
+                if not journal.append(ordering_key, body, time.time()):
+                    self._count_direct_row()  # only if this process lost its slot meanwhile
+            else:
+                with journal.ingest_mutex, ingest_lock(journal.folder):
+                    self._ingest_locked()
+                    if self._rows_at_ingest >= self.max_rows:
+                        self._prune()
+                        with self._pool.connection() as connection:
+                            self._rows_at_ingest = int(connection.execute(sql.ROW_COUNT).fetchone()[0])
+                        if self._rows_at_ingest >= self.max_rows:
+                            self._refuse()
+                    if not journal.append(ordering_key, body, time.time()):
+                        journal.count_shared(1)  # no slot for this process: counted here, locked
+        except OSError as error:  # no segment could be made (a full disk): SQLite says why
+            logger.warning("datacue: the outbox journal at %s cannot take events: %s", journal.folder, error)
+            return self.put("event", "POST", "", body, ordering_key)
+        return None
+
+    def _room_left(self, journal: JournalWriter) -> int:
+        appended_since = journal.appended_everywhere() - self._appended_at_ingest
+        return self.max_rows - self._rows_at_ingest - appended_since
+
+    def ingest(self) -> int:
+        """Move journaled events into the outbox, in order; returns how many (see the journal).
+
+        Any process may run it (the delivery worker does, before each claim); passes are
+        serialised by a lock file, and each record is moved exactly once.
+        """
+        journal = self._journal
+        if journal is None or self._pool.closed:
+            return 0
+        with journal.ingest_mutex, ingest_lock(journal.folder):
+            return self._ingest_locked()
+
+    def retire_journal(self) -> None:
+        """At exit: this process's journal segment is closed, its events moved into the outbox,
+        and the segment deleted (else the next start's first ingest deletes it)."""
+        if self._journal is None or self._pool.closed:
+            return
+        self._journal.close()
+        self.ingest()
+
+    def _ingest_locked(self) -> int:
+        assert self._journal is not None
+        folder = self._journal.folder
+        # Counted before the cut: every append counted here was whole before it, so this
+        # pass moves it. (One completed after the count but before the cut is moved too
+        # and will be counted again as "since": an overestimate, on the safe side.)
+        appended = self._journal.appended_everywhere()
+        cut = time.monotonic_ns()
+        with self._pool.connection() as connection:
+            offsets = dict(connection.execute("SELECT name, offset FROM outbox_intake").fetchall())
+        found = collect(folder, offsets, cut)
+        forgotten = [(name,) for name in offsets if name not in found.present]
+        if found.records or found.offsets or forgotten:
+            with self._pool.write() as connection:
+                connection.executemany(
+                    sql.INGEST,
+                    [(r.body, r.ordering_key, r.created_at, r.created_at) for r in found.records],
+                )
+                connection.executemany(
+                    "INSERT INTO outbox_intake (name, offset) VALUES (?, ?)"
+                    " ON CONFLICT (name) DO UPDATE SET offset = excluded.offset",
+                    list(found.offsets.items()),
+                )
+                # Offsets of files deleted by an earlier pass (never by this one: a crash
+                # between its commit and the deletes must not read a file again from 0).
+                connection.executemany("DELETE FROM outbox_intake WHERE name = ?", forgotten)
+                rows = connection.execute(sql.ROW_COUNT).fetchone()[0]
+        else:
+            with self._pool.connection() as connection:
+                rows = connection.execute(sql.ROW_COUNT).fetchone()[0]
+        for name in found.finished:  # read to the end (offsets committed above) and no writer
+            (folder / name).unlink(missing_ok=True)
+        self._rows_at_ingest, self._appended_at_ingest = int(rows), appended
+        return len(found.records)
+
+    def _put_when_full(self, kind: str, method: str, path: str, body: bytes, ordering_key: str | None) -> int:
+        self._prune()
+        with self._pool.connection() as connection:
+            cursor = connection.execute(
+                sql.INSERT, (kind, method, path, body, ordering_key, time.time(), self.max_rows)
+            )
+            if cursor.rowcount == 1 and cursor.lastrowid is not None:
+                return cursor.lastrowid
+        self._refuse()
+
+    def _refuse(self) -> NoReturn:
+        """Count a refused event and say so (see the overflow policy)."""
+        with self._pool.write() as connection:
+            connection.execute("UPDATE outbox_meta SET value = value + 1 WHERE name = 'refused'")
+        raise OutboxFullError(
+            f"the DataCue outbox at {self._pool.path} is full ({self.max_rows:,} rows waiting or dead,"
+            " DATACUE_OUTBOX_MAX_ROWS): this event was refused. DataCue has not accepted rows for a while:"
+            " check `flask datacue status` and the dead letters"
+        )
+
+    def _warn_if_over_cap(self) -> None:
+        with self._pool.connection() as connection:
+            rows = connection.execute(sql.ROW_COUNT).fetchone()[0]
+        if rows <= self.max_rows:
+            return
+        self._over_cap_since_log += 1
+        now = time.monotonic()
+        if now - self._last_over_cap_log >= _OVER_CAP_LOG_INTERVAL:
+            logger.warning(
+                "datacue: the outbox at %s holds %d rows, over its cap of %d (DATACUE_OUTBOX_MAX_ROWS);"
+                " store changes are still accepted (%d since the last warning), events are refused",
+                self._pool.path,
+                rows,
+                self.max_rows,
+                self._over_cap_since_log,
+            )
+            self._last_over_cap_log = now
+            self._over_cap_since_log = 0

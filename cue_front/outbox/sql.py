@@ -1,0 +1,99 @@
+"""The SQL of the SQLite outbox: its tables and every statement the queue runs.
+
+Why the statements are shaped as they are (no AUTOINCREMENT, the row count as
+``max(id) - deleted``, pruning in chunks) is in docs/delivery.md ("The SQLite outbox").
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+SCHEMA_VERSION: Final = 2  # 2: outbox_intake (the journal's read offsets)
+
+# ``id`` is an alias of the rowid, not AUTOINCREMENT (which costs a page write per put).
+# Ids are never reused all the same: SQLite gives a new row max(id) + 1, and nothing
+# ever deletes the row holding max(id) (see PRUNE_CHUNK). That also makes the row
+# count O(1): max(id) - (rows deleted so far), which is how put() enforces the cap
+# without a COUNT(*) scan or a counter row to update.
+SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    method TEXT NOT NULL,
+    path TEXT NOT NULL,
+    body BLOB NOT NULL,
+    ordering_key TEXT,
+    state INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    due_at REAL NOT NULL,
+    lease_owner TEXT,
+    last_status INTEGER,
+    last_error TEXT,
+    response_body TEXT,
+    failed_at REAL,
+    done_at REAL
+);
+CREATE INDEX IF NOT EXISTS outbox_unfinished_by_key ON outbox (ordering_key, id) WHERE state = 0;
+CREATE TABLE IF NOT EXISTS outbox_meta (name TEXT PRIMARY KEY, value);
+CREATE TABLE IF NOT EXISTS outbox_intake (name TEXT PRIMARY KEY, offset INTEGER NOT NULL);
+INSERT OR IGNORE INTO outbox_meta (name, value) VALUES ('deleted', 0), ('refused', 0), ('last_error', NULL);
+"""
+# Columns, in short: ``state`` 0 pending, 1 delivered, 2 dead. ``due_at`` is when a
+# pending row may be sent; a claim moves it to the lease's end, so one comparison
+# says "free to claim" both for a row waiting out its backoff and for a row whose
+# owner died. ``lease_owner`` is set while a claim holds the row.
+
+# One statement, so a put is one round trip into SQLite and one commit. Rows are
+# counted as max(id) - deleted (see SCHEMA). REST writes skip the cap: see the policy.
+INSERT: Final = """
+INSERT INTO outbox (kind, method, path, body, ordering_key, created_at, due_at)
+SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?6
+WHERE ?1 = 'rest'
+   OR (SELECT COALESCE(MAX(id), 0) FROM outbox)
+      - (SELECT value FROM outbox_meta WHERE name = 'deleted') < ?7
+"""
+
+# Journaled events were accepted already: they skip the cap (put_event enforced it).
+INGEST: Final = """
+INSERT INTO outbox (kind, method, path, body, ordering_key, created_at, due_at)
+VALUES ('event', 'POST', '', ?, ?, ?, ?)
+"""
+
+ROW_COUNT: Final = """
+SELECT (SELECT COALESCE(MAX(id), 0) FROM outbox) - (SELECT value FROM outbox_meta WHERE name = 'deleted')
+"""
+
+ROW_COLUMNS: Final = "id, kind, method, path, body, ordering_key, attempts, created_at"
+
+# The first unfinished row of every key is the only one of its key that may be
+# claimed; the partial index holds exactly the unfinished rows, grouped by key.
+CLAIMABLE_KEYED: Final = f"""
+SELECT {ROW_COLUMNS} FROM outbox
+WHERE id IN (SELECT MIN(id) FROM outbox WHERE state = 0 AND ordering_key IS NOT NULL GROUP BY ordering_key)
+  AND due_at <= ?1
+ORDER BY id LIMIT ?2
+"""
+NEXT_DUE: Final = """
+SELECT MIN(due_at) FROM outbox
+WHERE id IN (SELECT MIN(id) FROM outbox WHERE state = 0 AND ordering_key IS NOT NULL GROUP BY ordering_key)
+   OR (state = 0 AND ordering_key IS NULL)
+"""
+CLAIMABLE_UNKEYED: Final = f"""
+SELECT {ROW_COLUMNS} FROM outbox
+WHERE state = 0 AND ordering_key IS NULL AND due_at <= ?1
+ORDER BY id LIMIT ?2
+"""
+
+# Delivered rows go in small chunks so that no put waits long for the write lock.
+# The row holding max(id) is always kept: ids are never reused, and the row count
+# stays max(id) - deleted.
+PRUNE_CHUNK_ROWS: Final = 100
+PRUNE_CHUNK: Final = """
+DELETE FROM outbox WHERE id IN (
+    SELECT id FROM outbox WHERE state = 1 AND id < (SELECT MAX(id) FROM outbox) LIMIT ?
+)
+"""
+
+#: SQLite's default limit on bound variables is 999 in older builds.
+IDS_PER_STATEMENT: Final = 500

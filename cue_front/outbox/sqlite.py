@@ -1,0 +1,390 @@
+"""The SQLite outbox: a durable queue of requests owed to DataCue, shared by every process on the host.
+
+It implements :class:`~cue_front.outbox.contract.OutboxBackend`; how claims, leases, order,
+the row cap and durability work is told in docs/delivery.md ("The SQLite outbox").
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Final
+
+from ..errors import DataCueError
+from . import sql
+from .connections import ConnectionPool, when_unlocked
+from .contract import MAX_RESPONSE_CHARS, DeadLetter, OutboxRow, OutboxStats
+from .intake import Intake
+from .journal import JOURNAL_SUPPORTED, journal_folder, writer_for
+
+__all__ = ["SYNCHRONOUS_MODES", "Outbox"]
+
+#: The ``synchronous`` settings that keep a WAL database durable against a process crash.
+SYNCHRONOUS_MODES: Final = ("NORMAL", "FULL")
+
+
+class Outbox:
+    """A durable queue of outbound requests in a SQLite file shared by every process on the host.
+
+    ``max_rows`` bounds the rows kept (see the overflow policy in docs/delivery.md);
+    ``lease_seconds`` is how long a claim holds its rows before anyone may claim them
+    again: keep it above the transport's connect + read timeout. ``synchronous`` is
+    ``"NORMAL"`` (durable against a process crash) or ``"FULL"`` (also against power loss).
+    ``journal=False`` makes :meth:`put_event` write into SQLite directly (see docs/delivery.md).
+    Every process's outbox on one file should agree on it (the extension's do): an event put
+    straight into SQLite by one without the journal does not wait for the events another
+    journaled before it, so one visitor's events could then be reordered.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_rows: int = 100_000,
+        lease_seconds: float = 30.0,
+        synchronous: str = "NORMAL",
+        journal: bool = True,
+    ) -> None:
+        if max_rows < 1:
+            raise ValueError(f"max_rows must be at least 1, got {max_rows!r}")
+        if lease_seconds <= 0:
+            raise ValueError(f"lease_seconds must be positive, got {lease_seconds!r}")
+        synchronous = synchronous.upper()
+        if synchronous not in SYNCHRONOUS_MODES:
+            raise ValueError(
+                f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}, got {synchronous!r}"
+            )
+        self.path = Path(path)
+        self.max_rows = max_rows
+        self.lease_seconds = float(lease_seconds)
+        self.synchronous = synchronous
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._pool = ConnectionPool(self.path, synchronous)
+        self._create_schema()
+        # Events queued with put_event go through the journal when the platform allows and
+        # the durability asked for is the journal's.
+        writer = None
+        if journal and JOURNAL_SUPPORTED and synchronous == "NORMAL":
+            writer = writer_for(journal_folder(self.path))
+        self._intake = Intake(self._pool, max_rows=max_rows, journal=writer, prune=self.prune)
+
+    def __repr__(self) -> str:
+        return f"Outbox({str(self.path)!r}, max_rows={self.max_rows})"
+
+    def _create_schema(self) -> None:
+        with self._pool.connection() as connection:
+            # WAL is a property of the file: set once, seen by every later connection.
+            mode = when_unlocked(lambda: connection.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+            if str(mode).lower() != "wal":
+                raise DataCueError(
+                    f"the outbox at {self.path} cannot use SQLite's WAL mode (got {mode!r});"
+                    " put DATACUE_OUTBOX_PATH on a local disk"
+                )
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            if version == sql.SCHEMA_VERSION:
+                return
+            if version > sql.SCHEMA_VERSION:
+                raise DataCueError(
+                    f"the outbox at {self.path} was written by a newer cue-front (schema {version});"
+                    " upgrade cue-front or point DATACUE_OUTBOX_PATH elsewhere"
+                )
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in sql.SCHEMA.split(";"):
+                    if statement.strip():
+                        connection.execute(statement)
+                connection.execute(f"PRAGMA user_version = {sql.SCHEMA_VERSION}")
+            except BaseException:
+                connection.rollback()
+                raise
+            connection.execute("COMMIT")
+
+    # -- intake (see .intake) ---------------------------------------------------------------
+
+    def put(self, kind: str, method: str, path: str, body: bytes, ordering_key: str | None = None) -> int:
+        """Queue one request; returns its row id once it is durable.
+
+        Raises :class:`OutboxFullError` for an event when the outbox is full even after
+        pruning delivered rows; a ``"rest"`` row is always accepted (see docs/delivery.md).
+        """
+        return self._intake.put(kind, method, path, body, ordering_key)
+
+    def put_event(self, body: bytes, ordering_key: str | None = None) -> int | None:
+        """Queue one event the quick way: through the journal, without a system call.
+
+        Durable when it returns, like :meth:`put`. Returns ``None`` for a journaled event
+        (it gets its row id when :meth:`ingest` moves it into the outbox) and the row id
+        when the journal is off or cannot take it.
+        """
+        return self._intake.put_event(body, ordering_key)
+
+    def ingest(self) -> int:
+        """Move journaled events into the outbox, in order; returns how many.
+
+        Any process may run it (the delivery worker does, before each claim); passes are
+        serialised by a lock file, and each record is moved exactly once.
+        """
+        return self._intake.ingest()
+
+    def retire_journal(self) -> None:
+        """At exit: this process's journal segment is closed, its events moved into the outbox,
+        and the segment deleted (else the next start's first ingest deletes it)."""
+        self._intake.retire_journal()
+
+    # -- delivery -------------------------------------------------------------------------
+
+    def claim(self, owner: str, limit: int = 100) -> list[OutboxRow]:
+        """Lease up to ``limit`` (at most 500) due rows to ``owner`` for ``lease_seconds``, oldest first.
+
+        A row is due when it is pending, its backoff is over and no earlier row with its
+        ``ordering_key`` is unfinished; so at most one row per key is ever claimed.
+        """
+        if limit < 1:
+            return []
+        self.ingest()
+        limit = min(limit, sql.IDS_PER_STATEMENT)
+        now = time.time()
+        lease_end = now + self.lease_seconds
+        with self._pool.connection() as connection:
+            # Found without the write lock (puts go on meanwhile, however long the queue)...
+            keyed = connection.execute(sql.CLAIMABLE_KEYED, (now, limit)).fetchall()
+            unkeyed = connection.execute(sql.CLAIMABLE_UNKEYED, (now, limit)).fetchall()
+            found = sorted(keyed + unkeyed)[:limit] if keyed and unkeyed else (keyed or unkeyed)
+            if not found:
+                return []
+            # ...then taken under it, each only if still free: another process may have
+            # claimed one in between. What this owner holds is then exactly what bears its
+            # name and this lease's end (owners are unique per claiming thread).
+            ids = [row[0] for row in found]
+            marks = ",".join("?" * len(ids))
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                taken = connection.execute(
+                    "UPDATE outbox SET due_at = ?, lease_owner = ?, attempts = attempts + 1"
+                    f" WHERE id IN ({marks}) AND state = 0 AND due_at <= ?",
+                    (lease_end, owner, *ids, now),
+                ).rowcount
+            except BaseException:
+                connection.rollback()
+                raise
+            connection.execute("COMMIT")
+            if taken < len(found):
+                held = {
+                    row_id
+                    for (row_id,) in connection.execute(
+                        f"SELECT id FROM outbox WHERE id IN ({marks}) AND lease_owner = ? AND due_at = ?",
+                        (*ids, owner, lease_end),
+                    )
+                }
+                found = [row for row in found if row[0] in held]
+        return [  # attempts counts this claim too
+            OutboxRow(row_id, kind, method, path, bytes(body), key, attempts + 1, created_at)
+            for row_id, kind, method, path, body, key, attempts, created_at in found
+        ]
+
+    def ack(self, row_ids: Iterable[int]) -> None:
+        """Mark rows delivered (whoever holds their lease now: DataCue has them)."""
+        ids = list(row_ids)
+        if not ids:
+            return
+        now = time.time()
+        with self._pool.write() as connection:
+            for start in range(0, len(ids), sql.IDS_PER_STATEMENT):
+                chunk = ids[start : start + sql.IDS_PER_STATEMENT]
+                connection.execute(
+                    "UPDATE outbox SET state = 1, done_at = ?, lease_owner = NULL"
+                    f" WHERE id IN ({','.join('?' * len(chunk))}) AND state != 1",
+                    (now, *chunk),
+                )
+
+    def retry_later(
+        self,
+        row_id: int,
+        *,
+        delay: float,
+        error: str,
+        status: int | None = None,
+        owner: str | None = None,
+    ) -> None:
+        """Give a claimed row back, to be sent again in ``delay`` seconds; ``error`` says why it failed.
+
+        With ``owner``, only if that owner still holds the row (its lease may have expired
+        and the row gone to another worker, whose claim then stands).
+        """
+        now = time.time()
+        with self._pool.write() as connection:
+            connection.execute(
+                "UPDATE outbox SET due_at = ?, lease_owner = NULL, last_status = ?, last_error = ?,"
+                " failed_at = ? WHERE id = ? AND state = 0 AND (?6 IS NULL OR lease_owner = ?6)",
+                (now + max(0.0, delay), status, error, now, row_id, owner),
+            )
+            connection.execute("UPDATE outbox_meta SET value = ? WHERE name = 'last_error'", (error,))
+
+    def release(self, row_ids: Iterable[int], *, delay: float = 0.0, owner: str | None = None) -> None:
+        """Give claimed rows back unsent, due again in ``delay`` seconds; not counted as an attempt."""
+        ids = list(row_ids)
+        if not ids:
+            return
+        due_at = time.time() + max(0.0, delay)
+        with self._pool.write() as connection:
+            connection.executemany(
+                "UPDATE outbox SET due_at = ?, lease_owner = NULL, attempts = MAX(attempts - 1, 0)"
+                " WHERE id = ? AND state = 0 AND (?3 IS NULL OR lease_owner = ?3)",
+                [(due_at, row_id, owner) for row_id in ids],
+            )
+
+    def dead_letter(
+        self,
+        row_id: int,
+        *,
+        status: int | None,
+        error: str,
+        response_body: str | None,
+        owner: str | None = None,
+    ) -> None:
+        """Set a row aside for good: DataCue refused it. It stays visible and retryable."""
+        now = time.time()
+        if response_body is not None:
+            response_body = response_body[:MAX_RESPONSE_CHARS]
+        with self._pool.write() as connection:
+            connection.execute(
+                "UPDATE outbox SET state = 2, lease_owner = NULL, last_status = ?, last_error = ?,"
+                " response_body = ?, failed_at = ? WHERE id = ? AND state = 0"
+                " AND (?6 IS NULL OR lease_owner = ?6)",
+                (status, error, response_body, now, row_id, owner),
+            )
+            connection.execute("UPDATE outbox_meta SET value = ? WHERE name = 'last_error'", (error,))
+
+    # -- dead letters ---------------------------------------------------------------------
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """The dead letters, most recently refused first."""
+        with self._pool.connection() as connection:
+            rows = connection.execute(
+                "SELECT id, kind, method, path, body, last_status, last_error, response_body, attempts,"
+                " created_at, failed_at FROM outbox WHERE state = 2 ORDER BY failed_at DESC, id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [
+            DeadLetter(row_id, kind, method, path, bytes(body), status, error or "", answer, *counts)
+            for row_id, kind, method, path, body, status, error, answer, *counts in rows  # attempts, times
+        ]
+
+    def retry_dead(self, row_ids: Iterable[int] | None = None) -> int:
+        """Queue dead letters again (all of them, or those in ``row_ids``); returns how many.
+
+        A requeued row goes before the later rows of its key that are not in flight yet.
+        """
+        now = time.time()
+        with self._pool.write() as connection:
+            if row_ids is None:
+                cursor = connection.execute(
+                    "UPDATE outbox SET state = 0, due_at = ?, attempts = 0, lease_owner = NULL"
+                    " WHERE state = 2",
+                    (now,),
+                )
+                return cursor.rowcount
+            cursor = connection.executemany(
+                "UPDATE outbox SET state = 0, due_at = ?, attempts = 0, lease_owner = NULL"
+                " WHERE id = ? AND state = 2",
+                [(now, row_id) for row_id in row_ids],
+            )
+            return cursor.rowcount
+
+    def retry_now(self) -> int:
+        """Make every pending row waiting out a backoff due now (DataCue is back); returns how many.
+
+        Rows in flight are left to their owners.
+        """
+        now = time.time()
+        with self._pool.write() as connection:
+            return connection.execute(
+                "UPDATE outbox SET due_at = ? WHERE state = 0 AND due_at > ? AND lease_owner IS NULL",
+                (now, now),
+            ).rowcount
+
+    # -- upkeep ---------------------------------------------------------------------------
+
+    def stats(self) -> OutboxStats:
+        """Counts of what the outbox holds (a scan of the table: for status pages, not hot paths)."""
+        self.ingest()
+        now = time.time()
+        with self._pool.connection() as connection:
+            connection.execute("BEGIN")  # one snapshot for both reads
+            try:
+                waiting, in_flight, delivered, dead, oldest = connection.execute(
+                    "SELECT COALESCE(SUM(state = 0 AND (lease_owner IS NULL OR due_at <= ?1)), 0),"
+                    " COALESCE(SUM(state = 0 AND lease_owner IS NOT NULL AND due_at > ?1), 0),"
+                    " COALESCE(SUM(state = 1), 0), COALESCE(SUM(state = 2), 0),"
+                    " MIN(CASE WHEN state = 0 THEN created_at END) FROM outbox",
+                    (now,),
+                ).fetchone()
+                meta = dict(connection.execute("SELECT name, value FROM outbox_meta").fetchall())
+            finally:
+                connection.execute("COMMIT")
+        return OutboxStats(
+            pending=int(waiting),
+            in_flight=int(in_flight),
+            delivered=int(delivered) + int(meta["deleted"]),
+            dead=int(dead),
+            oldest_pending_age=None if oldest is None else max(0.0, now - oldest),
+            last_error=meta["last_error"],
+            refused=int(meta["refused"]),
+        )
+
+    def next_due_in(self) -> float | None:
+        """Seconds until a row may be claimed (0: one may now); ``None`` when no row is unfinished.
+
+        Only the first unfinished row of each key counts: the rows behind it wait for it.
+        """
+        self.ingest()
+        with self._pool.connection() as connection:
+            (due_at,) = connection.execute(sql.NEXT_DUE).fetchone()
+        return None if due_at is None else max(0.0, due_at - time.time())
+
+    def unfinished(self) -> int:
+        """How many rows are not delivered and not dead (pending or in flight)."""
+        self.ingest()
+        with self._pool.connection() as connection:
+            (count,) = connection.execute(
+                "SELECT COUNT(*) FROM outbox INDEXED BY outbox_unfinished_by_key WHERE state = 0"
+            ).fetchone()
+        return int(count)
+
+    def prune(self, *, pause: float = 0.0) -> int:
+        """Delete delivered rows; returns how many. The worker calls this as it goes.
+
+        Rows go in small chunks, one transaction each; ``pause`` seconds between chunks
+        leave the write lock to the puts of request threads (the worker pauses; a put
+        that found the outbox full does not).
+        """
+        pruned = 0
+        while True:
+            if pruned and pause:
+                time.sleep(pause)
+            with self._pool.write() as connection:
+                deleted = connection.execute(sql.PRUNE_CHUNK, (sql.PRUNE_CHUNK_ROWS,)).rowcount
+                if deleted:
+                    connection.execute(
+                        "UPDATE outbox_meta SET value = value + ? WHERE name = 'deleted'", (deleted,)
+                    )
+            pruned += deleted
+            if deleted < sql.PRUNE_CHUNK_ROWS:
+                return pruned
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file without blocking anyone (the worker calls this)."""
+        with self._pool.connection() as connection:
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def close(self) -> None:
+        """Close every connection this process opened. The outbox cannot be used afterwards."""
+        self._pool.close()
+
+    def __enter__(self) -> Outbox:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,179 @@
+"""One app's cue-front state (``app.extensions["datacue"]``), and ``get_state()`` that reaches it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from flask import Flask, current_app
+
+from .client import Client
+from .errors import ConfigurationError
+from .outbox import DeliveryWorker, Outbox, OutboxBackend
+from .queued import QueuedClient
+from .recommendation_cache import RecommendationCache
+from .transport import Transport
+
+if TYPE_CHECKING:
+    from .extension import DataCue
+
+__all__ = ["DataCueState", "get_state"]
+
+_Made = TypeVar("_Made")
+
+#: Seconds between two log lines about events refused by a full outbox.
+REFUSAL_REPORT_INTERVAL = 60.0
+
+
+class DataCueState:
+    """Everything cue-front knows about one app, read from its config once at ``init_app``.
+
+    ``DATACUE_*`` keys are read when the extension is initialised and never again:
+    set them before calling ``init_app``. What is costly to make (the REST client, the
+    outbox and its delivery worker) is made on first use.
+    """
+
+    def __init__(self, extension: DataCue, app: Flask) -> None:
+        config = app.config
+        self.extension = extension
+        #: The app itself: the sender of the signals the delivery worker sends.
+        self.app = app
+        self.delivery_mode: str = config["DATACUE_DELIVERY"]
+        self.api_key: str = config["DATACUE_API_KEY"]
+        self.strict: bool = bool(config["DATACUE_STRICT"])
+        self.config_mode: str = config["DATACUE_CONFIG_MODE"]
+        self.script_urls: tuple[str, ...] = tuple(config["DATACUE_SCRIPT_URLS"])
+        self.url_prefix: str = config["DATACUE_URL_PREFIX"]
+        self.proxy_enabled: bool = bool(config["DATACUE_PROXY_ENABLED"])
+        self.proxy_max_bytes = int(config["DATACUE_PROXY_MAX_BYTES"])
+        self.proxy_timeout = float(config["DATACUE_PROXY_TIMEOUT"])
+        self.ssr: bool = bool(config["DATACUE_SSR"])
+        self.ssr_timeout = float(config["DATACUE_SSR_TIMEOUT"])
+        self.ssr_orders = bool(config["DATACUE_SSR_ORDERS"])
+        self.recommendation_cache = RecommendationCache()
+        self.anonymous_cookie: str = config["DATACUE_ANONYMOUS_COOKIE"]
+        # The app's Jinja globals, where flask-talisman (if installed) puts csp_nonce.
+        self.jinja_globals = app.jinja_env.globals
+        self._config = config
+        self._client: Client | None = None
+        self._outbox: OutboxBackend | None = None
+        self._delivery: DeliveryWorker | None = None
+        self._quick_transports: dict[float, Transport] = {}
+        self._lock = threading.RLock()
+        #: Events refused at intake because the outbox was full (see docs/delivery.md).
+        self.refused_events = 0
+        self._refusals_reported = 0
+        self._refusals_reported_at = -REFUSAL_REPORT_INTERVAL
+
+    def _made(self, attribute: str, make: Callable[[], _Made]) -> _Made:
+        """``self.<attribute>``, made by ``make`` the first time (once, whichever thread asks first)."""
+        with self._lock:
+            made: _Made | None = getattr(self, attribute)
+            if made is None:
+                made = make()
+                setattr(self, attribute, made)
+            return made
+
+    @property
+    def client(self) -> Client:
+        """The REST client built from this app's config, created on first use."""
+        return self._client or self._made("_client", lambda: Client.from_config(self._config))
+
+    @property
+    def outbox(self) -> OutboxBackend:
+        """The app's durable outbox (``DATACUE_OUTBOX_PATH``), opened on first use."""
+        return self._outbox or self._made("_outbox", self._open_outbox)
+
+    def _open_outbox(self) -> OutboxBackend:
+        return Outbox(
+            self._config["DATACUE_OUTBOX_PATH"],
+            max_rows=int(self._config["DATACUE_OUTBOX_MAX_ROWS"]),
+            lease_seconds=float(self._config["DATACUE_OUTBOX_LEASE_SECONDS"]),
+        )
+
+    @property
+    def delivery(self) -> DeliveryWorker:
+        """The worker that drains the outbox, started on first use (and again after a fork)."""
+        delivery = self._delivery or self._made("_delivery", self._make_delivery)
+        delivery.ensure_running()
+        return delivery
+
+    def _make_delivery(self) -> DeliveryWorker:
+        first_wait, longest_wait = self._config["DATACUE_DELIVERY_BACKOFF"]
+        return DeliveryWorker(
+            self.outbox,
+            self.client.transport,
+            sender=self.app,
+            backoff_base=float(first_wait),
+            backoff_max=float(longest_wait),
+        )
+
+    @property
+    def queued(self) -> QueuedClient:
+        """The REST resources, delivered through the outbox (see ``cue_front.queued``)."""
+        return QueuedClient(self)
+
+    def quick_transport(self, timeout: float) -> Transport:
+        """A transport for single, time-boxed calls (recommendations asked for on the request path)."""
+        transport = self._quick_transports.get(timeout)
+        if transport is None:
+            with self._lock:
+                transport = self._quick_transports.get(timeout)
+                if transport is None:
+                    config = self._config
+                    transport = Transport(
+                        config["DATACUE_API_KEY"],
+                        config["DATACUE_API_SECRET"],
+                        api_url=config["DATACUE_API_URL"],
+                        events_url=config["DATACUE_EVENTS_URL"],
+                        timeout=(timeout, timeout),
+                        retries=0,
+                    )
+                    self._quick_transports[timeout] = transport
+        return transport
+
+    def close(self) -> None:
+        """Stop the delivery thread and close the outbox and HTTP connections (tests, shutdown)."""
+        with self._lock:
+            if self._delivery is not None:
+                self._delivery.stop()
+                self._delivery = None
+            if self._outbox is not None:
+                self._outbox.close()
+                self._outbox = None
+            for transport in self._quick_transports.values():
+                transport.close()
+            self._quick_transports.clear()
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def count_refusal(self) -> int:
+        """Count an event refused by a full outbox; the refusals to report now (0: not yet)."""
+        with self._lock:
+            self.refused_events += 1
+            now = time.monotonic()
+            if now - self._refusals_reported_at < REFUSAL_REPORT_INTERVAL:
+                return 0
+            unreported = self.refused_events - self._refusals_reported
+            self._refusals_reported, self._refusals_reported_at = self.refused_events, now
+            return unreported
+
+    def __repr__(self) -> str:
+        # Never show the config: it holds the API secret.
+        return f"<DataCueState api_key={self.api_key!r} strict={self.strict}>"
+
+
+def get_state(app: Flask | None = None) -> DataCueState:
+    """The :class:`DataCueState` of ``app`` (default: the current app)."""
+    if app is None:
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+    try:
+        state: DataCueState = app.extensions["datacue"]
+    except KeyError:
+        raise ConfigurationError(
+            "cue-front is not initialised on this app: call DataCue(app) or datacue.init_app(app)"
+        ) from None
+    return state
