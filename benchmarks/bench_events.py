@@ -40,9 +40,8 @@ from typing import Any
 import requests
 
 from benchmarks.report import Result
-from cue_front.outbox import DeliveryWorker
-from cue_front.outbox import Outbox
 from cue_front.encoding import encode_json
+from cue_front.outbox import DeliveryWorker, Outbox
 from cue_front.transport import Transport
 
 DELIVERY_EVENTS = 20_000
@@ -287,8 +286,8 @@ def measure_track(folder: Path, sink_port: int) -> list[Result]:
 
     from cue_front import DataCue, track
     from cue_front.events import build_envelope
-    from cue_front.state import get_state
     from cue_front.identity import current_anonymous_id
+    from cue_front.state import get_state
 
     events_url = f"http://127.0.0.1:{sink_port}/"
     app = Flask("bench_track")

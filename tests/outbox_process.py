@@ -38,8 +38,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from cue_front.outbox import Outbox
 from cue_front.encoding import encode_json
+from cue_front.outbox import Outbox
 from cue_front.transport import Transport
 
 if TYPE_CHECKING:

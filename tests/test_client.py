@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from cue_front.client import Client, OverviewIds
+from cue_front.encoding import MAX_BODY_BYTES
 from cue_front.errors import AuthenticationError, ValidationError
 from cue_front.schema import BATCH_LIMIT
 from cue_front.settings import DEFAULTS
-from cue_front.encoding import MAX_BODY_BYTES
 from tests.sink import API_KEY, API_SECRET, Answer, Sink
 
 PRODUCT = {

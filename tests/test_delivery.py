@@ -23,11 +23,10 @@ import pytest
 from flask import Flask, current_app
 
 from cue_front import signals
-from cue_front.outbox import DeliveryWorker
 from cue_front.emulator import RunningEmulator
-from cue_front.outbox.journal import journal_folder
-from cue_front.outbox import Outbox
 from cue_front.encoding import encode_json
+from cue_front.outbox import DeliveryWorker, Outbox
+from cue_front.outbox.journal import journal_folder
 from cue_front.transport import Transport
 from tests.outbox_process import event_body
 from tests.sink import API_KEY, API_SECRET, Answer, Sink

@@ -21,8 +21,8 @@ from typing import IO, Any
 
 import pytest
 
-from cue_front.outbox.journal import JournalWriter, collect, journal_folder
 from cue_front.outbox import Outbox, OutboxFullError, OutboxRow
+from cue_front.outbox.journal import JournalWriter, collect, journal_folder
 from tests.outbox_process import event_body, journaled_body
 
 HELPER = Path(__file__).with_name("outbox_process.py")

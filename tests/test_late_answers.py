@@ -24,8 +24,7 @@ from typing import Any
 
 import pytest
 
-from cue_front.outbox import DeliveryWorker
-from cue_front.outbox import Outbox, OutboxStats
+from cue_front.outbox import DeliveryWorker, Outbox, OutboxStats
 from cue_front.transport import Transport
 from tests.outbox_process import event_body
 from tests.sink import API_KEY, API_SECRET, Answer, Sink

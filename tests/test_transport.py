@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from cue_front import signing
+from cue_front.encoding import MAX_BODY_BYTES, encode_json
 from cue_front.errors import (
     AuthenticationError,
     BadRequestError,
@@ -20,7 +21,6 @@ from cue_front.errors import (
     RateLimitError,
     ServerError,
 )
-from cue_front.encoding import MAX_BODY_BYTES, encode_json
 from cue_front.transport import Transport, user_agent
 from tests.sink import API_KEY, API_SECRET, Answer, Sink, answers
 
