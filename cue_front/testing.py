@@ -1,20 +1,16 @@
 """A pytest plugin for shops (and cue-front itself): a real, local DataCue in every test.
 
-Load it with ``-p cue_front.testing`` (or ``pytest_plugins = ["cue_front.testing"]``)
-and ask for the ``emulator`` fixture::
+pytest loads it by itself once cue-front is installed (a ``pytest11`` entry point). Ask
+for the ``emulator`` fixture: one emulator server per test session on a free loopback
+port, reset (data, journal, banners, faults) before each test that asks for it::
 
     def test_cart_update_reaches_datacue(app, emulator):
         app.config.update(emulator.config)
         ...
         assert emulator.events(type="cart")[0]["body"]["event"]["cart"] == [...]
 
-One emulator server runs per test session on a free loopback port, in a thread;
-``emulator`` resets it (data, journal, banners, faults) before handing it to a
-test, so every test starts from an empty DataCue. It answers with
-:class:`cue_front.emulator.RunningEmulator`: ``url``, ``api_url``,
-``events_url``, ``api_key``, ``api_secret``, ``app``, ``config``, ``reset()``,
-``events(user=, type=)``, ``requests(user=, type=)``, ``set_faults(**spec)`` and
-``overview()``.
+It answers with :class:`cue_front.emulator.RunningEmulator` (``url``, ``api_url``,
+``events_url``, ``config``, ``reset()``, ``events()``, ``requests()``, ``set_faults()``...).
 """
 
 from __future__ import annotations

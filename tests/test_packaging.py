@@ -26,7 +26,14 @@ USE_THE_WHEEL = textwrap.dedent(
         widget = str(datacue_products("related"))
         config = str(render_datacue("home"))
     loader = app.test_client().get("/datacue/static/cue-front-loader.js")
+    from importlib import metadata
+    plugins = [e.value for e in metadata.entry_points(group="pytest11") if e.name == "cue_front"]
     print(json.dumps({
+        "version": [cue_front.__version__, metadata.version("cue-front")],
+        "plugins": plugins,
+        "licence": [str(f) for f in metadata.files("cue-front") if "LICENSE" in str(f)],
+        "requires": metadata.requires("cue-front"),
+        "urls": metadata.metadata("cue-front").get_all("Project-URL"),
         "module": cue_front.__file__,
         "widget": widget,
         "config": config,
@@ -70,3 +77,10 @@ def test_wheel_installs_and_renders_in_a_fresh_venv(tmp_path: Path) -> None:
     assert "window.datacueConfig" in used["config"]
     assert used["loader"] == 200
     assert used["typed"] is True
+    # One version source, the pytest plugin found by itself, the licence shipped, what is imported declared.
+    assert used["version"][0] == used["version"][1]
+    assert used["plugins"] == ["cue_front.testing"]
+    assert len(used["licence"]) == 1
+    declared = {requirement.split(">")[0].split(";")[0].strip() for requirement in used["requires"]}
+    assert {"flask", "blinker", "click", "markupsafe", "itsdangerous", "requests"} <= declared
+    assert used["urls"]
