@@ -1,4 +1,4 @@
-"""docs/architecture.md is the map of the house: every room in the tree is on it, and everything on it is in the tree."""
+"""docs/architecture.md, the map: every room in the tree is on it, and all it names is in the tree."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ def test_every_module_of_the_package_is_on_the_map() -> None:
         for path in (ROOT / "cue_front").rglob("*.py")
         if path.name != "__init__.py"
     }
-    packages = {f"{path.parent.relative_to(ROOT).as_posix()}/" for path in (ROOT / "cue_front").rglob("__init__.py")}
+    packages = {
+        f"{path.parent.relative_to(ROOT).as_posix()}/" for path in (ROOT / "cue_front").rglob("__init__.py")
+    }
     missing = sorted((modules | packages) - NAMED - {"cue_front/"})
     assert missing == [], f"rooms not on docs/architecture.md: {missing}"
     assert "cue_front/__init__.py" in NAMED
