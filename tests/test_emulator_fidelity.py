@@ -292,6 +292,7 @@ def test_batch_track_records_every_event_in_order(emulator: RunningEmulator, pat
     entry = inspect(emulator, "events?type=batch")[0]
     assert (entry["path"], entry["status"], entry["events"], entry["user"]) == (path, 204, 2, "u1")
     assert entry["body"] == batch
+    assert "batch (2 events)" in requests.get(emulator.url + "/", timeout=10).text  # the debugger
 
 
 @pytest.mark.parametrize("path", ["/", "/events"])
@@ -312,11 +313,18 @@ def test_a_bad_event_in_a_batch_is_named_by_its_index_and_none_is_recorded(
     assert (entry["status"], entry["errors"]) == (400, errors)
 
 
-def test_an_empty_batch_of_events_is_400(emulator: RunningEmulator) -> None:
-    response = php_track(emulator, [])
+def test_a_batch_of_events_takes_at_least_one_and_at_most_500(emulator: RunningEmulator) -> None:
+    login = {"user": {"user_id": "u1"}, "event": {"type": "login"}}
 
-    assert response.status_code == 400
-    assert response.json()["errors"] == ["needs at least 1 item(s), got 0"]
+    empty = php_track(emulator, [])
+    too_many = php_track(emulator, [login] * 501)
+    most = php_track(emulator, [login] * 500)
+
+    assert empty.status_code == 400
+    assert empty.json()["errors"] == ["needs at least 1 item(s), got 0"]
+    assert too_many.status_code == 413
+    assert "at most 500 items" in too_many.json()["message"]
+    assert most.status_code == 204
 
 
 # -- client->sync() and client->clear() ----------------------------------------------------------
