@@ -247,7 +247,8 @@ def _delete_orders(orders: list[dict[str, Any]]) -> Collection[str]:
 # The official client's batchCancel. The guide documents no batch status change; its answer is
 # modelled on the guide's other batch of orders, Delete Multiple Orders: 207 with a status per
 # order, so that a client resends only what failed. An unknown order is an "error" item there,
-# as the single status change answers it 404, while the others are changed.
+# as the single status change answers it 404, while the others are changed. The client wraps
+# this batch in {"batch": [...]}; a bare array is taken too, as at every other batch endpoint.
 @_route("/batch/orders", "PATCH", "orders", "batch_status")
 def batch_change_order_status() -> Response:
     return _per_order(_batch(), ORDER_STATUS_ITEM, _change_statuses)
