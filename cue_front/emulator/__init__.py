@@ -15,7 +15,8 @@ Tests, CI and the demo use it instead of the real service::
 The rooms: ``app`` (the Flask app and request life cycle), ``events_api`` and
 ``rest_api`` (the contract), ``auth``, ``exchange`` (shared plumbing),
 ``state`` (semantics and identity), ``store`` (SQLite), ``recommender``,
-``faults``, ``banners``, ``debugger`` (what it received) and ``server``.
+``faults``, ``banners``, ``debugger`` (what it received), ``guard`` (other
+sites kept out) and ``server``.
 """
 
 from __future__ import annotations

@@ -24,6 +24,14 @@ def parse_arguments(arguments: Sequence[str] | None = None) -> argparse.Namespac
     parser.add_argument("--db", help="SQLite file that keeps the data across restarts")
     parser.add_argument("--banners", help="JSON file of banners: {\"banners\": [...]}")
     parser.add_argument("--faults", help="a fault plan, as JSON text or a JSON file")
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests for this host name (repeatable); by default only the address it"
+        " serves on, localhost, 127.0.0.1 and [::1] are answered, to keep other sites out",
+    )
     parser.add_argument("--quiet", action="store_true", help="no access log")
     return parser.parse_args(arguments)
 
@@ -47,6 +55,7 @@ def main(arguments: Sequence[str] | None = None) -> int:
             db_path=options.db,
             faults=_fault_plan(options.faults),
             banners=options.banners,
+            allow_hosts=options.allow_host,
         )
     except (ValueError, OSError) as error:  # ValidationError is a ValueError
         raise SystemExit(f"cannot start the emulator: {error}") from None

@@ -3,7 +3,8 @@
 Every request on the events API (``POST /``, ``/events``) or the REST API
 (``/v1/...``) is an *exchange*: faults are drawn for it first, then the route
 runs, and whatever was answered (including 401s, 404s and injected faults) is
-journaled for ``GET /_emulator/events`` and ``/_emulator/requests``.
+journaled for ``GET /_emulator/events`` and ``/_emulator/requests``. Before
+all that, ``guard`` turns away what other sites' pages send (see there).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -25,6 +26,7 @@ from .events_api import EVENT_PATHS, note_what_was_sent
 from .events_api import blueprint as events_blueprint
 from .exchange import EXTENSION_KEY, Exchange, Problem, current_exchange, emulator_state, error_response
 from .faults import Fault, FaultPlan
+from .guard import ALLOWED_HOSTS_KEY, allowed_hosts, guard
 from .rest_api import blueprint as rest_blueprint
 from .rest_api import note_what_was_asked
 from .state import EmulatorState
@@ -48,12 +50,15 @@ def create_emulator(
     db_path: str | Path | None = None,
     faults: Mapping[str, Any] | None = None,
     banners: Sequence[Mapping[str, Any]] | str | Path | None = None,
+    allow_hosts: Iterable[str] = (),
 ) -> Flask:
     """A DataCue emulator app.
 
     ``db_path`` None keeps everything in memory; a file keeps it across restarts.
     ``faults`` is a fault plan (see :mod:`cue_front.emulator.faults`). ``banners``
     is a list of banners or a JSON file of them (see :mod:`cue_front.emulator.banners`).
+    ``allow_hosts`` names hosts it answers for besides its own address and the
+    loopback names, such as ``["emulator"]`` in a docker network (see :mod:`.guard`).
     """
     if isinstance(banners, (str, Path)):
         banners = load_banners(banners)
@@ -66,11 +71,13 @@ def create_emulator(
     )
     app = Flask("cue_front.emulator", template_folder=resource_dir("templates"), static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.config[ALLOWED_HOSTS_KEY] = allowed_hosts(allow_hosts)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION_KEY] = state
     app.register_blueprint(events_blueprint)
     app.register_blueprint(rest_blueprint)
     app.register_blueprint(debugger_blueprint)
+    app.before_request(guard)  # first: a refused request opens no exchange and is not journaled
     app.before_request(_open_exchange)
     app.after_request(_close_exchange)
     app.register_error_handler(Problem, error_response)

@@ -11,6 +11,8 @@ refreshes its live part every two seconds). The JSON endpoints:
 ``GET|PUT /_emulator/banners`` the banners (see :mod:`.banners`)
 ``GET /_emulator/overview``    counts of what was received
 =============================  =============================================================
+
+Those that change something refuse other sites' pages (see :mod:`.guard`).
 """
 
 from __future__ import annotations

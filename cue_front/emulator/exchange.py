@@ -5,30 +5,40 @@ answered; routes fill in what they learn (who, which event, which errors) and
 the app journals it after the response is made. Errors are JSON:
 ``{"status": 400, "message": "batch[3].price: expected a number, got '99,50'",
 "errors": ["batch[3].price: expected a number, got '99,50'"]}``.
+
+Batches come in two forms, read here for both APIs: the guide's
+``{"batch": [...]}`` and the bare JSON array that DataCue's official PHP
+client sends (every REST batch call, and ``events->batchTrack``). Both are
+validated alike; error paths name the items as they were sent (``batch[3]``
+or ``[3]``).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, NoReturn, cast
 
 from flask import Response, current_app, g, jsonify, request
 
-from ..errors import ValidationError
-from ..schema import Object, Tagged, validate
+from ..errors import FieldError, ValidationError
+from ..schema import BATCH_LIMIT, Object, Tagged, batch_of, validate
 from .state import EmulatorState, now_timestamp
 
 __all__ = [
     "EXTENSION_KEY",
+    "Batch",
     "Exchange",
     "Problem",
+    "batch_spec",
     "current_exchange",
     "emulator_state",
     "error_response",
     "fail",
+    "read_batch",
     "read_json",
     "validated",
 ]
@@ -126,3 +136,47 @@ def validated(spec: Object | Tagged, data: Any) -> Any:
         return validate(spec, data)
     except ValidationError as error:
         fail(400, str(error), [str(problem) for problem in error.errors])
+
+
+#: The ``{"batch": [...]}`` spec of an item spec, built (and its checking function compiled) once.
+batch_spec = functools.cache(batch_of)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A batch request's body as ``{"batch": [...]}``, and whether it came as a bare array."""
+
+    wrapped: Any
+    bare: bool
+
+    @property
+    def prefix(self) -> str:
+        """Where the items are, in error paths: ``batch`` (``batch[2].price``) or nothing (``[2].price``)."""
+        return "" if self.bare else "batch"
+
+    def as_sent(self, errors: Iterable[FieldError]) -> list[str]:
+        """Error messages naming paths as the client wrote them (validation ran on the wrapped form)."""
+        if not self.bare:
+            return [str(error) for error in errors]
+        return [str(FieldError(error.path.removeprefix("batch"), error.message)) for error in errors]
+
+    def validated(self, item: Object) -> list[Any]:
+        """Every item valid, normalized; else 400 naming every bad item path (nothing is applied)."""
+        try:
+            items: list[Any] = validate(batch_spec(item), self.wrapped)["batch"]
+        except ValidationError as error:
+            messages = self.as_sent(error.errors)
+            fail(400, "; ".join(messages), messages)
+        return items
+
+
+def read_batch(body: Any) -> Batch:
+    """A batch request's body in either form; 413 beyond DataCue's 500 items, before any other check."""
+    bare = isinstance(body, list)
+    wrapped = {"batch": body} if bare else body
+    if isinstance(wrapped, Mapping) and isinstance(wrapped.get("batch"), list):
+        count = len(wrapped["batch"])
+        if count > BATCH_LIMIT:
+            where = "the array" if bare else "batch"
+            fail(413, f"{where}: at most {BATCH_LIMIT} items per request, got {count}")
+    return Batch(wrapped, bare)

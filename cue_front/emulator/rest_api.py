@@ -1,4 +1,5 @@
-"""The REST API under ``/v1``: every documented endpoint, method and status code.
+"""The REST API under ``/v1``: every documented endpoint, method and status code, and the
+official client's forms of them.
 
 Each request is authenticated (a signed body, see ``auth``), its JSON body
 validated with the shared schema specs, and applied whole or not at all:
@@ -6,18 +7,25 @@ validated with the shared schema specs, and applied whole or not at all:
 a batch order delete, 200 for the overview. Unknown ids are no error for a
 delete (deletes are idempotent: a retried delete still answers 204), but are
 for an order status change (404), which has nothing to change.
+
+DataCue's official PHP client (``DataCueCo/datacue-php``) sends some calls
+otherwise than the guide, and DataCue takes them, so the emulator does too,
+validating each like its documented twin: batches as bare arrays (see
+``exchange.read_batch``), ``PUT /batch/<resource>`` (batchUpdate) like
+``POST``, ``PATCH /orders/<id>`` (cancel) like ``PUT``, ``PATCH /batch/orders``
+(batchCancel), and the two calls the guide leaves out, ``GET /clients/sync``
+and ``DELETE /clients``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Final
 
 from flask import Blueprint, Response, jsonify, request
 
 from ..errors import ValidationError
 from ..schema import (
-    BATCH_LIMIT,
     CATEGORY,
     CATEGORY_CHANGES,
     CATEGORY_KEY,
@@ -30,13 +38,23 @@ from ..schema import (
     USER,
     USER_CHANGES,
     USER_KEY,
+    Field,
     Object,
-    batch_of,
     validate,
     validate_partial,
 )
 from .auth import authenticate_rest
-from .exchange import Exchange, current_exchange, emulator_state, fail, read_json, validated
+from .exchange import (
+    Batch,
+    Exchange,
+    batch_spec,
+    current_exchange,
+    emulator_state,
+    fail,
+    read_batch,
+    read_json,
+    validated,
+)
 
 __all__ = ["ACTIONS", "blueprint", "note_what_was_asked"]
 
@@ -49,13 +67,17 @@ _CREATE_SPECS: Final[Mapping[str, Object]] = {
     "users": USER,
     "orders": ORDER,
 }
-_BATCH_CREATE_SPECS: Final = {name: batch_of(spec) for name, spec in _CREATE_SPECS.items()}
-_BATCH_DELETE_SPECS: Final = {
-    "products": batch_of(PRODUCT_KEY),
-    "categories": batch_of(CATEGORY_KEY),
-    "users": batch_of(USER_KEY),
-    "orders": batch_of(ORDER_KEY),
+_KEYS: Final[Mapping[str, Object]] = {
+    "products": PRODUCT_KEY,
+    "categories": CATEGORY_KEY,
+    "users": USER_KEY,
+    "orders": ORDER_KEY,
 }
+#: An item of a batch order status change (the official client's batchCancel): which order, what status.
+ORDER_STATUS_ITEM: Final = ORDER_KEY.extend(**ORDER_STATUS_CHANGE.fields)
+#: Update User's body. Guide: its table says "same as Create User, except user_id", but its own
+#: Python sample repeats user_id in the body; taken when it is the path's id (checked in the route).
+_USER_UPDATE: Final = USER_CHANGES.extend(user_id=Field(USER.fields["user_id"].spec))
 
 #: Endpoint -> (resource, action), what the journal calls each request; the resource is
 #: None where the URL says it.
@@ -116,14 +138,12 @@ def _put(resource: str, items: list[dict[str, Any]]) -> None:
         _note_user(items[0]["user_id"])
 
 
-def _batch_body() -> Any:
-    """The body of a batch request; 413 beyond DataCue's 500 items, before any other check."""
-    body = _body()
-    if isinstance(body, Mapping) and isinstance(body.get("batch"), list):
-        count = len(body["batch"])
-        if count > BATCH_LIMIT:
-            fail(413, f"batch: at most {BATCH_LIMIT} items per request, got {count}")
-    return body
+def _batch() -> Batch:
+    return read_batch(_body())
+
+
+def _no_order(order_id: str) -> str:
+    return f"no order {order_id!r}: create it before changing its status"
 
 
 # -- create, update, delete one ---------------------------------------------------------------
@@ -151,16 +171,25 @@ def update_category(category_id: str) -> Response:
 
 @_route("/users/<user_id>", "PUT", "users", "update")
 def update_user(user_id: str) -> Response:
-    changes = validated(USER_CHANGES, _body())
+    changes = dict(validated(_USER_UPDATE, _body()))
+    body_id = changes.pop("user_id", user_id)
+    if body_id != user_id:
+        fail(
+            400,
+            f"user_id: the body says {body_id!r} but the path says {user_id!r}; a user's id cannot"
+            " change: send the path's id, or leave user_id out of the body",
+        )
     _put("users", [{**changes, "user_id": user_id}])
     return _no_content()
 
 
+# The official client's cancel() sends PATCH; the guide documents PUT. Both change the status.
+@_route("/orders/<order_id>", "PATCH", "orders", "status")
 @_route("/orders/<order_id>", "PUT", "orders", "status")
 def change_order_status(order_id: str) -> Response:
     change = validated(ORDER_STATUS_CHANGE, _body())
-    if not emulator_state().change_order_status(order_id, change["order_status"]):
-        fail(404, f"no order {order_id!r}: create it before changing its status")
+    if emulator_state().change_order_statuses([(order_id, change["order_status"])]):
+        fail(404, _no_order(order_id))
     return _no_content()
 
 
@@ -187,20 +216,21 @@ def delete_one(resource: str, entity_id: str) -> Response:
 # -- batch ------------------------------------------------------------------------------------
 
 
+# batchUpdate in the official client is PUT; it upserts exactly as the guide's POST does.
+@_route(f"/batch/{_RESOURCE}", "PUT", None, "batch_update")
 @_route(f"/batch/{_RESOURCE}", "POST", None, "batch_create")
 def batch_create(resource: str) -> Response:
-    batch = validated(_BATCH_CREATE_SPECS[resource], _batch_body())["batch"]
-    _put(resource, batch)
+    _put(resource, _batch().validated(_CREATE_SPECS[resource]))
     return _created()
 
 
 @_route(f"/batch/{_RESOURCE}", "DELETE", None, "batch_delete")
 def batch_delete(resource: str) -> Response:
-    body = _batch_body()
+    batch = _batch()
     state = emulator_state()
     if resource == "orders":
-        return _batch_delete_orders(body)
-    keys = validated(_BATCH_DELETE_SPECS[resource], body)["batch"]
+        return _per_order(batch, ORDER_KEY, _delete_orders)
+    keys = batch.validated(_KEYS[resource])
     if resource == "products":
         state.delete_variants([(key["product_id"], key["variant_id"]) for key in keys])
     else:
@@ -209,30 +239,60 @@ def batch_delete(resource: str) -> Response:
     return _no_content()
 
 
-def _batch_delete_orders(body: Any) -> Response:
-    """207: a status per order sent; invalid items are reported, the valid ones deleted."""
-    _, errors = validate_partial(_BATCH_DELETE_SPECS["orders"], body)
-    whole_body_errors = [str(error) for error in errors if not error.path.startswith("batch[")]
+def _delete_orders(orders: list[dict[str, Any]]) -> Collection[str]:
+    emulator_state().delete("orders", [order["order_id"] for order in orders])
+    return ()  # deletes are idempotent: an unknown order is deleted already
+
+
+# The official client's batchCancel. The guide documents no batch status change; its answer is
+# modelled on the guide's other batch of orders, Delete Multiple Orders: 207 with a status per
+# order, so that a client resends only what failed. An unknown order is an "error" item there,
+# as the single status change answers it 404, while the others are changed. The client wraps
+# this batch in {"batch": [...]}; a bare array is taken too, as at every other batch endpoint.
+@_route("/batch/orders", "PATCH", "orders", "batch_status")
+def batch_change_order_status() -> Response:
+    return _per_order(_batch(), ORDER_STATUS_ITEM, _change_statuses)
+
+
+def _change_statuses(changes: list[dict[str, Any]]) -> Collection[str]:
+    pairs = [(change["order_id"], change["order_status"]) for change in changes]
+    return emulator_state().change_order_statuses(pairs)
+
+
+def _per_order(
+    batch: Batch, item_spec: Object, apply: Callable[[list[dict[str, Any]]], Collection[str]]
+) -> Response:
+    """207: a status per order sent. Invalid items are reported, the valid ones applied together;
+    ``apply`` returns the ids it found no order for, which are reported as errors too."""
+    _, errors = validate_partial(batch_spec(item_spec), batch.wrapped)
+    whole_body_errors = batch.as_sent(error for error in errors if not error.path.startswith("batch["))
     if whole_body_errors:
         fail(400, "; ".join(whole_body_errors), whole_body_errors)
-    statuses: list[dict[str, Any]] = []
-    deleted: list[str] = []
-    item_errors: list[str] = []
-    for index, item in enumerate(body["batch"]):
+    # (path, order id, its errors; None while it is valid)
+    results: list[tuple[str, Any, list[str] | None]] = []
+    valid: list[dict[str, Any]] = []
+    for index, item in enumerate(batch.wrapped["batch"]):
+        path = f"{batch.prefix}[{index}]"
         try:
-            order_id = validate(ORDER_KEY, item, path=f"batch[{index}]")["order_id"]
+            valid_item = validate(item_spec, item, path=path)
         except ValidationError as error:
-            messages = [str(problem) for problem in error.errors]
-            item_errors += messages
             sent_id = item.get("order_id") if isinstance(item, Mapping) else None
-            statuses.append({"order_id": sent_id, "status": "error", "errors": messages})
+            results.append((path, sent_id, [str(problem) for problem in error.errors]))
             continue
-        deleted.append(order_id)
-        statuses.append({"order_id": order_id, "status": "OK"})
-    emulator_state().delete("orders", deleted)
+        valid.append(valid_item)
+        results.append((path, valid_item["order_id"], None))
+    missing = apply(valid)
+    statuses: list[dict[str, Any]] = []
+    for path, order_id, item_errors in results:
+        if item_errors is None and order_id in missing:
+            item_errors = [f"{path}.order_id: {_no_order(order_id)}"]
+        if item_errors is None:
+            statuses.append({"order_id": order_id, "status": "OK"})
+        else:
+            statuses.append({"order_id": order_id, "status": "error", "errors": item_errors})
     exchange = current_exchange()
     if exchange is not None:
-        exchange.errors = item_errors
+        exchange.errors = [error for status in statuses for error in status.get("errors", ())]
     response = jsonify(status=statuses)
     response.status_code = 207
     return response
@@ -241,6 +301,27 @@ def _batch_delete_orders(body: Any) -> Response:
 @_route(f"/batch/{_RESOURCE}/all", "DELETE", None, "delete_all")
 def delete_all(resource: str) -> Response:
     emulator_state().delete_all(resource)
+    return _no_content()
+
+
+# -- the account (the official client's Client module; the guide documents neither call) ---------
+
+
+@_route("/clients/sync", "GET", "clients", "sync")
+def sync() -> Response:
+    """What DataCue wants the shop to send again. DataCue's own plugins (WooCommerce's ReSync)
+    read a JSON object whose ``products``, ``categories``, ``users`` and ``orders`` are each null
+    (nothing), ``"full"`` (everything again) or a list of ids. The emulator keeps all it
+    received, so it never needs anything again: 200 with four nulls (an empty body would break
+    those plugins, which read the members of the object)."""
+    return jsonify(products=None, categories=None, users=None, orders=None)
+
+
+@_route("/clients", "DELETE", "clients", "clear")
+def clear() -> Response:
+    """The official client's ``clear()``, "Clear all data": 204, as every other delete answers,
+    and the account's data is gone (see ``EmulatorState.clear_data`` for what stays)."""
+    emulator_state().clear_data()
     return _no_content()
 
 

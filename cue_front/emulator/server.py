@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -54,6 +54,10 @@ class RunningEmulator:
     def state(self) -> EmulatorState:
         state: EmulatorState = self.app.extensions[EXTENSION_KEY]
         return state
+
+    @property
+    def port(self) -> int:
+        return int(self._server.port)
 
     @property
     def url(self) -> str:
@@ -160,14 +164,19 @@ class RunningEmulator:
 
 @contextmanager
 def run_emulator(
-    host: str = "127.0.0.1", port: int = 0, *, quiet: bool = True, **create_emulator_kwargs: Any
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    quiet: bool = True,
+    allow_hosts: Iterable[str] = (),
+    **create_emulator_kwargs: Any,
 ) -> Iterator[RunningEmulator]:
     """Serve a new emulator in a thread for the duration of the block.
 
-    Keyword arguments go to :func:`create_emulator` (``api_key``, ``api_secret``,
-    ``db_path``, ``faults``, ``banners``).
+    ``allow_hosts`` and the other keyword arguments go to :func:`create_emulator`
+    (``api_key``, ``api_secret``, ``db_path``, ``faults``, ``banners``).
     """
-    app = create_emulator(**create_emulator_kwargs)
+    app = create_emulator(allow_hosts=allow_hosts, **create_emulator_kwargs)
     running = RunningEmulator(app, serve(app, host, port, quiet=quiet)).start()
     try:
         yield running

@@ -91,6 +91,14 @@ class EmulatorState:
             self._banners = []
             self.faults.set_plan(self._initial_faults)
 
+    def clear_data(self) -> None:
+        """Forget what the shop sent (``DELETE /v1/clients``): products, categories, users, orders and
+        visitors' history. The banners (set up in DataCue's dashboard, not sent by the shop), the
+        journal and the faults (the emulator's own) stay."""
+        with self._lock:
+            self.store.clear_data()
+            self.recommender = Recommender()
+
     # -- backend data (REST) ------------------------------------------------------------------
 
     def put_products(self, variants: Sequence[Mapping[str, Any]]) -> None:
@@ -128,16 +136,19 @@ class EmulatorState:
             for order in orders:
                 self._count_order(order)
 
-    def change_order_status(self, order_id: str, status: str) -> bool:
-        """Complete or cancel an order; False when there is no such order."""
+    def change_order_statuses(self, changes: Sequence[tuple[str, str]]) -> set[str]:
+        """Complete or cancel orders, given as ``(order_id, status)``; returns the ids of no order,
+        which are left alone."""
         with self._lock:
-            order = self.store.orders_by_id([order_id]).get(order_id)
-            if order is None:
-                return False
-            order["order_status"] = status
-            self.store.put_orders([order])
-            self._count_order(order)
-            return True
+            orders = self.store.orders_by_id(order_id for order_id, _ in changes)
+            changed: dict[str, dict[str, Any]] = {}
+            for order_id, status in changes:
+                if order_id in orders:
+                    changed[order_id] = {**orders[order_id], "order_status": status}
+            self.store.put_orders(changed.values())
+            for order in changed.values():
+                self._count_order(order)
+            return {order_id for order_id, _ in changes if order_id not in orders}
 
     def _count_order(self, order: Mapping[str, Any]) -> None:
         sales = self.recommender.sales
@@ -193,12 +204,21 @@ class EmulatorState:
 
     def receive_event(self, envelope: Mapping[str, Any], received_at: float) -> tuple[str, Any]:
         """Record a validated event; returns the visitor key and the answer (None: 204)."""
+        with self._lock:
+            visitor = self._record(envelope, received_at)
+            return visitor, self._answer(visitor, envelope["event"])
+
+    def receive_events(self, envelopes: Sequence[Mapping[str, Any]], received_at: float) -> list[str]:
+        """Record a validated batch of events, in order and at once; returns their visitor keys."""
+        with self._lock:
+            return [self._record(envelope, received_at) for envelope in envelopes]
+
+    def _record(self, envelope: Mapping[str, Any], received_at: float) -> str:
         user, event = envelope["user"], envelope["event"]
         at = epoch_of(envelope["timestamp"]) if envelope.get("timestamp") else received_at
-        with self._lock:
-            visitor = self._visitor(user.get("user_id"), user.get("anonymous_id"))
-            self.store.add_activity(visitor, _activities(event, at))
-            return visitor, self._answer(visitor, event)
+        visitor = self._visitor(user.get("user_id"), user.get("anonymous_id"))
+        self.store.add_activity(visitor, _activities(event, at))
+        return visitor
 
     def _visitor(self, user_id: str | None, anonymous_id: str | None) -> str:
         if user_id:

@@ -79,6 +79,8 @@ _ENTITY_TABLES: Final = {
     "users": "users",
     "orders": "orders",
 }
+#: What a shop sent: its backend data, and its visitors (who they are and what they did).
+_DATA_TABLES: Final = ("products", "categories", "users", "orders", "identities", "activity")
 _ID_COLUMNS: Final = {
     "products": "product_id",
     "categories": "category_id",
@@ -158,9 +160,15 @@ class Store:
 
     def reset(self) -> None:
         """Forget everything: data, visitors, banners and the journal."""
+        self._empty((*_DATA_TABLES, "banners", "journal"))
+
+    def clear_data(self) -> None:
+        """Forget what a shop sent: its data and its visitors; keep the banners and the journal."""
+        self._empty(_DATA_TABLES)
+
+    def _empty(self, tables: Iterable[str]) -> None:
         with self.transaction() as db:
-            for table in ("products", "categories", "users", "orders", "identities", "activity",
-                          "banners", "journal"):
+            for table in tables:
                 db.execute(f"DELETE FROM {table}")
 
     # -- products -------------------------------------------------------------------------
