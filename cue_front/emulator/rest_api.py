@@ -25,24 +25,7 @@ from typing import Any, Final
 from flask import Blueprint, Response, jsonify, request
 
 from ..errors import ValidationError
-from ..schema import (
-    CATEGORY,
-    CATEGORY_CHANGES,
-    CATEGORY_KEY,
-    ORDER,
-    ORDER_KEY,
-    ORDER_STATUS_CHANGE,
-    PRODUCT,
-    PRODUCT_CHANGES,
-    PRODUCT_KEY,
-    USER,
-    USER_CHANGES,
-    USER_KEY,
-    Field,
-    Object,
-    validate,
-    validate_partial,
-)
+from ..schema import ORDER_STATUS_CHANGE, RESOURCES, Field, Object, validate, validate_partial
 from .auth import authenticate_rest
 from .exchange import (
     Batch,
@@ -60,24 +43,14 @@ __all__ = ["ACTIONS", "blueprint", "note_what_was_asked"]
 
 blueprint = Blueprint("emulator_rest", __name__, url_prefix="/v1")
 
-_RESOURCE = "<any(products, categories, users, orders):resource>"
-_CREATE_SPECS: Final[Mapping[str, Object]] = {
-    "products": PRODUCT,
-    "categories": CATEGORY,
-    "users": USER,
-    "orders": ORDER,
-}
-_KEYS: Final[Mapping[str, Object]] = {
-    "products": PRODUCT_KEY,
-    "categories": CATEGORY_KEY,
-    "users": USER_KEY,
-    "orders": ORDER_KEY,
-}
+_RESOURCE = f"<any({', '.join(RESOURCES)}):resource>"
+_ORDER_KEY: Final = RESOURCES["orders"].key
 #: An item of a batch order status change (the official client's batchCancel): which order, what status.
-ORDER_STATUS_ITEM: Final = ORDER_KEY.extend(**ORDER_STATUS_CHANGE.fields)
+ORDER_STATUS_ITEM: Final = _ORDER_KEY.extend(**ORDER_STATUS_CHANGE.fields)
+_USERS: Final = RESOURCES["users"]
 #: Update User's body. Guide: its table says "same as Create User, except user_id", but its own
 #: Python sample repeats user_id in the body; taken when it is the path's id (checked in the route).
-_USER_UPDATE: Final = USER_CHANGES.extend(user_id=Field(USER.fields["user_id"].spec))
+_USER_UPDATE: Final = _USERS.changes.extend(user_id=Field(_USERS.spec.fields["user_id"].spec))
 
 #: Endpoint -> (resource, action), what the journal calls each request; the resource is
 #: None where the URL says it.
@@ -151,20 +124,20 @@ def _no_order(order_id: str) -> str:
 
 @_route(f"/{_RESOURCE}", "POST", None, "create")
 def create(resource: str) -> Response:
-    _put(resource, [validated(_CREATE_SPECS[resource], _body())])
+    _put(resource, [validated(RESOURCES[resource].spec, _body())])
     return _created()
 
 
 @_route("/products/<product_id>/<variant_id>", "PUT", "products", "update")
 def update_product(product_id: str, variant_id: str) -> Response:
-    changes = validated(PRODUCT_CHANGES, _body())
+    changes = validated(RESOURCES["products"].changes, _body())
     _put("products", [{**changes, "product_id": product_id, "variant_id": variant_id}])
     return _no_content()
 
 
 @_route("/categories/<category_id>", "PUT", "categories", "update")
 def update_category(category_id: str) -> Response:
-    changes = validated(CATEGORY_CHANGES, _body())
+    changes = validated(RESOURCES["categories"].changes, _body())
     _put("categories", [{**changes, "category_id": category_id}])
     return _no_content()
 
@@ -220,7 +193,7 @@ def delete_one(resource: str, entity_id: str) -> Response:
 @_route(f"/batch/{_RESOURCE}", "PUT", None, "batch_update")
 @_route(f"/batch/{_RESOURCE}", "POST", None, "batch_create")
 def batch_create(resource: str) -> Response:
-    _put(resource, _batch().validated(_CREATE_SPECS[resource]))
+    _put(resource, _batch().validated(RESOURCES[resource].spec))
     return _created()
 
 
@@ -229,12 +202,12 @@ def batch_delete(resource: str) -> Response:
     batch = _batch()
     state = emulator_state()
     if resource == "orders":
-        return _per_order(batch, ORDER_KEY, _delete_orders)
-    keys = batch.validated(_KEYS[resource])
+        return _per_order(batch, _ORDER_KEY, _delete_orders)
+    keys = batch.validated(RESOURCES[resource].key)
     if resource == "products":
         state.delete_variants([(key["product_id"], key["variant_id"]) for key in keys])
     else:
-        id_field = {"categories": "category_id", "users": "user_id"}[resource]
+        id_field = RESOURCES[resource].id_field
         state.delete(resource, [key[id_field] for key in keys])
     return _no_content()
 

@@ -16,10 +16,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from ..schema import RESOURCE_NAMES, resource
+
 __all__ = ["RESOURCES", "Activity", "JournalEntry", "Store"]
 
 #: The four backend resources, named as in the REST paths.
-RESOURCES: Final = ("products", "categories", "users", "orders")
+#: The resources a shop sends, in the order the registry names them.
+RESOURCES: Final = RESOURCE_NAMES
 
 #: The journal keeps this many newest entries; older ones are pruned.
 JOURNAL_CAPACITY: Final = 10_000
@@ -81,12 +84,7 @@ _ENTITY_TABLES: Final = {
 }
 #: What a shop sent: its backend data, and its visitors (who they are and what they did).
 _DATA_TABLES: Final = ("products", "categories", "users", "orders", "identities", "activity")
-_ID_COLUMNS: Final = {
-    "products": "product_id",
-    "categories": "category_id",
-    "users": "user_id",
-    "orders": "order_id",
-}
+_ID_COLUMNS: Final = {name: resource(name).id_field for name in RESOURCES}
 
 
 @dataclass(frozen=True)
