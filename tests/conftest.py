@@ -18,8 +18,8 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from werkzeug.serving import make_server
 
+from benchmarks.sink import Sink
 from cue_front import DataCue
-from tests.sink import Sink
 
 #: A secret nobody could mistake for anything else; tests look for it in every output.
 SECRET = "sekrit-5f1d0c-never-shown"

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
+from benchmarks.sink import API_KEY, API_SECRET, Answer, Sink
 from cue_front.client import Client, OverviewIds
 from cue_front.errors import AuthenticationError, ValidationError
 from cue_front.schema import BATCH_LIMIT
 from cue_front.settings import DEFAULTS
 from cue_front.transport import MAX_BODY_BYTES
-from tests.sink import API_KEY, API_SECRET, Answer, Sink
 
 PRODUCT = {
     "product_id": "p1",

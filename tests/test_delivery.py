@@ -1,6 +1,6 @@
 """The delivery worker against a real DataCue stand-in: faults, crashes, several processes, dead letters.
 
-Rows go through the emulator (or the scriptable sink of ``tests/sink.py``) over
+Rows go through the emulator (or the scriptable sink of ``benchmarks/sink.py``) over
 loopback; crashes are real SIGKILLs of real processes (``tests/outbox_process.py``).
 """
 
@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from flask import Flask, current_app
 
+from benchmarks.sink import API_KEY, API_SECRET, Answer, Sink
 from cue_front import signals
 from cue_front.delivery import DeliveryWorker
 from cue_front.emulator import RunningEmulator
@@ -29,7 +30,6 @@ from cue_front.journal import journal_folder
 from cue_front.outbox import Outbox
 from cue_front.transport import Transport, encode_json
 from tests.outbox_process import event_body
-from tests.sink import API_KEY, API_SECRET, Answer, Sink
 
 HELPER = Path(__file__).with_name("outbox_process.py")
 

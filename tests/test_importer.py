@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from benchmarks.sink import API_KEY, API_SECRET, Answer, Sink
 from cue_front import importer as importer_module
 from cue_front.client import Client
 from cue_front.importer import (
@@ -29,7 +30,6 @@ from cue_front.importer import (
     SourceError,
     read_json_array,
 )
-from tests.sink import API_KEY, API_SECRET, Answer, Sink
 
 BATCH_PATH = "/v1/batch/products"
 

@@ -2,7 +2,7 @@
 
 A row not answered within the read timeout is listened for (``_LateAnswers`` in
 ``cue_front/delivery.py``) instead of being sent again. These tests drive it over
-real loopback sockets: the scriptable sink of ``tests/sink.py`` (also behind TLS)
+real loopback sockets: the scriptable sink of ``benchmarks/sink.py`` (also behind TLS)
 and a raw HTTP server of their own, whose answer to each event (late, a head whose
 body never comes, none) is chosen by the event's number and how many copies of it
 came before. What they check is what DataCue would see: every row delivered, none
@@ -24,11 +24,11 @@ from typing import Any
 
 import pytest
 
+from benchmarks.sink import API_KEY, API_SECRET, Answer, Sink
 from cue_front.delivery import DeliveryWorker
 from cue_front.outbox import Outbox, OutboxStats
 from cue_front.transport import Transport
 from tests.outbox_process import event_body
-from tests.sink import API_KEY, API_SECRET, Answer, Sink
 from tests.test_delivery import wait_for
 
 

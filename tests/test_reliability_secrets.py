@@ -30,12 +30,12 @@ import requests
 from flask import Flask, render_template_string, request, session
 from werkzeug.test import TestResponse
 
+from benchmarks.sink import Sink
 from cue_front import DataCue, DataCueError, build_config, render_datacue, track
 from cue_front.emulator import RunningEmulator, run_emulator
 from cue_front.transport import Transport
 
 from .conftest import API_KEY, SECRET
-from .sink import Sink
 from .test_outbox_flows import PRODUCT
 
 SITE = "http://localhost"

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks.sink import API_KEY, API_SECRET, Answer, Sink, answers
 from cue_front import signing
 from cue_front.errors import (
     AuthenticationError,
@@ -21,7 +22,6 @@ from cue_front.errors import (
     ServerError,
 )
 from cue_front.transport import MAX_BODY_BYTES, Transport, encode_json, user_agent
-from tests.sink import API_KEY, API_SECRET, Answer, Sink, answers
 
 
 @pytest.fixture
