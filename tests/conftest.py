@@ -20,10 +20,7 @@ from werkzeug.serving import make_server
 
 from benchmarks.sink import Sink
 from cue_front import DataCue
-
-#: A secret nobody could mistake for anything else; tests look for it in every output.
-SECRET = "sekrit-5f1d0c-never-shown"
-API_KEY = "test-key"
+from tests.support.shops import API_KEY, SECRET
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update"]

@@ -1,7 +1,7 @@
 """The delivery worker against a real DataCue stand-in: faults, crashes, several processes, dead letters.
 
 Rows go through the emulator (or the scriptable sink of ``benchmarks/sink.py``) over
-loopback; crashes are real SIGKILLs of real processes (``tests/outbox_process.py``).
+loopback; crashes are real SIGKILLs of real processes (``tests/support/outbox_process.py``).
 """
 
 from __future__ import annotations
@@ -29,9 +29,8 @@ from cue_front.emulator import RunningEmulator
 from cue_front.journal import journal_folder
 from cue_front.outbox import Outbox
 from cue_front.transport import Transport, encode_json
-from tests.outbox_process import event_body
-
-HELPER = Path(__file__).with_name("outbox_process.py")
+from tests.support.outbox_process import HELPER, event_body
+from tests.support.waiting import wait_for
 
 MakeWorker = Callable[..., DeliveryWorker]
 
@@ -101,14 +100,6 @@ def accepted_events(emulator: RunningEmulator) -> list[dict[str, Any]]:
 def seq_of(item: dict[str, Any]) -> int:
     seq: int = item["body"]["user"]["profile"]["seq"]
     return seq
-
-
-def wait_for(condition: Callable[[], bool], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("the condition never came true")
-        time.sleep(0.02)
 
 
 def closed_port_url() -> str:

@@ -19,8 +19,7 @@ from werkzeug.test import TestResponse
 from cue_front.emulator import RunningEmulator
 from demo_store import catalog, db
 from demo_store.testing import anonymous_id, create_test_app, seed_template
-
-from .pages_html import config_from_html
+from tests.support.pages_html import config_from_html
 
 CARD = "4242 4242 4242 4242"
 

@@ -13,8 +13,7 @@ from flask.testing import FlaskClient
 from cue_front.emulator import RunningEmulator
 from demo_store import catalog, db
 from demo_store.testing import anonymous_id, create_test_app, seed_template
-
-from .pages_html import config_from_html, script_elements
+from tests.support.pages_html import config_from_html, script_elements
 
 
 @pytest.fixture(scope="module")

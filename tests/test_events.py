@@ -13,8 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from cue_front import DataCue, ValidationError, current_anonymous_id, track
 from cue_front.emulator import RunningEmulator
-
-from .test_schema import DOCUMENTED_EVENTS
+from tests.support.samples import DOCUMENTED_EVENTS
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) cue-front-tests"
 

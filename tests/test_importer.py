@@ -10,7 +10,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from cue_front.importer import (
     SourceError,
     read_json_array,
 )
+from tests.support.waiting import wait_for
 
 BATCH_PATH = "/v1/batch/products"
 
@@ -319,14 +319,6 @@ Importer(client, "products", concurrency=2, checkpoint=Checkpoint(checkpoint)).r
     FileSource(source, "products")
 )
 """
-
-
-def wait_for(condition: Callable[[], bool], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("the condition never came true")
-        time.sleep(0.02)
 
 
 def test_resume_after_a_killed_run(tmp_path: Path, sink: Sink, datacue: Client) -> None:

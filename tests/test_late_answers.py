@@ -28,8 +28,8 @@ from benchmarks.sink import API_KEY, API_SECRET, Answer, Sink
 from cue_front.delivery import DeliveryWorker
 from cue_front.outbox import Outbox, OutboxStats
 from cue_front.transport import Transport
-from tests.outbox_process import event_body
-from tests.test_delivery import wait_for
+from tests.support.outbox_process import event_body
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture

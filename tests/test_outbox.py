@@ -18,8 +18,7 @@ import pytest
 
 from cue_front.errors import DataCueError
 from cue_front.outbox import Outbox, OutboxFullError, OutboxRow
-
-HELPER = Path(__file__).with_name("outbox_process.py")
+from tests.support.outbox_process import HELPER
 
 
 @pytest.fixture

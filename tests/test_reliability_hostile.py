@@ -27,8 +27,7 @@ from hypothesis import strategies as st
 from cue_front import DataCue, ValidationError, schema, track
 from cue_front.emulator import RunningEmulator
 from cue_front.identity import current_anonymous_id
-
-from .test_schema import DOCUMENTED_EVENTS
+from tests.support.samples import DOCUMENTED_EVENTS
 
 SITE = "http://localhost"
 COOKIE = "datacue_anonymous_id"

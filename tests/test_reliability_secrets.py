@@ -34,9 +34,8 @@ from benchmarks.sink import Sink
 from cue_front import DataCue, DataCueError, build_config, render_datacue, track
 from cue_front.emulator import RunningEmulator, run_emulator
 from cue_front.transport import Transport
-
-from .conftest import API_KEY, SECRET
-from .test_outbox_flows import PRODUCT
+from tests.support.samples import PRODUCT
+from tests.support.shops import API_KEY, SECRET
 
 SITE = "http://localhost"
 
