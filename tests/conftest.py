@@ -1,4 +1,5 @@
-"""Fixtures shared by the whole suite: shop apps, their test clients, and a headless browser.
+"""Fixtures shared by the whole suite: shop apps and their clients, the loopback sink, an outbox,
+and a headless browser.
 
 The ``emulator`` fixture comes from ``cue_front.testing`` (loaded with ``-p`` in pyproject).
 """
@@ -20,6 +21,7 @@ from werkzeug.serving import make_server
 
 from benchmarks.sink import Sink
 from cue_front import DataCue
+from cue_front.outbox import Outbox
 from tests.support.shops import API_KEY, SECRET
 
 CHROMIUM = "/usr/bin/chromium"
@@ -107,6 +109,13 @@ def live_server() -> Iterator[Callable[[Flask], str]]:
         server.server_close()
 
 
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    """The loopback DataCue stand-in of ``benchmarks/sink.py``, running (its own key and secret)."""
+    with Sink() as running:
+        yield running
+
+
 #: A self-signed certificate for localhost and its key, made once (see tests/tls/README.md).
 TLS = Path(__file__).with_name("tls")
 
@@ -121,3 +130,10 @@ def tls_sink() -> Iterator[tuple[Sink, Path]]:
     with Sink() as running:
         running._server.socket = context.wrap_socket(running._server.socket, server_side=True)
         yield running, cert
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Iterator[Outbox]:
+    """An empty outbox in the test's instance folder."""
+    with Outbox(tmp_path / "instance" / "outbox.sqlite3") as opened:
+        yield opened

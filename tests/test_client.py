@@ -55,12 +55,6 @@ def product(number: int, **changes: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def sink() -> Iterator[Sink]:
-    with Sink() as running:
-        yield running
-
-
-@pytest.fixture
 def datacue(sink: Sink) -> Iterator[Client]:
     with Client(API_KEY, API_SECRET, sink.url, retries=1, backoff_factor=0) as client:
         yield client

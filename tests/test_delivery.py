@@ -36,12 +36,6 @@ MakeWorker = Callable[..., DeliveryWorker]
 
 
 @pytest.fixture
-def outbox(tmp_path: Path) -> Iterator[Outbox]:
-    with Outbox(tmp_path / "outbox.sqlite3") as opened:
-        yield opened
-
-
-@pytest.fixture
 def make_worker(outbox: Outbox) -> Iterator[MakeWorker]:
     """Workers on ``outbox`` with quick backoffs, sending to ``target`` (the emulator or a sink)."""
     made: list[tuple[DeliveryWorker, Transport]] = []
@@ -64,12 +58,6 @@ def make_worker(outbox: Outbox) -> Iterator[MakeWorker]:
     for worker, transport in made:
         worker.stop()
         transport.close()
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    with Sink() as running:
-        yield running
 
 
 def emulator_settings(emulator: RunningEmulator, outbox_path: Path, **more: Any) -> str:

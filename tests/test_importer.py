@@ -55,12 +55,6 @@ def write_jsonl(path: Path, records: list[Any]) -> Path:
 
 
 @pytest.fixture
-def sink() -> Iterator[Sink]:
-    with Sink() as running:
-        yield running
-
-
-@pytest.fixture
 def datacue(sink: Sink) -> Iterator[Client]:
     with Client(API_KEY, API_SECRET, sink.url, retries=0, backoff_factor=0) as client:
         yield client

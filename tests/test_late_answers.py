@@ -17,7 +17,7 @@ import os
 import resource
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,12 +30,6 @@ from cue_front.outbox import Outbox, OutboxStats
 from cue_front.transport import Transport
 from tests.support.outbox_process import event_body
 from tests.support.waiting import wait_for
-
-
-@pytest.fixture
-def outbox(tmp_path: Path) -> Iterator[Outbox]:
-    with Outbox(tmp_path / "outbox.sqlite3") as opened:
-        yield opened
 
 
 def put_events(outbox: Outbox, count: int) -> None:

@@ -10,7 +10,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +18,6 @@ import pytest
 from cue_front.errors import DataCueError
 from cue_front.outbox import Outbox, OutboxFullError, OutboxRow
 from tests.support.outbox_process import HELPER
-
-
-@pytest.fixture
-def outbox(tmp_path: Path) -> Iterator[Outbox]:
-    with Outbox(tmp_path / "instance" / "outbox.sqlite3") as opened:
-        yield opened
 
 
 def put_event(outbox: Outbox, body: bytes = b'{"event":1}', key: str | None = None) -> int:

@@ -24,12 +24,6 @@ from cue_front.errors import (
 from cue_front.transport import MAX_BODY_BYTES, Transport, encode_json, user_agent
 
 
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    with Sink() as running:
-        yield running
-
-
 def make_transport(sink: Sink, **options: object) -> Transport:
     settings: dict[str, object] = {
         "api_url": sink.url,
