@@ -1,5 +1,5 @@
-"""Fixtures shared by the whole suite: shop apps and their clients, the loopback sink, an outbox,
-and a headless browser.
+"""Fixtures shared by the whole suite: shop apps and their clients, the demo store's database, the
+loopback sink, an outbox, and a headless browser.
 
 The ``emulator`` fixture comes from ``cue_front.testing`` (loaded with ``-p`` in pyproject).
 """
@@ -22,6 +22,7 @@ from werkzeug.serving import make_server
 from benchmarks.sink import Sink
 from cue_front import DataCue
 from cue_front.outbox import Outbox
+from demo_store.testing import seed_template
 from tests.support.shops import API_KEY, SECRET
 
 CHROMIUM = "/usr/bin/chromium"
@@ -137,3 +138,9 @@ def outbox(tmp_path: Path) -> Iterator[Outbox]:
     """An empty outbox in the test's instance folder."""
     with Outbox(tmp_path / "instance" / "outbox.sqlite3") as opened:
         yield opened
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo store's database, seeded once a session, for ``create_test_app`` to copy."""
+    return seed_template(tmp_path_factory.mktemp("demo-template"))
