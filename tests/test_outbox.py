@@ -220,13 +220,18 @@ def test_retry_dead_can_pick_rows(outbox: Outbox) -> None:
 
 def test_stats_tell_what_waits_what_flies_and_what_was_delivered(outbox: Outbox) -> None:
     assert outbox.stats().oldest_pending_age is None
-    ids = [put_event(outbox, key=f"k{n}") for n in range(5)]
+    started = time.time()
+    ids = [put_event(outbox, key=f"k{n}") for n in range(3)]
+    time.sleep(0.2)
+    ids += [put_event(outbox, key=f"k{n}") for n in range(3, 5)]
     outbox.claim("w", limit=3)
     outbox.ack(ids[:2])
 
     stats = outbox.stats()
     assert (stats.pending, stats.in_flight, stats.delivered, stats.dead, stats.refused) == (2, 1, 2, 0, 0)
-    assert stats.oldest_pending_age is not None and stats.oldest_pending_age >= 0
+    # The oldest undelivered row is the third (in flight), put before the pause.
+    assert stats.oldest_pending_age is not None
+    assert 0.2 <= stats.oldest_pending_age <= time.time() - started
     assert outbox.unfinished() == 3
 
     assert outbox.prune() == 2

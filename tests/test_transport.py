@@ -224,11 +224,12 @@ def test_the_secret_never_shows(sink: Sink, transport: Transport, caplog: pytest
     caplog.set_level(logging.DEBUG)
     sink.fallback("POST", "/v1/products", Answer(401, {"error": "bad signature"}))
     seen = [repr(transport), str(vars(transport).get("api_key"))]
-    for call in (
-        lambda: transport.send("POST", "/products", b"{}"),
-        lambda: transport.send("POST", "/products", b"x" * (MAX_BODY_BYTES + 1)),
+    too_large = b"x" * (MAX_BODY_BYTES + 1)
+    for call, error, message in (
+        (lambda: transport.send("POST", "/products", b"{}"), AuthenticationError, r"credentials .*\(401\)"),
+        (lambda: transport.send("POST", "/products", too_large), PayloadTooLargeError, "accepts at most"),
     ):
-        with pytest.raises(Exception) as caught:
+        with pytest.raises(error, match=message) as caught:
             call()
         seen += [str(caught.value), repr(caught.value), str(caught.value.args)]
     with Transport(API_KEY, API_SECRET, api_url=f"http://127.0.0.1:{free_port()}/v1", retries=0) as t:
