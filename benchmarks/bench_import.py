@@ -1,6 +1,6 @@
 """Historical import throughput against the guide's own approach, and memory while streaming 1M lines.
 
-Both run against the same loopback sink (``tests/sink.py``), which verifies every
+Both run against the same loopback sink (``benchmarks/sink.py``), which verifies every
 signature. The baseline is the guide's Python sample as written: for each record
 ``json.dumps``, an HMAC, and ``requests.post`` without a session (a new connection
 per record). It is timed on a 2,000-record sample in the same run and extrapolated
@@ -104,7 +104,7 @@ def _child(api_url: str, api_key: str, api_secret: str, path: str) -> None:
 
 
 def run() -> list[Result]:
-    from tests.sink import API_KEY, API_SECRET, Sink
+    from benchmarks.sink import API_KEY, API_SECRET, Sink
 
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="bench-import-") as folder:

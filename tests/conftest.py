@@ -1,6 +1,7 @@
-"""Fixtures shared by the whole suite: shop apps, their test clients, and a headless browser.
+"""Fixtures shared by the whole suite: shop apps and their clients, the demo store's database, the
+loopback sink, an outbox, and a headless browser.
 
-The ``emulator`` fixture comes from ``cue_front.testing`` (loaded with ``-p`` in pyproject).
+The ``emulator`` fixture comes from ``cue_front.testing``, which pytest loads through its entry point.
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from werkzeug.serving import make_server
 
+from benchmarks.sink import Sink
 from cue_front import DataCue
-from tests.sink import Sink
-
-#: A secret nobody could mistake for anything else; tests look for it in every output.
-SECRET = "sekrit-5f1d0c-never-shown"
-API_KEY = "test-key"
+from cue_front.outbox import Outbox
+from demo_store.testing import seed_template
+from tests.support.shops import API_KEY, SECRET
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update"]
@@ -110,6 +110,13 @@ def live_server() -> Iterator[Callable[[Flask], str]]:
         server.server_close()
 
 
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    """The loopback DataCue stand-in of ``benchmarks/sink.py``, running (its own key and secret)."""
+    with Sink() as running:
+        yield running
+
+
 #: A self-signed certificate for localhost and its key, made once (see tests/tls/README.md).
 TLS = Path(__file__).with_name("tls")
 
@@ -124,3 +131,16 @@ def tls_sink() -> Iterator[tuple[Sink, Path]]:
     with Sink() as running:
         running._server.socket = context.wrap_socket(running._server.socket, server_side=True)
         yield running, cert
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Iterator[Outbox]:
+    """An empty outbox in the test's instance folder."""
+    with Outbox(tmp_path / "instance" / "outbox.sqlite3") as opened:
+        yield opened
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo store's database, seeded once a session, for ``create_test_app`` to copy."""
+    return seed_template(tmp_path_factory.mktemp("demo-template"))

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
+from benchmarks.sink import API_KEY, API_SECRET, Answer, Sink
 from cue_front.client import Client, OverviewIds
 from cue_front.encoding import MAX_BODY_BYTES
-from cue_front.errors import AuthenticationError, ValidationError
+from cue_front.errors import AuthenticationError, ServerError, ValidationError
 from cue_front.schema import BATCH_LIMIT
 from cue_front.settings import DEFAULTS
-from tests.sink import API_KEY, API_SECRET, Answer, Sink
 
 PRODUCT = {
     "product_id": "p1",
@@ -52,12 +52,6 @@ ORDER = {
 
 def product(number: int, **changes: Any) -> dict[str, Any]:
     return {**PRODUCT, "product_id": f"p{number}", "link": f"/p/{number}", **changes}
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    with Sink() as running:
-        yield running
 
 
 @pytest.fixture
@@ -387,7 +381,7 @@ def test_from_config_reads_the_datacue_settings(sink: Sink) -> None:
     sink.script("POST", "/v1/users", Answer(503))
     with Client.from_config(config) as client:
         assert client.transport.timeout == (1.5, 4.0)
-        with pytest.raises(Exception, match="503"):
+        with pytest.raises(ServerError, match="DataCue failed with 503"):
             client.users.create(USER)
     assert len(sink.received()) == 1  # DATACUE_RETRIES=0: no retry
     assert API_SECRET not in repr(client) + repr(client.transport)

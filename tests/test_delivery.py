@@ -1,7 +1,7 @@
 """The delivery worker against a real DataCue stand-in: faults, crashes, several processes, dead letters.
 
-Rows go through the emulator (or the scriptable sink of ``tests/sink.py``) over
-loopback; crashes are real SIGKILLs of real processes (``tests/outbox_process.py``).
+Rows go through the emulator (or the scriptable sink of ``benchmarks/sink.py``) over
+loopback; crashes are real SIGKILLs of real processes (``tests/support/outbox_process.py``).
 """
 
 from __future__ import annotations
@@ -22,24 +22,17 @@ from typing import Any
 import pytest
 from flask import Flask, current_app
 
+from benchmarks.sink import API_KEY, API_SECRET, Answer, Sink
 from cue_front import signals
 from cue_front.emulator import RunningEmulator
 from cue_front.encoding import encode_json
 from cue_front.outbox import DeliveryWorker, Outbox
 from cue_front.outbox.journal import journal_folder
 from cue_front.transport import Transport
-from tests.outbox_process import event_body
-from tests.sink import API_KEY, API_SECRET, Answer, Sink
-
-HELPER = Path(__file__).with_name("outbox_process.py")
+from tests.support.outbox_process import HELPER, event_body
+from tests.support.waiting import wait_for
 
 MakeWorker = Callable[..., DeliveryWorker]
-
-
-@pytest.fixture
-def outbox(tmp_path: Path) -> Iterator[Outbox]:
-    with Outbox(tmp_path / "outbox.sqlite3") as opened:
-        yield opened
 
 
 @pytest.fixture
@@ -65,12 +58,6 @@ def make_worker(outbox: Outbox) -> Iterator[MakeWorker]:
     for worker, transport in made:
         worker.stop()
         transport.close()
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    with Sink() as running:
-        yield running
 
 
 def emulator_settings(emulator: RunningEmulator, outbox_path: Path, **more: Any) -> str:
@@ -101,14 +88,6 @@ def accepted_events(emulator: RunningEmulator) -> list[dict[str, Any]]:
 def seq_of(item: dict[str, Any]) -> int:
     seq: int = item["body"]["user"]["profile"]["seq"]
     return seq
-
-
-def wait_for(condition: Callable[[], bool], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("the condition never came true")
-        time.sleep(0.02)
 
 
 def closed_port_url() -> str:

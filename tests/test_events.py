@@ -13,38 +13,21 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from cue_front import DataCue, ValidationError, current_anonymous_id, track
 from cue_front.emulator import RunningEmulator
-
-from .test_schema import DOCUMENTED_EVENTS
+from tests.support.samples import DOCUMENTED_EVENTS
+from tests.support.shops import session_login_shop
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) cue-front-tests"
 
 
 @pytest.fixture
 def shop(make_app: Callable[..., Flask], emulator: RunningEmulator) -> Flask:
-    """A shop talking to the emulator synchronously, with a session-based login."""
-    app = make_app(DATACUE_DELIVERY="sync", **emulator.config)
+    """The shop with a session login; a logged-in user's profile is ``{"segment": "gold"}``."""
+    app = session_login_shop(make_app, emulator)
     datacue: DataCue = app.extensions["datacue"].extension
-
-    @datacue.user_id_loader
-    def current_user() -> str | None:
-        return session.get("user_id")
 
     @datacue.profile_loader
     def current_profile() -> dict[str, Any] | None:
         return {"segment": "gold"} if session.get("user_id") else None
-
-    @app.post("/track")
-    def track_view() -> str:
-        from flask import request
-
-        track(request.get_json())
-        return "ok"
-
-    @app.post("/login/<user_id>")
-    def login(user_id: str) -> str:
-        session["user_id"] = user_id
-        track({"type": "login"})
-        return "ok"
 
     return app
 

@@ -10,7 +10,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from benchmarks.sink import API_KEY, API_SECRET, Answer, Sink
 from cue_front import importer as importer_module
 from cue_front.client import Client
 from cue_front.importer import (
@@ -29,7 +29,7 @@ from cue_front.importer import (
     SourceError,
     read_json_array,
 )
-from tests.sink import API_KEY, API_SECRET, Answer, Sink
+from tests.support.waiting import wait_for
 
 BATCH_PATH = "/v1/batch/products"
 
@@ -52,12 +52,6 @@ def product(number: int, **changes: Any) -> dict[str, Any]:
 def write_jsonl(path: Path, records: list[Any]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     return path
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    with Sink() as running:
-        yield running
 
 
 @pytest.fixture
@@ -319,14 +313,6 @@ Importer(client, "products", concurrency=2, checkpoint=Checkpoint(checkpoint)).r
     FileSource(source, "products")
 )
 """
-
-
-def wait_for(condition: Callable[[], bool], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("the condition never came true")
-        time.sleep(0.02)
 
 
 def test_resume_after_a_killed_run(tmp_path: Path, sink: Sink, datacue: Client) -> None:

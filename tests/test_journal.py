@@ -1,6 +1,6 @@
 """The intake journal behind ``Outbox.put_event``: durable on return, in order, moved exactly once.
 
-Each test uses real files and real processes (``tests/outbox_process.py`` run as a
+Each test uses real files and real processes (``tests/support/outbox_process.py`` run as a
 script); the only attribute set from outside is a writer's segment size, to make
 segment creation fail.
 """
@@ -23,9 +23,7 @@ import pytest
 
 from cue_front.outbox import Outbox, OutboxFullError, OutboxRow
 from cue_front.outbox.journal import JournalWriter, collect, journal_folder
-from tests.outbox_process import event_body, journaled_body
-
-HELPER = Path(__file__).with_name("outbox_process.py")
+from tests.support.outbox_process import HELPER, event_body, journaled_body
 
 
 @pytest.fixture
@@ -34,7 +32,7 @@ def path(tmp_path: Path) -> Path:
 
 
 def start_helper(command: str, **settings: Any) -> subprocess.Popen[str]:
-    """``tests/outbox_process.py COMMAND`` in a new process, talking in lines on stdin and stdout."""
+    """``tests/support/outbox_process.py COMMAND`` in a new process, talking in lines on stdin and stdout."""
     return subprocess.Popen(
         [sys.executable, str(HELPER), command, json.dumps(settings)],
         stdin=subprocess.PIPE,

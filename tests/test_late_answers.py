@@ -2,7 +2,7 @@
 
 A row not answered within the read timeout is listened for (``LateAnswers`` in
 ``cue_front/outbox/late_answers.py``) instead of being sent again. These tests drive it over
-real loopback sockets: the scriptable sink of ``tests/sink.py`` (also behind TLS)
+real loopback sockets: the scriptable sink of ``benchmarks/sink.py`` (also behind TLS)
 and a raw HTTP server of their own, whose answer to each event (late, a head whose
 body never comes, none) is chosen by the event's number and how many copies of it
 came before. What they check is what DataCue would see: every row delivered, none
@@ -17,24 +17,18 @@ import os
 import resource
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from benchmarks.sink import API_KEY, API_SECRET, Answer, Sink
 from cue_front.outbox import DeliveryWorker, Outbox, OutboxStats
 from cue_front.transport import Transport
-from tests.outbox_process import event_body
-from tests.sink import API_KEY, API_SECRET, Answer, Sink
-from tests.test_delivery import wait_for
-
-
-@pytest.fixture
-def outbox(tmp_path: Path) -> Iterator[Outbox]:
-    with Outbox(tmp_path / "outbox.sqlite3") as opened:
-        yield opened
+from tests.support.outbox_process import event_body
+from tests.support.waiting import wait_for
 
 
 def put_events(outbox: Outbox, count: int) -> None:

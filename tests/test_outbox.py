@@ -10,7 +10,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +17,7 @@ import pytest
 
 from cue_front.errors import DataCueError
 from cue_front.outbox import Outbox, OutboxFullError, OutboxRow
-
-HELPER = Path(__file__).with_name("outbox_process.py")
-
-
-@pytest.fixture
-def outbox(tmp_path: Path) -> Iterator[Outbox]:
-    with Outbox(tmp_path / "instance" / "outbox.sqlite3") as opened:
-        yield opened
+from tests.support.outbox_process import HELPER
 
 
 def put_event(outbox: Outbox, body: bytes = b'{"event":1}', key: str | None = None) -> int:
@@ -228,13 +220,18 @@ def test_retry_dead_can_pick_rows(outbox: Outbox) -> None:
 
 def test_stats_tell_what_waits_what_flies_and_what_was_delivered(outbox: Outbox) -> None:
     assert outbox.stats().oldest_pending_age is None
-    ids = [put_event(outbox, key=f"k{n}") for n in range(5)]
+    started = time.time()
+    ids = [put_event(outbox, key=f"k{n}") for n in range(3)]
+    time.sleep(0.2)
+    ids += [put_event(outbox, key=f"k{n}") for n in range(3, 5)]
     outbox.claim("w", limit=3)
     outbox.ack(ids[:2])
 
     stats = outbox.stats()
     assert (stats.pending, stats.in_flight, stats.delivered, stats.dead, stats.refused) == (2, 1, 2, 0, 0)
-    assert stats.oldest_pending_age is not None and stats.oldest_pending_age >= 0
+    # The oldest undelivered row is the third (in flight), put before the pause.
+    assert stats.oldest_pending_age is not None
+    assert 0.2 <= stats.oldest_pending_age <= time.time() - started
     assert outbox.unfinished() == 3
 
     assert outbox.prune() == 2

@@ -11,18 +11,7 @@ from flask import Flask
 
 from cue_front import signals, track
 from cue_front.emulator import RunningEmulator
-
-PRODUCT = {
-    "product_id": "p1",
-    "variant_id": "v1",
-    "categories": ["sofas"],
-    "name": "Soft Sofa",
-    "price": 299,
-    "full_price": 349,
-    "stock": 3,
-    "photo_url": "/img/p1.svg",
-    "link": "/products/p1",
-}
+from tests.support.samples import PRODUCT
 
 
 @pytest.fixture

@@ -13,9 +13,8 @@ from flask import Flask
 
 from cue_front import ConfigurationError, DataCue, ValidationError, build_config, render_datacue
 from cue_front.settings import DATACUE_CDN_SCRIPTS
-
-from .conftest import API_KEY, SECRET
-from .pages_html import config_from_html, script_elements
+from tests.support.pages_html import config_from_html, script_elements
+from tests.support.shops import API_KEY, SECRET
 
 # The guide's own examples ("The config object" and its page sections), transcribed.
 GUIDE_PRODUCT_UPDATE = [

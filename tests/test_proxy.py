@@ -6,25 +6,18 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from flask import Flask, session
+from flask import Flask
 from flask.testing import FlaskClient
 
-from cue_front import DataCue
 from cue_front.emulator import RunningEmulator
+from tests.support.shops import session_login_shop
 
 SITE = "http://localhost"
 
 
 @pytest.fixture
 def shop(make_app: Callable[..., Flask], emulator: RunningEmulator) -> Flask:
-    app = make_app(DATACUE_DELIVERY="sync", **emulator.config)
-    datacue: DataCue = app.extensions["datacue"].extension
-
-    @datacue.user_id_loader
-    def current_user() -> str | None:
-        return session.get("user_id")
-
-    return app
+    return session_login_shop(make_app, emulator)
 
 
 def post(client: FlaskClient, body: Any, **headers: str) -> Any:

@@ -19,16 +19,16 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from flask import Flask, request, session
+from flask import Flask, request
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cue_front import DataCue, ValidationError, schema, track
+from cue_front import ValidationError, schema, track
 from cue_front.emulator import RunningEmulator
 from cue_front.identity import current_anonymous_id
-
-from .test_schema import DOCUMENTED_EVENTS
+from tests.support.samples import DOCUMENTED_EVENTS
+from tests.support.shops import session_login_shop
 
 SITE = "http://localhost"
 COOKIE = "datacue_anonymous_id"
@@ -62,12 +62,7 @@ HYPOTHESIS = {
 
 @pytest.fixture
 def shop(make_app: Callable[..., Flask], emulator: RunningEmulator) -> Flask:
-    app = make_app(DATACUE_DELIVERY="sync", DATACUE_PROXY_RATE_LIMIT="1000000/minute", **emulator.config)
-    datacue: DataCue = app.extensions["datacue"].extension
-
-    @datacue.user_id_loader
-    def current_user() -> str | None:
-        return session.get("user_id")
+    app = session_login_shop(make_app, emulator, DATACUE_PROXY_RATE_LIMIT="1000000/minute")
 
     @app.get("/whoami")
     def whoami() -> str:

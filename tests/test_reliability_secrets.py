@@ -27,16 +27,15 @@ from typing import Any
 
 import pytest
 import requests
-from flask import Flask, render_template_string, request, session
+from flask import Flask, render_template_string
 from werkzeug.test import TestResponse
 
-from cue_front import DataCue, DataCueError, build_config, render_datacue, track
+from benchmarks.sink import Sink
+from cue_front import DataCueError, build_config, render_datacue, track
 from cue_front.emulator import RunningEmulator, run_emulator
 from cue_front.transport import Transport
-
-from .conftest import API_KEY, SECRET
-from .sink import Sink
-from .test_outbox_flows import PRODUCT
+from tests.support.samples import PRODUCT
+from tests.support.shops import API_KEY, SECRET, session_login_shop
 
 SITE = "http://localhost"
 
@@ -136,35 +135,21 @@ def datacue_with_the_secret() -> Iterator[RunningEmulator]:
 
 
 def make_shop(make_app: Callable[..., Flask], emulator: RunningEmulator, **config: Any) -> Flask:
-    app = make_app(
+    app = session_login_shop(
+        make_app,
+        emulator,
         **{
-            **emulator.config,
             "DATACUE_API_SECRET": SECRET,
             "DATACUE_PROXY_RATE_LIMIT": "1000/minute",
             "DATACUE_DELIVERY_BACKOFF": (0.01, 0.05),
             "DATACUE_RETRIES": 1,
             **config,
-        }
+        },
     )
-    datacue: DataCue = app.extensions["datacue"].extension
-
-    @datacue.user_id_loader
-    def current_user() -> str | None:
-        return session.get("user_id")
 
     @app.get("/page/<page_type>")
     def page(page_type: str) -> str:
         return render_template_string(PAGE, page_type=page_type, fields=PAGES[page_type])
-
-    @app.post("/track")
-    def track_view() -> str:
-        return "queued" if track(request.get_json()) else "refused"
-
-    @app.post("/login/<user_id>")
-    def login(user_id: str) -> str:
-        session["user_id"] = user_id
-        track({"type": "login"})
-        return "ok"
 
     return app
 

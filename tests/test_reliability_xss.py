@@ -22,9 +22,8 @@ from hypothesis import strategies as st
 from cue_front import render_datacue
 from cue_front.settings import DATACUE_CDN_SCRIPTS
 from cue_front.widgets import datacue_banner_slot, datacue_banners
-
-from .pages_html import config_from_html, script_elements
-from .test_xss import HOSTILE_PIECES, pages
+from tests.support.hostile import HOSTILE_PIECES, pages
+from tests.support.pages_html import config_from_html, script_elements
 
 STRINGS_WANTED = 10_000
 

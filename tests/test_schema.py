@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from cue_front import ValidationError, schema
 from cue_front.schema import validate, validate_partial
+from tests.support.samples import DOCUMENTED_EVENTS, GUIDE_CART
 
 GUIDE_PRODUCT = {
     "product_id": "p1",
@@ -45,28 +46,7 @@ GUIDE_USER = {
     "guest_account": False,
     "timestamp": "2018-04-04 23:29:04-03:00",
 }
-GUIDE_CART = [
-    {"product_id": "p1", "variant_id": "v1", "quantity": 1, "unit_price": 24, "currency": "USD"},
-    {"product_id": "p2", "variant_id": "v1", "quantity": 1, "unit_price": 24, "currency": "USD"},
-]
 USER = {"user_id": "019mr8mf4r", "anonymous_id": "07d35b1a", "profile": {"sex": "female"}}
-
-DOCUMENTED_EVENTS = [
-    {"type": "pageview", "subtype": "home"},
-    {"type": "pageview", "subtype": "product", "product_id": "p1", "variant_id": "v1"},
-    {"type": "pageview", "subtype": "category", "category_name": "living-room"},
-    {"type": "search", "term": "tables"},
-    {"type": "cart", "subtype": "update", "cart": GUIDE_CART, "cart_link": "https://myshop.com/cart/123"},
-    {"type": "cart", "subtype": "update", "cart": [], "cart_link": "/cart"},  # a cleared cart
-    {"type": "wishlist", "subtype": "add", "product_id": "p1", "variant_id": "v2"},
-    {"type": "wishlist", "subtype": "remove", "product_id": "p1"},
-    {"type": "checkout", "subtype": "started", "cart": GUIDE_CART, "cart_link": "/cart"},
-    {"type": "login"},
-    {"type": "click", "subtype": "banner", "banner_id": "b1"},
-    {"type": "click", "subtype": "related", "product_id": "p2"},
-    {"type": "click", "subtype": "similar", "product_id": "p2"},
-    {"type": "click", "subtype": "recent", "product_id": "p2"},
-]
 
 
 def errors_of(spec: Any, data: Any) -> list[str]:

@@ -11,8 +11,7 @@ import pytest
 from flask import Flask, render_template_string
 
 from cue_front.emulator import RunningEmulator
-
-from .pages_html import config_from_html, script_elements
+from tests.support.pages_html import config_from_html, script_elements
 
 CATEGORIES = ("sofas", "beds", "lamps")
 PAGE = """<!doctype html><html><head>{{ render_datacue(page_type, **fields) }}</head><body>

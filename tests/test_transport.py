@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks.sink import API_KEY, API_SECRET, Answer, Sink, answers
 from cue_front import signing
 from cue_front.encoding import MAX_BODY_BYTES, encode_json
 from cue_front.errors import (
@@ -22,13 +23,6 @@ from cue_front.errors import (
     ServerError,
 )
 from cue_front.transport import Transport, user_agent
-from tests.sink import API_KEY, API_SECRET, Answer, Sink, answers
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    with Sink() as running:
-        yield running
 
 
 def make_transport(sink: Sink, **options: object) -> Transport:
@@ -231,11 +225,12 @@ def test_the_secret_never_shows(sink: Sink, transport: Transport, caplog: pytest
     caplog.set_level(logging.DEBUG)
     sink.fallback("POST", "/v1/products", Answer(401, {"error": "bad signature"}))
     seen = [repr(transport), str(vars(transport).get("api_key"))]
-    for call in (
-        lambda: transport.send("POST", "/products", b"{}"),
-        lambda: transport.send("POST", "/products", b"x" * (MAX_BODY_BYTES + 1)),
+    too_large = b"x" * (MAX_BODY_BYTES + 1)
+    for call, error, message in (
+        (lambda: transport.send("POST", "/products", b"{}"), AuthenticationError, r"credentials .*\(401\)"),
+        (lambda: transport.send("POST", "/products", too_large), PayloadTooLargeError, "accepts at most"),
     ):
-        with pytest.raises(Exception) as caught:
+        with pytest.raises(error, match=message) as caught:
             call()
         seen += [str(caught.value), repr(caught.value), str(caught.value.args)]
     with Transport(API_KEY, API_SECRET, api_url=f"http://127.0.0.1:{free_port()}/v1", retries=0) as t:

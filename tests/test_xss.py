@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from flask import Flask
@@ -18,63 +17,14 @@ from hypothesis import strategies as st
 
 from cue_front import render_datacue
 from cue_front.settings import DATACUE_CDN_SCRIPTS
+from tests.support.hostile import HOSTILE_PIECES, pages
+from tests.support.pages_html import config_from_html, script_elements
 
-from .pages_html import config_from_html, script_elements
-
-HOSTILE_PIECES = [
-    "</script>",
-    "</SCRIPT >",
-    "</script\t",
-    "<script>",
-    "<!--",
-    "-->",
-    "<![CDATA[",
-    "]]>",
-    "'",
-    '"',
-    "\\",
-    "&",
-    "&lt;",
-    "<",
-    ">",
-    "/",
-    "\u2028",
-    "\u2029",
-    "\x00",
-    "\r\n",
-    "\U0001f600",
-    "\ufeff",
-    "${alert(1)}",
-    "`",
-    "<img src=x onerror=alert(1)>",
-]
 hostile = (
     st.lists(st.one_of(st.sampled_from(HOSTILE_PIECES), st.text(max_size=4)), min_size=1, max_size=6)
     .map("".join)
     .filter(bool)
 )
-
-
-def pages(text: Callable[[], str]) -> list[tuple[str, dict[str, Any]]]:
-    """Every page type with a hostile string in every string field."""
-    variant = {
-        "variant_id": text(),
-        "name": text(),
-        "photo_url": text(),
-        "brand": text(),
-        "category_ids": [text(), text()],
-        "price": 1.5,
-    }
-    line = {"product_id": text(), "variant_id": text(), "quantity": 1, "unit_price": 2, "currency": text()}
-    return [
-        ("home", {}),
-        ("product", {"product_id": text(), "product_update": [variant]}),
-        ("category", {"category_id": text(), "category_update": {"name": text(), "link": text()}}),
-        ("search", {"term": text()}),
-        ("cart", {}),
-        ("404", {}),
-        ("order confirmation", {"order_id": text(), "order_details": {"cart": [line]}}),
-    ]
 
 
 @pytest.mark.parametrize("mode", ["inline", "json"])

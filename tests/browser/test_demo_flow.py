@@ -19,19 +19,14 @@ from flask import Flask
 from playwright.sync_api import Page, expect
 
 from cue_front.emulator import RunningEmulator
-from demo_store.testing import create_test_app, seed_template
+from demo_store.testing import create_test_app
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "demo-flow"
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return seed_template(tmp_path_factory.mktemp("demo-template"))
-
-
 @pytest.fixture
-def shop(emulator: RunningEmulator, tmp_path: Path, template: Path) -> Iterator[Flask]:
-    app = create_test_app(emulator, tmp_path / "instance", template, DATACUE_DELIVERY="outbox")
+def shop(emulator: RunningEmulator, tmp_path: Path, demo_template: Path) -> Iterator[Flask]:
+    app = create_test_app(emulator, tmp_path / "instance", demo_template, DATACUE_DELIVERY="outbox")
     yield app
     state = app.extensions["datacue"]
     state.delivery.flush(5.0)

@@ -18,9 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.soak.checks import check_outage, check_soak
 from tests.soak.scenarios import OutagePlan, SoakPlan, outage, soak
-from tests.test_reliability_outage import check as check_outage
-from tests.test_reliability_soak import check as check_soak
 
 pytestmark = pytest.mark.soak
 

@@ -1,6 +1,6 @@
 """Another process sharing an outbox, for the crash and multi-process tests (run as a script, not by pytest).
 
-``python tests/outbox_process.py COMMAND SETTINGS_JSON``, where SETTINGS_JSON holds
+``python tests/support/outbox_process.py COMMAND SETTINGS_JSON``, where SETTINGS_JSON holds
 ``outbox`` (the file), ``lease_seconds`` and, for the commands that deliver,
 ``api_key``, ``api_secret``, ``api_url``, ``events_url`` and ``timeout``:
 
@@ -36,6 +36,7 @@ import os
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cue_front.encoding import encode_json
@@ -44,6 +45,9 @@ from cue_front.transport import Transport
 
 if TYPE_CHECKING:
     from cue_front.outbox import DeliveryWorker
+
+#: This script's path, for the tests that run it in a process of its own.
+HELPER = Path(__file__)
 
 
 def event_body(seq: int, visitor: str) -> bytes:

@@ -7,7 +7,6 @@ and cancellations, each checked in the emulator that plays DataCue.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import html5lib
@@ -18,26 +17,10 @@ from werkzeug.test import TestResponse
 
 from cue_front.emulator import RunningEmulator
 from demo_store import catalog, db
-from demo_store.testing import anonymous_id, create_test_app, seed_template
-
-from .pages_html import config_from_html
+from demo_store.testing import anonymous_id
+from tests.support.pages_html import config_from_html
 
 CARD = "4242 4242 4242 4242"
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return seed_template(tmp_path_factory.mktemp("demo-template"))
-
-
-@pytest.fixture
-def shop(emulator: RunningEmulator, tmp_path: Path, template: Path) -> Flask:
-    return create_test_app(emulator, tmp_path / "instance", template)
-
-
-@pytest.fixture
-def client(shop: Flask) -> FlaskClient:
-    return shop.test_client()
 
 
 def product(shop: Flask, product_id: str) -> catalog.Product:

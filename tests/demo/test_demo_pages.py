@@ -12,24 +12,8 @@ from flask.testing import FlaskClient
 
 from cue_front.emulator import RunningEmulator
 from demo_store import catalog, db
-from demo_store.testing import anonymous_id, create_test_app, seed_template
-
-from .pages_html import config_from_html, script_elements
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return seed_template(tmp_path_factory.mktemp("demo-template"))
-
-
-@pytest.fixture
-def shop(emulator: RunningEmulator, tmp_path: Path, template: Path) -> Flask:
-    return create_test_app(emulator, tmp_path / "instance", template)
-
-
-@pytest.fixture
-def client(shop: Flask) -> FlaskClient:
-    return shop.test_client()
+from demo_store.testing import anonymous_id, create_test_app
+from tests.support.pages_html import config_from_html, script_elements
 
 
 def page(client: FlaskClient, path: str, status: int = 200) -> str:
@@ -227,9 +211,9 @@ def test_checkout_is_a_payment_page_without_any_script(
 
 
 def test_the_shop_keeps_working_when_datacue_is_down(
-    emulator: RunningEmulator, tmp_path: Path, template: Path
+    emulator: RunningEmulator, tmp_path: Path, demo_template: Path
 ) -> None:
-    client = create_test_app(emulator, tmp_path / "instance", template, DATACUE_RETRIES=0).test_client()
+    client = create_test_app(emulator, tmp_path / "instance", demo_template, DATACUE_RETRIES=0).test_client()
     emulator.set_faults(error_503=1)
     html = page(client, "/")
     assert config_from_html(html)["page_type"] == "home"

@@ -15,11 +15,11 @@ from typing import IO
 
 import pytest
 import requests
+from flask import Flask
 from werkzeug.security import check_password_hash
 
 from cue_front.emulator import RunningEmulator
 from demo_store import create_app, db, integration, seed
-from demo_store.testing import create_test_app, seed_template
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
@@ -110,9 +110,7 @@ def test_without_datacue_settings_the_app_says_how_to_start(
         create_app(instance_path=str(tmp_path))
 
 
-def test_the_history_import_gives_datacue_the_whole_shop(emulator: RunningEmulator, tmp_path: Path) -> None:
-    template = seed_template(tmp_path)
-    app = create_test_app(emulator, tmp_path / "instance", template)
+def test_the_history_import_gives_datacue_the_whole_shop(emulator: RunningEmulator, shop: Flask) -> None:
     assert emulator.overview() == {
         "products": 48,
         "variants": 223,
@@ -122,9 +120,9 @@ def test_the_history_import_gives_datacue_the_whole_shop(emulator: RunningEmulat
     }
     # Through the batch endpoints, as the guide's step 1 says: 500 items at most per request.
     assert len(emulator.requests(type="orders.batch_create")) == 1
-    assert not integration.needs_import(app)
+    assert not integration.needs_import(shop)
     emulator.reset()  # DataCue lost it (a new account, a wiped emulator): import again
-    assert integration.needs_import(app)
+    assert integration.needs_import(shop)
 
 
 def test_flask_datacue_import_reads_the_shop_through_its_registered_sources(

@@ -1,12 +1,13 @@
 """A small real DataCue stand-in on loopback: records every request and checks its signature.
 
-The REST client, the importer and ``benchmarks/bench_import.py`` talk to it over
-real sockets. It verifies each request with :mod:`cue_front.signing` exactly as
-DataCue does (401 when the signature does not match the body bytes), and it can
-be scripted: a queue of answers per ``(method, path)`` with statuses, headers,
-bodies and delays, before falling back to DataCue's documented answers (201 for
-a create, 204 for an update or delete, 207 with a per-item status for a batch
-delete of orders, the overview counts and ids).
+``benchmarks/bench_import.py`` and the tests (REST client, importer, delivery) talk
+to it over real sockets; it lives here because benchmarks import no test. It
+verifies each request with :mod:`cue_front.signing` exactly as DataCue does (401
+when the signature does not match the body bytes), and it can be scripted: a queue
+of answers per ``(method, path)`` with statuses, headers, bodies and delays, before
+falling back to DataCue's documented answers (201 for a create, 204 for an update or
+delete, 207 with a per-item status for a batch delete of orders, the overview counts
+and ids).
 """
 
 from __future__ import annotations
