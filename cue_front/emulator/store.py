@@ -83,7 +83,7 @@ _ENTITY_TABLES: Final = {
     "orders": "orders",
 }
 #: What a shop sent: its backend data, and its visitors (who they are and what they did).
-_DATA_TABLES: Final = ("products", "categories", "users", "orders", "identities", "activity")
+_DATA_TABLES: Final = (*RESOURCES, "identities", "activity")
 _ID_COLUMNS: Final = {name: resource(name).id_field for name in RESOURCES}
 
 
