@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from . import model_sync, reconcile
 from .errors import ConfigurationError, DataCueError
 from .importer import FORMATS, Checkpoint, FileSource, Importer, IterableSource, SourceError
 from .schema import BATCH_LIMIT, RESOURCE_NAMES
@@ -126,12 +129,7 @@ def import_command(
             file if file != "-" else os.path.join(current_app.instance_path, f"datacue-import-{resource}")
         )
     else:
-        registered = state.extension.sources.get(resource)
-        if registered is None:
-            raise click.UsageError(
-                f'give a FILE, or register a source in the shop: @datacue.source("{resource}")'
-            )
-        source = IterableSource(registered(), name=f"source:{resource}")
+        source = IterableSource(_shop_records(state, resource), name=f"shop:{resource}")
         beside = os.path.join(current_app.instance_path, f"datacue-import-{resource}")
     checkpoint_file = Checkpoint(checkpoint or f"{beside}.checkpoint")
     if not resume and checkpoint_file.path.exists():
@@ -191,6 +189,84 @@ def overview_command() -> None:
     width = max(len(count) for _, count in rows)
     for name, count in rows:
         click.echo(f"{name:<11}{count:>{width}}")
+
+
+def _shop_records(state: DataCueState, resource: str) -> Iterator[Mapping[str, Any]]:
+    """The shop's records of ``resource``: its ``@datacue.source``, else its declared models' rows."""
+    registered = state.extension.sources.get(resource)
+    if registered is not None:
+        return iter(registered())
+    declarations = state.extension.model_sync.for_resource(resource)
+    if not declarations:
+        raise click.UsageError(
+            f"give a FILE, or tell cue-front where the shop's {resource} are:"
+            f' @datacue.syncs(Model, "{resource}") or @datacue.source("{resource}")'
+        )
+    session = model_sync.flask_sqlalchemy_session()
+    rows = state.extension.model_sync.rows
+    return itertools.chain.from_iterable(rows(session, declaration) for declaration in declarations)
+
+
+@datacue_cli.command("reconcile")
+@click.argument("resources", nargs=-1, type=click.Choice(RESOURCE_NAMES))
+@click.option("--dry-run", is_flag=True, help="Show the drift; change nothing.")
+@click.option("--resend", is_flag=True, help="Also send every record again (drift in content).")
+@click.option("--yes", "-y", is_flag=True, help="Repair without asking first.")
+def reconcile_command(resources: tuple[str, ...], dry_run: bool, resend: bool, yes: bool) -> None:
+    """Compare the shop's ids with DataCue's and repair the drift: create what DataCue lacks,
+    delete what the shop no longer has.
+
+    RESOURCES default to those the shop declares (@datacue.syncs or @datacue.source). DataCue's
+    overview lists ids only (products by product id), so content drift needs --resend.
+    """
+    state = _state()
+    extension = state.extension
+    declared = {declaration.resource.name for declaration in extension.model_sync.declarations}
+    declared.update(extension.sources)
+    wanted = resources or tuple(name for name in RESOURCE_NAMES if name in declared)
+    if not wanted:
+        raise click.UsageError('declare a model (@datacue.syncs) or a source (@datacue.source) first')
+    client = state.client
+    try:
+        drifts = [reconcile.find_drift(client, name, _shop_records(state, name)) for name in wanted]
+    except DataCueError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{'resource':<11}{'shop':>8}{'DataCue':>9}{'missing at DataCue':>20}{'only at DataCue':>17}")
+    for drift in drifts:
+        click.echo(
+            f"{drift.resource:<11}{len(drift.shop_ids):>8,}{len(drift.datacue_ids):>9,}"
+            f"{len(drift.missing_at_datacue):>20,}{len(drift.only_at_datacue):>17,}"
+        )
+    to_create = sum(len(drift.missing_at_datacue) for drift in drifts)
+    to_delete = sum(len(drift.only_at_datacue) for drift in drifts)
+    if dry_run:
+        click.echo("dry run: nothing was changed")
+        return
+    if not (to_create or to_delete or resend):
+        click.echo("DataCue holds what the shop holds")
+        return
+    question = f"Create {to_create:,} and delete {to_delete:,} object(s) at DataCue"
+    question += ", and send every record again?" if resend else "?"
+    if not yes and not click.confirm(question):
+        raise click.Abort()
+    failed = 0
+    try:
+        with click.progressbar(length=to_create + to_delete, label="repairing", file=sys.stderr) as bar:
+            for drift in drifts:
+                created, deleted = reconcile.repair(client, drift, bar.update)
+                failed += created.failed + deleted.failed
+                summary = f"{drift.resource}: {created.accepted:,} sent, {deleted.accepted:,} deleted"
+                click.echo(summary, err=True)
+        if resend:
+            for name in wanted:
+                result = reconcile.resend(client, name, _shop_records(state, name))
+                failed += result.failed
+                click.echo(f"{name}: {result.accepted:,} sent again", err=True)
+    except DataCueError as error:
+        raise click.ClickException(str(error)) from None
+    if failed:
+        click.echo(f"{failed:,} object(s) failed; run reconcile again to retry them", err=True)
+        click.get_current_context().exit(1)
 
 
 def _age(seconds: float | None) -> str:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, Flask
 from werkzeug.exceptions import HTTPException
 
-from . import identity, pages, proxy, rate_limits, widgets
+from . import identity, model_sync, pages, proxy, rate_limits, widgets
 from .assets import resource_dir
 from .cli import datacue_cli
 from .client import Client
@@ -58,6 +58,8 @@ class DataCue:
         self.profile_loader_callback: ProfileLoader | None = None
         self.consent_loader_callback: ConsentLoader | None = None
         self.sources: dict[str, Source] = {}
+        #: Models declared with :meth:`syncs`.
+        self.model_sync = model_sync.ModelSync()
         if app is not None:
             self.init_app(app)
 
@@ -122,6 +124,29 @@ class DataCue:
             return callback
 
         return register
+
+    def syncs(
+        self, model: type, resource: str, *, depends_on: Mapping[type, Any] | None = None
+    ) -> Callable[[F], F]:
+        """Declare that ``model``'s rows are DataCue ``resource`` objects, made by the decorated function.
+
+        From then on every commit sends what it created, changed or deleted (through the
+        outbox, in commit order); a rollback sends nothing. ``depends_on`` maps a related
+        model to the attribute (or function) giving the instances it feeds, so that renaming
+        a Product sends its Variants again. ``flask datacue import`` and ``reconcile`` read the
+        declared models too. Needs ``cue-front[sqlalchemy]``.
+        """
+
+        def register(to_datacue: F) -> F:
+            self.model_sync.declare(model, resource, to_datacue, depends_on)
+            return to_datacue
+
+        return register
+
+    def resync(self, target: Any, *, force: bool = False) -> int:
+        """Send what the ORM's events could not see (bulk ``update()``, raw SQL): ``target`` is an
+        instance, instances, or a declared model (all its rows). Returns how many were queued."""
+        return model_sync.resync(self.model_sync, target, force=force)
 
     # -- conveniences for the current app -----------------------------------------
 

@@ -53,10 +53,16 @@ def test_a_flood_of_page_views_keeps_every_other_visitors_events(
             track({"type": "pageview", "subtype": "category", "category_name": "Sale"}, anonymous_id="flood")
             state.outbox.ingest()
         for shopper in ("ana", "ben"):
-            assert track({"type": "cart", "subtype": "update", "cart": CART, "cart_link": "/cart"},
-                         user_id=shopper, anonymous_id=f"a-{shopper}")
-            assert track({"type": "checkout", "subtype": "started", "cart": CART, "cart_link": "/cart"},
-                         user_id=shopper, anonymous_id=f"a-{shopper}")
+            assert track(
+                {"type": "cart", "subtype": "update", "cart": CART, "cart_link": "/cart"},
+                user_id=shopper,
+                anonymous_id=f"a-{shopper}",
+            )
+            assert track(
+                {"type": "checkout", "subtype": "started", "cart": CART, "cart_link": "/cart"},
+                user_id=shopper,
+                anonymous_id=f"a-{shopper}",
+            )
         state.queued.categories.create({"category_id": "sale", "name": "Sale"})
     stats = state.outbox.stats()
     assert stats.refused == 0  # nobody was turned away
@@ -215,8 +221,13 @@ def test_the_endpoint_takes_cart_links_to_this_shop_only(
 ) -> None:
     shop = session_login_shop(make_app, emulator)
     client = shop.test_client()
-    for link, status in (("/cart", 204), (f"{SITE}/cart", 204), ("http://evil.example/cart", 400),
-                         ("//evil.example/cart", 400), ("javascript:alert(1)", 400)):
+    for link, status in (
+        ("/cart", 204),
+        (f"{SITE}/cart", 204),
+        ("http://evil.example/cart", 400),
+        ("//evil.example/cart", 400),
+        ("javascript:alert(1)", 400),
+    ):
         event = {"type": "cart", "subtype": "update", "cart": CART, "cart_link": link}
         response = post_event(client, event)
         assert response.status_code == status, (link, response.get_data())

@@ -188,7 +188,7 @@ def test_without_consent_nothing_is_tracked_and_the_page_still_renders(
     assert response.status_code == 200
     assert "datacueConfig" not in response.get_data(as_text=True)  # neither config nor DataCue's scripts
     assert "cdn.datacue.co" not in response.get_data(as_text=True)
-    assert 'data-dc-products' in response.get_data(as_text=True)  # the widget's placeholder stays
+    assert "data-dc-products" in response.get_data(as_text=True)  # the widget's placeholder stays
     assert not anonymous_cookie(response)
     assert browser.post("/track", json={"type": "pageview", "subtype": "home"}).get_data() == b"refused"
     assert emulator.events() == []

@@ -7,7 +7,7 @@ them. The rules every backend keeps (leases, order per key, the cap) are in docs
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -173,6 +173,14 @@ class OutboxBackend(Protocol):
 
     def retry_dead(self, row_ids: Iterable[int] | None = None) -> int:
         """Queue dead letters again (all, or those in ``row_ids``); returns how many."""
+        ...
+
+    def sent_digests(self, keys: Iterable[str]) -> dict[str, str]:
+        """What was last queued for each key that has a record of it (declared model sync)."""
+        ...
+
+    def remember_digests(self, digests: Mapping[str, str | None]) -> None:
+        """Record what was just queued per key (``None``: forget the key)."""
         ...
 
     def stats(self) -> OutboxStats:

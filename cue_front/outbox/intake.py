@@ -234,6 +234,19 @@ class Intake:
             connection.execute(sql.COUNT_DROPPED, (dropped,))
             self._report_drops(dropped)
 
+    def drop_unsent(self, ordering_keys: Iterable[str]) -> int:
+        """Drop every unsent row of these keys (an erasure, see ``Outbox.drop_unsent``)."""
+        keys = list(ordering_keys)
+        dropped = 0
+        with self._pool.write() as connection:
+            for start in range(0, len(keys), sql.IDS_PER_STATEMENT):
+                chunk = keys[start : start + sql.IDS_PER_STATEMENT]
+                statement = sql.DROP_UNSENT.format(marks=",".join("?" * len(chunk)))
+                dropped += connection.execute(statement, (time.time(), *chunk)).rowcount
+            if dropped:
+                connection.execute(sql.COUNT_DROPPED, (dropped,))
+        return dropped
+
     def _report_drops(self, dropped: int) -> None:
         self._dropped_since_log += dropped
         now = time.monotonic()

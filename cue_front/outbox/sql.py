@@ -6,9 +6,15 @@ Why the statements are shaped as they are (no AUTOINCREMENT, the row count as
 
 from __future__ import annotations
 
+from pathlib import Path
+from sqlite3 import Connection
 from typing import Final
 
-SCHEMA_VERSION: Final = 3  # 2: outbox_intake (the journal's read offsets); 3: droppable, 'dropped'
+from ..errors import DataCueError
+from .connections import when_unlocked
+
+#: 2: outbox_intake (the journal's read offsets); 3: droppable, 'dropped'; 4: outbox_sent.
+SCHEMA_VERSION: Final = 4
 
 
 # ``id`` is an alias of the rowid, not AUTOINCREMENT (which costs a page write per put).
@@ -39,10 +45,12 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_unfinished_by_key ON outbox (ordering_key, id) WHERE state = 0;
 CREATE TABLE IF NOT EXISTS outbox_meta (name TEXT PRIMARY KEY, value);
 CREATE TABLE IF NOT EXISTS outbox_intake (name TEXT PRIMARY KEY, offset INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox_sent (key TEXT PRIMARY KEY, digest TEXT NOT NULL);
 INSERT OR IGNORE INTO outbox_meta (name, value) VALUES
     ('deleted', 0), ('refused', 0), ('dropped', 0), ('last_error', NULL);
 """
-#: From schema 2 to 3, run before SCHEMA (whose statements are all "if not exists").
+#: From schema 2, run before SCHEMA (whose statements are all "if not exists", so that it
+#: brings any older schema up to date).
 UPGRADE_FROM_2: Final = "ALTER TABLE outbox ADD COLUMN droppable INTEGER NOT NULL DEFAULT 0"
 # Columns, in short: ``state`` 0 pending, 1 done (delivered, or dropped and counted in
 # 'dropped'), 2 dead. ``due_at`` is when a pending row may be sent; a claim moves it to the
@@ -125,3 +133,40 @@ DELETE FROM outbox WHERE id IN (
 
 #: SQLite's default limit on bound variables is 999 in older builds.
 IDS_PER_STATEMENT: Final = 500
+
+
+def create_schema(connection: Connection, path: Path) -> None:
+    """Make the outbox's tables in a new file, or bring an older file's up to date."""
+    # WAL is a property of the file: set once, seen by every later connection.
+    mode = when_unlocked(lambda: connection.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+    if str(mode).lower() != "wal":
+        raise DataCueError(
+            f"the outbox at {path} cannot use SQLite's WAL mode (got {mode!r});"
+            " put DATACUE_OUTBOX_PATH on a local disk"
+        )
+    version = connection.execute("PRAGMA user_version").fetchone()[0]
+    if version == SCHEMA_VERSION:
+        return
+    if version not in (0, 2, 3) and version < SCHEMA_VERSION:
+        raise DataCueError(
+            f"the outbox at {path} has schema {version}, which this cue-front cannot upgrade;"
+            " drain it with the cue-front that wrote it, or set DATACUE_OUTBOX_PATH elsewhere"
+        )
+    if version > SCHEMA_VERSION:
+        raise DataCueError(
+            f"the outbox at {path} was written by a newer cue-front (schema {version});"
+            " upgrade cue-front or point DATACUE_OUTBOX_PATH elsewhere"
+        )
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        upgrading = connection.execute("PRAGMA user_version").fetchone()[0]  # another process?
+        if upgrading == 2:
+            connection.execute(UPGRADE_FROM_2)
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                connection.execute(statement)
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    except BaseException:
+        connection.rollback()
+        raise
+    connection.execute("COMMIT")

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Final
 
-from ..errors import DataCueError
 from . import sql
-from .connections import ConnectionPool, when_unlocked
+from .connections import ConnectionPool
 from .contract import MAX_RESPONSE_CHARS, DeadLetter, OutboxRow, OutboxStats
 from .intake import Intake
 from .journal import JOURNAL_SUPPORTED, journal_folder, writer_for
+from .sent import SentDigests
 
 __all__ = ["SYNCHRONOUS_MODES", "Outbox"]
 
@@ -66,12 +66,14 @@ class Outbox:
         self.synchronous = synchronous
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._pool = ConnectionPool(self.path, synchronous)
-        self._create_schema()
+        with self._pool.connection() as connection:
+            sql.create_schema(connection, self.path)
         # Events queued with put_event go through the journal when the platform allows and
         # the durability asked for is the journal's.
         writer = None
         if journal and JOURNAL_SUPPORTED and synchronous == "NORMAL":
             writer = writer_for(journal_folder(self.path))
+        self._sent = SentDigests(self._pool)
         self._intake = Intake(
             self._pool,
             max_rows=max_rows,
@@ -84,42 +86,6 @@ class Outbox:
 
     def __repr__(self) -> str:
         return f"Outbox({str(self.path)!r}, max_rows={self.max_rows})"
-
-    def _create_schema(self) -> None:
-        with self._pool.connection() as connection:
-            # WAL is a property of the file: set once, seen by every later connection.
-            mode = when_unlocked(lambda: connection.execute("PRAGMA journal_mode = WAL").fetchone()[0])
-            if str(mode).lower() != "wal":
-                raise DataCueError(
-                    f"the outbox at {self.path} cannot use SQLite's WAL mode (got {mode!r});"
-                    " put DATACUE_OUTBOX_PATH on a local disk"
-                )
-            version = connection.execute("PRAGMA user_version").fetchone()[0]
-            if version == sql.SCHEMA_VERSION:
-                return
-            if version not in (0, 2) and version < sql.SCHEMA_VERSION:
-                raise DataCueError(
-                    f"the outbox at {self.path} has schema {version}, which this cue-front cannot upgrade;"
-                    " drain it with the cue-front that wrote it, or set DATACUE_OUTBOX_PATH elsewhere"
-                )
-            if version > sql.SCHEMA_VERSION:
-                raise DataCueError(
-                    f"the outbox at {self.path} was written by a newer cue-front (schema {version});"
-                    " upgrade cue-front or point DATACUE_OUTBOX_PATH elsewhere"
-                )
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                upgrading = connection.execute("PRAGMA user_version").fetchone()[0]  # another process?
-                if upgrading == 2:
-                    connection.execute(sql.UPGRADE_FROM_2)
-                for statement in sql.SCHEMA.split(";"):
-                    if statement.strip():
-                        connection.execute(statement)
-                connection.execute(f"PRAGMA user_version = {sql.SCHEMA_VERSION}")
-            except BaseException:
-                connection.rollback()
-                raise
-            connection.execute("COMMIT")
 
     # -- intake (see .intake) ---------------------------------------------------------------
 
@@ -326,19 +292,18 @@ class Outbox:
             return cursor.rowcount
 
     def drop_unsent(self, ordering_keys: Iterable[str]) -> int:
-        """Drop every row of these keys not held by a live lease (an erasure: the bodies are
+        """Drop every unsent row of these keys, in flight or not (an erasure: the bodies are
         emptied); returns how many. They are counted in ``stats().dropped``."""
-        keys = list(ordering_keys)
-        dropped = 0
         self.ingest()  # journaled events of these keys too
-        with self._pool.write() as connection:
-            for start in range(0, len(keys), sql.IDS_PER_STATEMENT):
-                chunk = keys[start : start + sql.IDS_PER_STATEMENT]
-                statement = sql.DROP_UNSENT.format(marks=",".join("?" * len(chunk)))
-                dropped += connection.execute(statement, (time.time(), *chunk)).rowcount
-            if dropped:
-                connection.execute(sql.COUNT_DROPPED, (dropped,))
-        return dropped
+        return self._intake.drop_unsent(ordering_keys)
+
+    def sent_digests(self, keys: Iterable[str]) -> dict[str, str]:
+        """The digest last remembered for each of ``keys`` that has one (declared model sync)."""
+        return self._sent.digests(keys)
+
+    def remember_digests(self, digests: Mapping[str, str | None]) -> None:
+        """Remember what was last queued per key (``None``: forget it, the object was deleted)."""
+        self._sent.remember(digests)
 
     def retry_now(self) -> int:
         """Make every pending row waiting out a backoff due now (DataCue is back); returns how many.
