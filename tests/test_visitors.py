@@ -226,12 +226,15 @@ def test_forget_deletes_the_user_and_drops_what_is_queued_for_them(
     emulator.rest("POST", "/users", {"user_id": "ana", "first_name": "Ana"})
     emulator.set_faults(events={"error_503": 1.0})  # DataCue's events API is down
     app = make_app(DATACUE_DELIVERY="outbox", **emulator.config)
+    state = app.extensions["datacue"]
     with app.test_request_context():
         for _ in range(3):
             track({"type": "pageview", "subtype": "home"}, user_id="ana", anonymous_id="a1")
         track({"type": "pageview", "subtype": "home"}, user_id="ben", anonymous_id="b1")
+        # The delivery thread stops (with its batch in hand settled): a row it had claimed but
+        # not sent yet would still go once after the erasure (see docs/delivery.md).
+        state.delivery.stop()
         dropped = app.extensions["datacue"].extension.forget("ana")
-    state = app.extensions["datacue"]
     assert dropped == 3
     emulator.set_faults()
     state.outbox.retry_now()
