@@ -11,25 +11,26 @@ import logging
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import current_app, g, has_request_context, request
 
 from . import schema, signals
-from .encoding import encode_json
-from .errors import DataCueError, ValidationError
-from .identity import UNSET, request_anonymous_id, request_profile, request_user_id
+from .encoding import check_body_size, encode_json
+from .errors import DataCueError, FieldError, PayloadTooLargeError, ValidationError
+from .identity import UNSET, has_consent, request_anonymous_id, request_profile, request_user_id
 from .outbox import OutboxFullError
 from .state import DataCueState, get_state
 from .transport import Reply
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_envelope", "deliver", "send_event_now", "track"]
+__all__ = ["build_envelope", "check_own_links", "deliver", "send_event_now", "track", "visitor_key"]
 
 
-def _visitor_key(user: Mapping[str, Any]) -> str:
-    """The ordering key of a visitor's events: one visitor's events are never reordered."""
-    return f"visitor:{user.get('user_id') or user.get('anonymous_id')}"
+def visitor_key(visitor: str) -> str:
+    """The ordering key of a visitor's events (by user id, else anonymous id): never reordered."""
+    return f"visitor:{visitor}"
 
 
 def build_envelope(
@@ -83,7 +84,45 @@ def build_envelope(
     # Formatted here, in normal form already, so validation takes its fast path.
     envelope["timestamp"] = schema.timestamp_now() if timestamp is None else timestamp
     validated: dict[str, Any] = schema.validate(schema.EVENT_ENVELOPE, envelope)
+    cart_link = validated["event"].get("cart_link")
+    if cart_link is not None:
+        validated = _with_own_cart_link(validated, cart_link)
     return validated
+
+
+def _with_own_cart_link(envelope: dict[str, Any], cart_link: str) -> dict[str, Any]:
+    """The envelope with a relative ``cart_link`` made absolute on the shop's own address.
+
+    The shop's address is ``DATACUE_SHOP_URL`` (or ``SERVER_NAME``), never a request's ``Host``
+    header, which a client chooses; with neither set, a relative link stays relative.
+    """
+    shop_url = get_state().shop_url
+    if shop_url is None or not cart_link.startswith("/") or cart_link.startswith("//"):
+        return envelope
+    return {**envelope, "event": {**envelope["event"], "cart_link": shop_url + cart_link}}
+
+
+def check_own_links(envelope: Mapping[str, Any]) -> None:
+    """Refuse an event whose ``cart_link`` leads off the shop's site (the first-party endpoint:
+    DataCue puts the link in emails to the shopper). The site is ``DATACUE_SHOP_URL`` (or
+    ``SERVER_NAME``), else the one the request came to; a relative link is the shop's."""
+    cart_link = envelope["event"].get("cart_link")
+    if cart_link is None:
+        return
+    try:
+        link = urlsplit(cart_link)
+    except ValueError:  # "http://[::1": no link at all
+        link = None
+    if link is not None and not link.scheme and not link.netloc and not cart_link.startswith("//"):
+        return
+    own_site = get_state().shop_url or request.host_url
+    if link is None or (link.scheme.lower(), link.netloc.lower()) != _origin(own_site):
+        raise ValidationError([FieldError("event.cart_link", f"must link to this shop ({own_site})")])
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
 
 
 def track(
@@ -98,11 +137,14 @@ def track(
     """Send a storefront event to DataCue on behalf of the visitor; ``True`` once it is accepted.
 
     Accepted means durably queued (``"outbox"``), sent (``"sync"``) or validated
-    (``"off"``). Invalid events raise :class:`ValidationError` in strict mode;
-    otherwise they are logged with their field paths and ``False`` is returned.
+    (``"off"``). Invalid events (and events over DataCue's 5 MiB) raise in strict mode;
+    otherwise they are logged with their field paths and ``False`` is returned. Without
+    the visitor's consent nothing is sent and ``False`` is returned.
     ``user_id=None`` / ``anonymous_id=None`` explicitly leave an identity out.
     """
     state = get_state()
+    if not has_consent(state):
+        return False  # nothing is sent, queued or set in a cookie for this visitor
     try:
         envelope = build_envelope(
             event,
@@ -113,7 +155,7 @@ def track(
             timestamp=timestamp,
         )
         return deliver(state, envelope)  # encoding there refuses text that is not valid Unicode
-    except ValidationError as error:
+    except (ValidationError, PayloadTooLargeError) as error:
         if state.strict:
             raise
         logger.error("datacue: event not sent: %s", error)
@@ -121,9 +163,14 @@ def track(
 
 
 def deliver(state: DataCueState, envelope: Mapping[str, Any], body: bytes | None = None) -> bool:
-    """Hand a built envelope (and its encoding, if made already) to delivery; ``True`` once accepted."""
+    """Hand a built envelope (and its encoding, if made already) to delivery; ``True`` once accepted.
+
+    An event DataCue would refuse for its size raises :class:`PayloadTooLargeError` at once,
+    whatever the delivery mode: it would only become a dead letter later.
+    """
     if body is None:
         body = encode_json(envelope)
+    check_body_size(body)
     user = envelope["user"]
     # Whatever this visitor just did may change what DataCue recommends to them.
     state.recommendation_cache.forget(user.get("user_id"), user.get("anonymous_id"))
@@ -133,7 +180,9 @@ def deliver(state: DataCueState, envelope: Mapping[str, Any], body: bytes | None
         state.client.transport.send_event(body)
         return True
     try:
-        row_id = state.outbox.put_event(body, _visitor_key(user))
+        event = envelope["event"]
+        key = visitor_key(user.get("user_id") or user.get("anonymous_id"))
+        row_id = state.outbox.put_event(body, key, droppable=event.get("type") == "pageview")
     except OutboxFullError as error:
         refused_since_last_log = state.count_refusal()
         if refused_since_last_log:  # loud, but one line a minute, not one per event in an outage

@@ -7,27 +7,35 @@ It keeps no app (Flask's extension rules): per-app state lives in ``app.extensio
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from flask import Blueprint, Flask
 from werkzeug.exceptions import HTTPException
 
-from . import identity, pages, proxy, widgets
+from . import identity, pages, proxy, rate_limits, widgets
 from .assets import resource_dir
 from .cli import datacue_cli
 from .client import Client
-from .errors import ConfigurationError
-from .queued import QueuedClient
+from .errors import ConfigurationError, DataCueError
+from .events import track, visitor_key
+from .queued import QueuedClient, ordering_key
 from .schema import RESOURCE_NAMES
 from .settings import CONFIG_MODES, DEFAULTS, DELIVERY_MODES
 from .state import DataCueState, get_state
+
+try:  # Flask-Login is the shop's choice; when it is there, logins and logouts are followed
+    import flask_login
+except ImportError:  # pragma: no cover - exercised where Flask-Login is not installed
+    flask_login = None
 
 __all__ = ["DataCue"]
 
 logger = logging.getLogger(__name__)
 
 UserIdLoader = Callable[[], "str | int | None"]
+ConsentLoader = Callable[[], bool]
 ProfileLoader = Callable[[], "Mapping[str, Any] | None"]
 Source = Callable[[], Iterable[Mapping[str, Any]]]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -48,6 +56,7 @@ class DataCue:
     def __init__(self, app: Flask | None = None) -> None:
         self.user_id_loader_callback: UserIdLoader | None = None
         self.profile_loader_callback: ProfileLoader | None = None
+        self.consent_loader_callback: ConsentLoader | None = None
         self.sources: dict[str, Source] = {}
         if app is not None:
             self.init_app(app)
@@ -63,7 +72,7 @@ class DataCue:
 
         app.extensions["datacue"] = DataCueState(self, app)
         app.register_blueprint(_make_blueprint(app), url_prefix=app.config["DATACUE_URL_PREFIX"])
-        app.after_request(identity.set_anonymous_cookie)
+        app.after_request(identity.finish_response)
         app.add_template_global(pages.render_datacue, "render_datacue")
         app.add_template_global(pages.datacue_events_script, "datacue_events_script")
         app.add_template_global(widgets.datacue_banners, "datacue_banners")
@@ -71,6 +80,16 @@ class DataCue:
         app.add_template_global(widgets.datacue_products, "datacue_products")
         app.add_template_filter(widgets.safe_url, "datacue_url")
         app.cli.add_command(datacue_cli)
+        if app.config["DATACUE_FLASK_LOGIN"] and flask_login is not None:
+            # Sent with the app as sender: a receiver for this app only.
+            flask_login.user_logged_in.connect(_on_login, app)
+            flask_login.user_logged_out.connect(_on_logout, app)
+        if not rate_limits.AVAILABLE and app.config["DATACUE_PROXY_ENABLED"]:
+            logger.warning(
+                "datacue: the events endpoint has no rate limit; install cue-front[limits]"
+                " (Flask-Limiter) to limit each visitor to DATACUE_PROXY_RATE_LIMIT"
+            )
+        _warn_if_logging_nowhere()
 
     # -- what the shop registers -------------------------------------------------
 
@@ -82,6 +101,15 @@ class DataCue:
     def profile_loader(self, callback: F) -> F:
         """Register the function that returns the visitor's ``profile`` object, or ``None``."""
         self.profile_loader_callback = callback
+        return callback
+
+    def consent_loader(self, callback: F) -> F:
+        """Register the function that says whether this visitor agreed to be tracked (default: yes).
+
+        Without consent no anonymous cookie is set, no event is sent or queued, and
+        ``render_datacue`` leaves out DataCue's config and scripts; store sync goes on.
+        """
+        self.consent_loader_callback = callback
         return callback
 
     def source(self, resource: str) -> Callable[[F], F]:
@@ -106,6 +134,23 @@ class DataCue:
     def queued(self) -> QueuedClient:
         """The same resources through the durable outbox: ``datacue.queued.orders.create(...)``."""
         return get_state().queued
+
+    def end_visitor(self) -> None:
+        """End this browser's visitor (call it at logout): see :func:`cue_front.end_visitor`."""
+        identity.end_visitor()
+
+    def forget(self, user_id: str | int) -> int:
+        """Erase a user: delete them at DataCue (through the outbox) and drop their events not yet
+        sent. Returns how many queued events were dropped."""
+        state = get_state()
+        user_id = str(user_id)
+        dropped = 0
+        if state.delivery_mode == "outbox":
+            keys = [visitor_key(user_id), ordering_key("DELETE", f"/users/{user_id}", b"")]
+            dropped = state.outbox.drop_unsent(keys)
+        state.recommendation_cache.forget(user_id)
+        state.queued.users.delete(user_id)
+        return dropped
 
 
 def _check_config(config: Mapping[str, Any]) -> None:
@@ -136,27 +181,39 @@ def _make_blueprint(app: Flask) -> Blueprint:
         template_folder=resource_dir("templates"),
     )
     if app.config["DATACUE_PROXY_ENABLED"]:
-        view = _rate_limited(app, proxy.receive_event)
-        blueprint.add_url_rule("/events", "events", view, methods=["POST"])
+        blueprint.add_url_rule("/events", "events", proxy.receive_event, methods=["POST"])
         blueprint.register_error_handler(HTTPException, proxy.error_as_json)
     return blueprint
 
 
-def _rate_limited(app: Flask, view: F) -> F:
-    """``view`` under ``DATACUE_PROXY_RATE_LIMIT`` per client when Flask-Limiter is installed."""
+def _on_login(app: Flask, user: object = None, **_: object) -> None:
+    """Flask-Login's ``user_logged_in``: DataCue's login event, which stitches the anonymous
+    visitor's history to the account (it carries both ids)."""
     try:
-        from flask_limiter import Limiter
-        from flask_limiter.util import get_remote_address
-    except ImportError:
-        logger.warning(
-            "datacue: the events endpoint has no rate limit; install cue-front[limits]"
-            " (Flask-Limiter) to limit each client to DATACUE_PROXY_RATE_LIMIT"
-        )
-        return view
-    limiter = Limiter(
-        get_remote_address,
-        app=app,
-        storage_uri=app.config["DATACUE_PROXY_RATE_LIMIT_STORAGE"],
-        key_prefix="datacue",
+        track({"type": "login"})
+    except DataCueError as error:  # DATACUE_DELIVERY = "sync": a login never fails because of DataCue
+        logger.warning("datacue: the login event was not sent: %s", error)
+
+
+def _on_logout(app: Flask, user: object = None, **_: object) -> None:
+    """Flask-Login's ``user_logged_out``: the next person on this browser is a new visitor."""
+    identity.end_visitor()
+
+
+def _warn_if_logging_nowhere() -> None:
+    """cue-front reports refusals and failures in its log: say so once if that log goes nowhere."""
+    library = logging.getLogger("cue_front")
+    logger_ = library
+    while logger_ is not None:
+        if any(not isinstance(handler, logging.NullHandler) for handler in logger_.handlers):
+            return
+        if not logger_.propagate:
+            break
+        logger_ = logger_.parent  # type: ignore[assignment]
+    warnings.warn(
+        "cue_front logs nowhere: refused events, dead letters and delivery failures will go"
+        " unseen. Configure logging (logging.basicConfig(level=logging.INFO), or a handler on"
+        " the 'cue_front' logger) before DataCue(app)",
+        RuntimeWarning,
+        stacklevel=3,
     )
-    return cast(F, limiter.limit(app.config["DATACUE_PROXY_RATE_LIMIT"])(view))

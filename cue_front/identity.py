@@ -13,13 +13,27 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Request, Response, g, has_request_context, request
+from flask import Flask, Request, Response, current_app, g, has_request_context, request
 from itsdangerous import BadSignature, Signer
 
 from .errors import ConfigurationError
+
+try:  # Flask-Login is the shop's choice, not a dependency: used when the app has a LoginManager
+    import flask_login
+except ImportError:  # pragma: no cover - exercised where Flask-Login is not installed
+    flask_login = None
 from .state import DataCueState, get_state
 
-__all__ = ["UNSET", "current_anonymous_id", "current_profile", "current_user_id"]
+__all__ = [
+    "UNSET",
+    "current_anonymous_id",
+    "current_profile",
+    "current_user_id",
+    "end_visitor",
+    "finish_response",
+    "has_consent",
+    "mark_personal",
+]
 
 #: "Not given": the default of identity arguments (``user_id=UNSET``), so that ``None`` can
 #: mean "leave it out" while the default means "ask the shop's loader".
@@ -49,9 +63,10 @@ def current_profile() -> Mapping[str, Any] | None:
 def current_anonymous_id() -> str | None:
     """This browser's anonymous id: from its signed cookie, or new (and set on the response).
 
-    ``None`` outside a request: jobs and scripts pass identities explicitly.
+    ``None`` outside a request (jobs and scripts pass identities explicitly), and for a
+    visitor who has not consented (no cookie is set for them).
     """
-    if not has_request_context():
+    if not has_request_context() or not has_consent():
         return None
     return request_anonymous_id(
         None,
@@ -75,7 +90,7 @@ def request_user_id(
     if cached is not UNSET and not fresh:
         return cached  # type: ignore[no-any-return]
     loader = (state or get_state()).extension.user_id_loader_callback
-    user_id = loader() if loader is not None else None
+    user_id = loader() if loader is not None else _flask_login_user_id()
     if user_id is not None and not isinstance(user_id, str):
         user_id = str(user_id)
     request_namespace["_datacue_user_id"] = user_id
@@ -103,14 +118,79 @@ def request_anonymous_id(
     if cached is not None:
         return cached
     state = state or get_state()
-    signer = _signer(state.app)
-    cookie = current_request.cookies.get(state.anonymous_cookie)
-    anonymous_id = signer.unsign(cookie) if cookie else None  # None: forged or tampered
-    if anonymous_id is None:
+    signers = _signers(state.app)
+    # After end_visitor() the browser's cookie names the visitor who has gone.
+    ended = request_namespace.get("_datacue_visitor_ended", False)
+    cookie = None if ended else current_request.cookies.get(state.anonymous_cookie)
+    anonymous_id = None
+    for age, signer in enumerate(signers if cookie else ()):
+        anonymous_id = signer.unsign(cookie)  # type: ignore[arg-type]
+        if anonymous_id is not None:
+            if age:  # signed with a key in SECRET_KEY_FALLBACKS: signed again with the current one
+                request_namespace["_datacue_new_anonymous_cookie"] = signers[0].sign(anonymous_id)
+            break
+    if anonymous_id is None:  # no cookie, or a forged or tampered one
         anonymous_id = str(uuid.uuid4())
-        request_namespace["_datacue_new_anonymous_cookie"] = signer.sign(anonymous_id)
+        request_namespace["_datacue_new_anonymous_cookie"] = signers[0].sign(anonymous_id)
     request_namespace["_datacue_anonymous_id"] = anonymous_id
     return anonymous_id
+
+
+def has_consent(state: DataCueState | None = None) -> bool:
+    """Whether this visitor may be tracked: the shop's ``@datacue.consent_loader`` (default: yes),
+    and no ``Sec-GPC: 1`` header when ``DATACUE_HONOUR_GPC`` is on. ``True`` outside a request."""
+    if not has_request_context():
+        return True
+    request_namespace = vars(g._get_current_object())
+    cached: bool | None = request_namespace.get("_datacue_consent")
+    if cached is None:
+        state = state or get_state()
+        if state.honour_gpc and request.headers.get("Sec-GPC", "").strip() == "1":
+            cached = False
+        else:
+            loader = state.extension.consent_loader_callback
+            cached = True if loader is None else bool(loader())
+        request_namespace["_datacue_consent"] = cached
+    return cached
+
+
+def end_visitor() -> None:
+    """End this browser's visitor (at logout): the next event, page or widget is a new visitor's.
+
+    The anonymous id is replaced (its cookie rewritten on this response, or deleted when
+    the visitor has not consented), and the identity this request had cached is forgotten,
+    along with the recommendations kept for the visitor who is leaving.
+    """
+    if not has_request_context():
+        return
+    state = get_state()
+    request_namespace = vars(g._get_current_object())
+    leaving = [request_namespace.get("_datacue_user_id"), request_namespace.get("_datacue_anonymous_id")]
+    cookie = request.cookies.get(state.anonymous_cookie)
+    if cookie is not None:
+        leaving.extend(signer.unsign(cookie) for signer in _signers(state.app))
+    state.recommendation_cache.forget(*(visitor for visitor in leaving if isinstance(visitor, str)))
+    for name in (
+        "_datacue_user_id",
+        "_datacue_profile",
+        "_datacue_anonymous_id",
+        "_datacue_new_anonymous_cookie",
+        "_datacue_recommendations",
+        "_datacue_ssr_sent",
+    ):
+        request_namespace.pop(name, None)
+    request_namespace["_datacue_visitor_ended"] = True
+
+
+def _flask_login_user_id() -> str | None:
+    """The default user id: Flask-Login's ``current_user.get_id()``, when the app uses Flask-Login."""
+    if flask_login is None or not hasattr(current_app, "login_manager"):
+        return None
+    user = flask_login.current_user
+    if not user or not user.is_authenticated:
+        return None
+    user_id: str | None = user.get_id()
+    return user_id
 
 
 class _AnonymousIdSigner:
@@ -140,12 +220,15 @@ class _AnonymousIdSigner:
             return None
 
 
-def _signer(app: Flask) -> _AnonymousIdSigner:
+def _signers(app: Flask) -> list[_AnonymousIdSigner]:
+    """The signer of the current ``SECRET_KEY``, then one for each of ``SECRET_KEY_FALLBACKS``
+    (newest last, as Flask lists them): cookies signed before a key rotation stay valid."""
     if not app.secret_key:
         raise ConfigurationError(
             "cue-front signs anonymous visitor ids with the app's SECRET_KEY, which is not set"
         )
-    return _signer_for(app.secret_key)
+    fallbacks = app.config.get("SECRET_KEY_FALLBACKS") or ()
+    return [_signer_for(key) for key in (app.secret_key, *reversed(fallbacks))]
 
 
 @functools.lru_cache(maxsize=8)
@@ -157,16 +240,38 @@ def _signer_for(secret_key: str | bytes) -> _AnonymousIdSigner:
     return _AnonymousIdSigner(secret_key)
 
 
-def set_anonymous_cookie(response: Response) -> Response:
-    """``after_request``: send the anonymous id cookie if this request created one."""
+def mark_personal() -> None:
+    """This response's body depends on who the visitor is (their recommendations, their ids):
+    it is sent ``Cache-Control: private`` and ``Vary: Cookie`` (see :func:`finish_response`)."""
+    if has_request_context():
+        g._datacue_personal = True
+
+
+def finish_response(response: Response) -> Response:
+    """``after_request``: the anonymous id cookie if this request created one (or its deletion,
+    when the visitor was ended and no new one was needed), and the caching headers of a
+    personal response, so that no shared cache serves one visitor's page to the next."""
+    if g.get("_datacue_personal"):
+        response.vary.add("Cookie")
+        if "Cache-Control" not in response.headers:  # the shop's own choice stands
+            response.cache_control.private = True
     cookie = g.get("_datacue_new_anonymous_cookie")
     if cookie is not None:
+        config = current_app.config
         response.set_cookie(
             get_state().anonymous_cookie,
             cookie,
             max_age=ANONYMOUS_COOKIE_MAX_AGE,
-            secure=request.is_secure,
+            # The app's https settings count too: behind a proxy that ends TLS, the request
+            # itself may look like plain http.
+            secure=bool(
+                request.is_secure
+                or config.get("SESSION_COOKIE_SECURE")
+                or config.get("PREFERRED_URL_SCHEME") == "https"
+            ),
             httponly=True,
             samesite="Lax",
         )
+    elif g.get("_datacue_visitor_ended"):
+        response.delete_cookie(get_state().anonymous_cookie, httponly=True, samesite="Lax")
     return response

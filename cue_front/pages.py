@@ -18,7 +18,7 @@ from markupsafe import Markup, escape
 from . import schema
 from .encoding import script_json
 from .errors import FieldError, ValidationError
-from .identity import UNSET, current_user_id
+from .identity import UNSET, current_user_id, has_consent, mark_personal
 from .recommendations import send_page_event
 from .state import DataCueState, get_state
 
@@ -131,6 +131,14 @@ def render_datacue(page_type: str, *, user_id: Any = UNSET, nonce: Nonce = None,
     config = _build(state, page_type, user_id, fields)
     if config is None:
         return Markup("")
+    if not has_consent(state):
+        # DataCue's scripts would track from the browser: neither they nor the config go in.
+        # An order confirmation's order is still queued (the shop's data, not tracking).
+        if state.ssr:
+            send_page_event(state, config)
+        return Markup("")
+    if config.get("user_id") is not None:
+        mark_personal()  # the page names who is logged in
     script_urls = state.script_urls
     if state.ssr:
         # The server sends the pageview and renders the recommendations; DataCue's

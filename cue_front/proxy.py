@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,14 +19,16 @@ from werkzeug.exceptions import (
     Forbidden,
     HTTPException,
     RequestEntityTooLarge,
+    TooManyRequests,
     UnsupportedMediaType,
 )
 
 from . import events
 from .encoding import encode_json
 from .errors import DataCueError, ValidationError
+from .identity import current_anonymous_id, current_user_id, has_consent, mark_personal
 from .schema import ANSWERED_EVENTS
-from .state import get_state
+from .state import DataCueState, get_state
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +54,10 @@ class NotJSON(UnsupportedMediaType):
     """415: the body is not ``application/json``."""
 
 
+class TooManyEvents(TooManyRequests):
+    """429: this visitor or IP sent more events than its rate limit; ``Retry-After`` says when."""
+
+
 def _origin_of(url: str) -> tuple[str, str] | None:
     try:
         parts = urlsplit(url)
@@ -72,7 +79,10 @@ def _read_body(limit: int) -> Any:
         raise NotJSON("send the event as application/json")
     if request.content_length is not None and request.content_length > limit:
         raise EventTooLarge(f"the body is over {limit} bytes")
-    raw = request.stream.read(limit + 1)
+    try:
+        raw = request.stream.read(limit + 1)
+    except (OSError, ValueError) as error:  # a malformed chunked body ("zz" for a chunk size)
+        raise EventRejected(f"malformed body: {error}") from None
     if len(raw) > limit:
         raise EventTooLarge(f"the body is over {limit} bytes")
     try:
@@ -105,13 +115,27 @@ def _event_from(body: Any) -> dict[str, Any]:
     return event
 
 
+def _check_rate(state: DataCueState, scope: str, key: str) -> None:
+    wait = state.rate_limits.hit(scope, key)
+    if wait is not None:
+        raise TooManyEvents(
+            f"too many events from this {scope}: at most {state.rate_limits.describe(scope)}",
+            retry_after=math.ceil(wait),
+        )
+
+
 def receive_event() -> Response:
     """The view behind ``POST <prefix>/events``."""
     state = get_state()
     _check_same_origin()
+    _check_rate(state, "ip", request.remote_addr or "unknown")
     event = _event_from(_read_body(state.proxy_max_bytes))
+    if not has_consent(state):
+        return Response(status=204)  # taken, and forwarded nowhere: the visitor said no
+    _check_rate(state, "visitor", current_user_id(state) or current_anonymous_id() or "")
     try:
         envelope = events.build_envelope(event)
+        events.check_own_links(envelope)
         body = encode_json(envelope)  # refuses text that is not valid Unicode, before anything is sent
     except ValidationError as error:
         # Field paths are named from the envelope: report them as the browser sent them.
@@ -123,6 +147,7 @@ def receive_event() -> Response:
             logger.warning("datacue: recommendations unavailable, event queued instead: %s", error)
         else:
             if reply.status == 200 and reply.body:
+                mark_personal()  # this visitor's recommendations
                 return Response(reply.body, status=200, mimetype="application/json")
             return Response(status=204)
     if not events.deliver(state, envelope, body):
@@ -136,4 +161,7 @@ def error_as_json(error: HTTPException) -> Response:
     """The endpoint's errors, as JSON a script can read: ``{"error": "..."}``."""
     response = jsonify(error=error.description)
     response.status_code = error.code or 400
+    for name, value in error.get_headers():  # Retry-After on a 429, Allow on a 405
+        if name.lower() != "content-type":
+            response.headers[name] = value
     return response

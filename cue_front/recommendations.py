@@ -16,6 +16,7 @@ from flask import g
 from . import events
 from .encoding import encode_json
 from .errors import DataCueError, ValidationError
+from .identity import has_consent, mark_personal
 from .schema import ANSWERED_EVENTS
 from .state import DataCueState
 
@@ -46,22 +47,26 @@ def send_page_event(state: DataCueState, config: Mapping[str, Any]) -> None:
         return
     g._datacue_ssr_sent = True
     if state.ssr_orders and config.get("order_details") is not None:
-        _queue_order(state, config)
+        _queue_order(state, config)  # the shop's business data: not a matter of consent
     event = page_event(config)
-    if event is None:
+    if event is None or not has_consent(state):
         return
     try:
         envelope = events.build_envelope(event)
     except ValidationError as error:
         logger.warning("datacue: page event not sent: %s", error)
         return
-    if (event.get("type"), event.get("subtype")) not in ANSWERED_EVENTS:
-        _deliver_quietly(state, envelope)
-        return
     user = envelope["user"]
-    visitor, page = str(user.get("user_id") or user.get("anonymous_id")), encode_json(event).decode()
+    visitor = str(user.get("user_id") or user.get("anonymous_id"))
+    if (event.get("type"), event.get("subtype")) not in ANSWERED_EVENTS:
+        if _within_page_limit(state, visitor):
+            _deliver_quietly(state, envelope)
+        return
+    page = encode_json(event).decode()
     answer = state.recommendation_cache.get(visitor, page)
     if answer is None:
+        if not _within_page_limit(state, visitor):
+            return
         try:
             reply = events.send_event_now(envelope, timeout=state.ssr_timeout)
             answer = reply.json() or {}
@@ -73,6 +78,15 @@ def send_page_event(state: DataCueState, config: Mapping[str, Any]) -> None:
             return
         state.recommendation_cache.put(visitor, page, answer)
     g._datacue_recommendations = answer
+
+
+def _within_page_limit(state: DataCueState, visitor: str) -> bool:
+    """Whether this visitor's page event may be sent (``DATACUE_PAGE_EVENT_RATE_LIMIT``): one
+    client reloading pages in a loop must not fill the outbox. Past it the page still renders."""
+    if state.rate_limits.hit("page", visitor) is None:
+        return True
+    logger.info("datacue: page event not sent: visitor over %s", state.rate_limits.describe("page"))
+    return False
 
 
 def _queue_order(state: DataCueState, config: Mapping[str, Any]) -> None:
@@ -104,4 +118,6 @@ def page_recommendations(state: DataCueState) -> dict[str, Any] | None:
         return None
     send_page_event(state, config)
     answer: dict[str, Any] | None = g.get("_datacue_recommendations")
+    if answer:
+        mark_personal()  # the page shows this visitor's recommendations
     return answer

@@ -41,6 +41,13 @@ DEFAULTS: dict[str, Any] = {
     # folder named like the file plus ".intake"; see docs/delivery.md). Keep it on a local disk.
     "DATACUE_OUTBOX_PATH": None,
     "DATACUE_OUTBOX_MAX_ROWS": 100_000,
+    # The most unsent events one visitor may hold; past it their oldest page views and
+    # superseded cart updates are dropped (and counted), never another visitor's events.
+    # Derived: 1% of DATACUE_OUTBOX_MAX_ROWS, at least 20.
+    "DATACUE_OUTBOX_VISITOR_MAX": None,
+    # Store changes (queued REST writes) held beyond DATACUE_OUTBOX_MAX_ROWS before a new one
+    # is refused at the call, loudly (OutboxFullError, signals.outbox_full, a log line).
+    "DATACUE_OUTBOX_STORE_MAX": 1_000_000,
     # How long a process may hold claimed rows before another may send them again. The delivery
     # worker listens for an answer that comes after the read timeout until a second before then.
     "DATACUE_OUTBOX_LEASE_SECONDS": 30.0,
@@ -61,11 +68,25 @@ DEFAULTS: dict[str, Any] = {
     "DATACUE_PROXY_ENABLED": True,
     "DATACUE_PROXY_MAX_BYTES": 16 * 1024,
     "DATACUE_PROXY_TIMEOUT": 1.0,
+    # Per visitor, and per client IP (many shoppers can share one IP behind a carrier's NAT).
     "DATACUE_PROXY_RATE_LIMIT": "120/minute",
-    # Flask-Limiter storage for that limit; "memory://" counts per process.
+    # Derived: five times the visitor's limit.
+    "DATACUE_PROXY_IP_RATE_LIMIT": None,
+    # Page events the server sends for render_datacue (DATACUE_SSR), per visitor.
+    "DATACUE_PAGE_EVENT_RATE_LIMIT": "60/minute",
+    # Storage of those limits when the shop has no Flask-Limiter of its own (with one, its
+    # storage is used); "memory://" counts per process.
     "DATACUE_PROXY_RATE_LIMIT_STORAGE": "memory://",
     # Name of the signed cookie that carries an anonymous visitor's id.
     "DATACUE_ANONYMOUS_COOKIE": "datacue_anonymous_id",
+    # The shop's own address (https://shop.example), for the links sent to DataCue (a cart's
+    # cart_link) and the only site a browser's links may point to. Derived: from SERVER_NAME
+    # and PREFERRED_URL_SCHEME when set; else each request's own address.
+    "DATACUE_SHOP_URL": None,
+    # Treat a browser's Sec-GPC: 1 (Global Privacy Control) as no consent to be tracked.
+    "DATACUE_HONOUR_GPC": False,
+    # With Flask-Login: a login sends DataCue's login event, a logout starts a new visitor.
+    "DATACUE_FLASK_LOGIN": True,
 }
 
 #: Values that ``DATACUE_CONFIG_MODE`` and ``DATACUE_DELIVERY`` accept.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask, current_app
 
@@ -13,6 +13,7 @@ from .client import Client
 from .errors import ConfigurationError
 from .outbox import DeliveryWorker, Outbox, OutboxBackend
 from .queued import QueuedClient
+from .rate_limits import RateLimits
 from .recommendation_cache import RecommendationCache
 from .transport import Transport
 
@@ -54,6 +55,9 @@ class DataCueState:
         self.ssr_orders = bool(config["DATACUE_SSR_ORDERS"])
         self.recommendation_cache = RecommendationCache()
         self.anonymous_cookie: str = config["DATACUE_ANONYMOUS_COOKIE"]
+        self.honour_gpc = bool(config["DATACUE_HONOUR_GPC"])
+        self.shop_url: str | None = _shop_url(config)
+        self.rate_limits = RateLimits(app)
         # The app's Jinja globals, where flask-talisman (if installed) puts csp_nonce.
         self.jinja_globals = app.jinja_env.globals
         self._config = config
@@ -91,6 +95,8 @@ class DataCueState:
             self._config["DATACUE_OUTBOX_PATH"],
             max_rows=int(self._config["DATACUE_OUTBOX_MAX_ROWS"]),
             lease_seconds=float(self._config["DATACUE_OUTBOX_LEASE_SECONDS"]),
+            visitor_max=self._config["DATACUE_OUTBOX_VISITOR_MAX"],
+            store_max=int(self._config["DATACUE_OUTBOX_STORE_MAX"]),
         )
 
     @property
@@ -177,3 +183,11 @@ def get_state(app: Flask | None = None) -> DataCueState:
             "cue-front is not initialised on this app: call DataCue(app) or datacue.init_app(app)"
         ) from None
     return state
+
+
+def _shop_url(config: Mapping[str, Any]) -> str | None:
+    """``DATACUE_SHOP_URL``, else ``<PREFERRED_URL_SCHEME>://<SERVER_NAME>``, without a trailing slash."""
+    url = config.get("DATACUE_SHOP_URL")
+    if not url and config.get("SERVER_NAME"):
+        url = f"{config.get('PREFERRED_URL_SCHEME') or 'http'}://{config['SERVER_NAME']}"
+    return str(url).rstrip("/") if url else None

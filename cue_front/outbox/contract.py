@@ -63,7 +63,8 @@ class OutboxStats:
     were refused for good and wait for ``retry_dead``.
     ``oldest_pending_age`` is the age in seconds of the oldest undelivered row
     (pending or in flight); ``last_error`` the latest failure of any row;
-    ``refused`` counts the events refused because the outbox was full.
+    ``refused`` counts the events refused because the outbox was full, ``dropped`` the
+    events dropped unsent (a visitor over their share, or an erasure).
     """
 
     pending: int
@@ -73,6 +74,7 @@ class OutboxStats:
     oldest_pending_age: float | None
     last_error: str | None
     refused: int
+    dropped: int = 0
 
 
 @dataclass(frozen=True)
@@ -102,13 +104,29 @@ class OutboxBackend(Protocol):
 
     # -- intake -------------------------------------------------------------------------
 
-    def put(self, kind: str, method: str, path: str, body: bytes, ordering_key: str | None = None) -> int:
-        """Queue one request; its row id once it is durable. Events past the cap raise
-        :class:`OutboxFullError`; REST rows are always taken."""
+    def put(
+        self,
+        kind: str,
+        method: str,
+        path: str,
+        body: bytes,
+        ordering_key: str | None = None,
+        *,
+        droppable: bool = False,
+    ) -> int:
+        """Queue one request; its row id once it is durable. Events past the cap, and store
+        changes past their own bound, raise :class:`OutboxFullError`."""
         ...
 
-    def put_event(self, body: bytes, ordering_key: str | None = None) -> int | None:
-        """Queue one event the quickest durable way; its row id, or ``None`` until it gets one."""
+    def put_event(
+        self, body: bytes, ordering_key: str | None = None, *, droppable: bool = False
+    ) -> int | None:
+        """Queue one event the quickest durable way; its row id, or ``None`` until it gets one.
+        A ``droppable`` event (a page view) may be dropped when its key holds more than its share."""
+        ...
+
+    def drop_unsent(self, ordering_keys: Iterable[str]) -> int:
+        """Drop (and erase) every unsent row of these keys; returns how many (``forget``)."""
         ...
 
     def ingest(self) -> int:

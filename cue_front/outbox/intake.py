@@ -9,13 +9,13 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Final, NoReturn
 
 from . import sql
 from .connections import ConnectionPool, when_unlocked
 from .contract import KINDS, OutboxFullError
-from .journal import JournalWriter, collect, ingest_lock
+from .journal import JournalRecord, JournalWriter, collect, ingest_lock
 
 __all__ = ["Intake"]
 
@@ -40,11 +40,15 @@ class Intake:
         pool: ConnectionPool,
         *,
         max_rows: int,
+        visitor_max: int,
+        store_max: int,
         journal: JournalWriter | None,
         prune: Callable[[], int],
     ) -> None:
         self._pool = pool
         self.max_rows = max_rows
+        self.visitor_max = visitor_max
+        self.store_max = store_max
         self._journal = journal
         self._prune = prune
         #: The row count after this process's latest ingest, and the journal's append
@@ -53,29 +57,43 @@ class Intake:
         self._appended_at_ingest = 0
         self._last_over_cap_log = 0.0
         self._over_cap_since_log = 0
+        self._last_drop_log = 0.0
+        self._dropped_since_log = 0
 
-    def put(self, kind: str, method: str, path: str, body: bytes, ordering_key: str | None = None) -> int:
+    def put(
+        self,
+        kind: str,
+        method: str,
+        path: str,
+        body: bytes,
+        ordering_key: str | None = None,
+        *,
+        droppable: bool = False,
+    ) -> int:
         """Queue one request; returns its row id once it is durable.
 
         Raises :class:`OutboxFullError` for an event when the outbox is full even after
-        pruning delivered rows; a ``"rest"`` row is always accepted (see the policy).
+        pruning delivered rows, and for a ``"rest"`` row past the store changes' own bound.
         """
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
         if kind == "event" and self._journal is not None:
             self.ingest()  # events journaled before this one get their ids first: order kept
+        now = time.time()
+        values = (kind, method, path, body, ordering_key, now, self.max_rows, self.store_max, droppable)
         connection = self._pool.acquire(intake=True)
         try:
-            row_id = self._insert(
-                connection, (kind, method, path, body, ordering_key, time.time(), self.max_rows)
-            )
+            row_id = self._insert(connection, values)
         finally:
             self._pool.release(connection, intake=True)
         if row_id is None:
-            row_id = self._put_when_full(kind, method, path, body, ordering_key)
+            row_id = self._put_when_full(values)
         self._count_direct_row()
         if kind == "rest":
             self._warn_if_over_cap()
+        elif droppable and ordering_key is not None:
+            with self._pool.write() as connection:
+                self._drop_crowded(connection, [ordering_key])
         return row_id
 
     def _count_direct_row(self) -> None:
@@ -94,7 +112,9 @@ class Intake:
         cursor = when_unlocked(lambda: connection.execute(sql.INSERT, values))
         return cursor.lastrowid if cursor.rowcount == 1 else None
 
-    def put_event(self, body: bytes, ordering_key: str | None = None) -> int | None:
+    def put_event(
+        self, body: bytes, ordering_key: str | None = None, *, droppable: bool = False
+    ) -> int | None:
         """Queue one event the quick way: through the journal, without a system call.
 
         Durable when it returns, like :meth:`put`. Returns ``None`` for a journaled event
@@ -107,10 +127,10 @@ class Intake:
         """
         journal = self._journal
         if journal is None or self._pool.closed:
-            return self.put("event", "POST", "", body, ordering_key)
+            return self.put("event", "POST", "", body, ordering_key, droppable=droppable)
         try:
             if journal.counted and self._room_left(journal) > _EXACT_ROOM:
-                if not journal.append(ordering_key, body, time.time()):
+                if not journal.append(ordering_key, body, time.time(), droppable):
                     self._count_direct_row()  # only if this process lost its slot meanwhile
             else:
                 with journal.ingest_mutex, ingest_lock(journal.folder):
@@ -121,11 +141,11 @@ class Intake:
                             self._rows_at_ingest = int(connection.execute(sql.ROW_COUNT).fetchone()[0])
                         if self._rows_at_ingest >= self.max_rows:
                             self._refuse()
-                    if not journal.append(ordering_key, body, time.time()):
+                    if not journal.append(ordering_key, body, time.time(), droppable):
                         journal.count_shared(1)  # no slot for this process: counted here, locked
         except OSError as error:  # no segment could be made (a full disk): SQLite says why
             logger.warning("datacue: the outbox journal at %s cannot take events: %s", journal.folder, error)
-            return self.put("event", "POST", "", body, ordering_key)
+            return self.put("event", "POST", "", body, ordering_key, droppable=droppable)
         return None
 
     def _room_left(self, journal: JournalWriter) -> int:
@@ -166,10 +186,8 @@ class Intake:
         forgotten = [(name,) for name in offsets if name not in found.present]
         if found.records or found.offsets or forgotten:
             with self._pool.write() as connection:
-                connection.executemany(
-                    sql.INGEST,
-                    [(r.body, r.ordering_key, r.created_at, r.created_at) for r in found.records],
-                )
+                connection.executemany(sql.INGEST, map(_ingest_values, found.records))
+                self._drop_crowded(connection, {r.ordering_key for r in found.records if r.droppable})
                 connection.executemany(
                     "INSERT INTO outbox_intake (name, offset) VALUES (?, ?)"
                     " ON CONFLICT (name) DO UPDATE SET offset = excluded.offset",
@@ -187,15 +205,47 @@ class Intake:
         self._rows_at_ingest, self._appended_at_ingest = int(rows), appended
         return len(found.records)
 
-    def _put_when_full(self, kind: str, method: str, path: str, body: bytes, ordering_key: str | None) -> int:
+    def _put_when_full(self, values: tuple[object, ...]) -> int:
         self._prune()
         with self._pool.connection() as connection:
-            cursor = connection.execute(
-                sql.INSERT, (kind, method, path, body, ordering_key, time.time(), self.max_rows)
-            )
+            cursor = connection.execute(sql.INSERT, values)
             if cursor.rowcount == 1 and cursor.lastrowid is not None:
                 return cursor.lastrowid
+        if values[0] == "rest":
+            raise OutboxFullError(
+                f"the DataCue outbox at {self._pool.path} holds {self.max_rows + self.store_max:,} rows"
+                " (DATACUE_OUTBOX_MAX_ROWS + DATACUE_OUTBOX_STORE_MAX): this store change was refused."
+                " DataCue has not accepted rows for a long while: check `flask datacue status`"
+            )
         self._refuse()
+
+    def _drop_crowded(self, connection: sqlite3.Connection, keys: Iterable[str | None]) -> None:
+        """Within a write transaction: drop the oldest droppable rows of every key in ``keys``
+        holding more than ``visitor_max`` unfinished rows, down to that share (see the policy)."""
+        wanted = [key for key in keys if key is not None]
+        now = time.time()
+        dropped = 0
+        for start in range(0, len(wanted), sql.IDS_PER_STATEMENT):
+            chunk = wanted[start : start + sql.IDS_PER_STATEMENT]
+            statement = sql.CROWDED_KEYS.format(marks=",".join("?" * len(chunk)))
+            for key, count in connection.execute(statement, (*chunk, self.visitor_max)).fetchall():
+                dropped += connection.execute(sql.DROP_OLDEST, (key, count - self.visitor_max, now)).rowcount
+        if dropped:
+            connection.execute(sql.COUNT_DROPPED, (dropped,))
+            self._report_drops(dropped)
+
+    def _report_drops(self, dropped: int) -> None:
+        self._dropped_since_log += dropped
+        now = time.monotonic()
+        if now - self._last_drop_log >= _OVER_CAP_LOG_INTERVAL:
+            logger.warning(
+                "datacue: %d page view(s) dropped since the last report: a visitor held more than"
+                " %d unsent events (DATACUE_OUTBOX_VISITOR_MAX); other visitors' events are kept",
+                self._dropped_since_log,
+                self.visitor_max,
+            )
+            self._last_drop_log = now
+            self._dropped_since_log = 0
 
     def _refuse(self) -> NoReturn:
         """Count a refused event and say so (see the overflow policy)."""
@@ -225,3 +275,8 @@ class Intake:
             )
             self._last_over_cap_log = now
             self._over_cap_since_log = 0
+
+
+def _ingest_values(record: JournalRecord) -> tuple[object, ...]:
+    """The values of :data:`sql.INGEST` for one journal record (due as soon as it was made)."""
+    return (record.body, record.ordering_key, record.created_at, record.created_at, record.droppable)

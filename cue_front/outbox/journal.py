@@ -55,6 +55,10 @@ _STAMPS = struct.Struct("<QdI")  # order stamp, created_at, key length
 _CHECKED_FROM: Final = _SIZE.size + _CRC.size
 _HEADER_BYTES: Final = _CHECKED_FROM + _STAMPS.size
 _NO_KEY: Final = 0xFFFFFFFF
+#: The key length's top bit marks an event that may be dropped when its visitor holds too many
+#: (a page view). Keys are far shorter than 2 GiB, and records written before the flag existed
+#: never set it.
+_DROPPABLE: Final = 0x80000000
 #: ``size`` of the marker a writer leaves when it moves on to its next segment.
 _SEALED: Final = 0xFFFFFFFF
 #: Counters in ``appended``: one per writing process, and the last one shared (see Counting).
@@ -204,7 +208,9 @@ class JournalWriter:
             self._slot = slot
             return
 
-    def append(self, ordering_key: str | None, body: bytes, created_at: float) -> bool:
+    def append(
+        self, ordering_key: str | None, body: bytes, created_at: float, droppable: bool = False
+    ) -> bool:
         """Write one record; once this returns it survives the process. True when the append
         was counted in this process's slot (see Counting; else the caller counts it).
 
@@ -214,7 +220,7 @@ class JournalWriter:
         if self._generation != forks.generation:
             self.forget_parents_segment()
         key = b"" if ordering_key is None else ordering_key.encode("utf-8")
-        key_length = _NO_KEY if ordering_key is None else len(key)
+        key_length = _NO_KEY if ordering_key is None else len(key) | (_DROPPABLE if droppable else 0)
         size = _HEADER_BYTES + len(key) + len(body)
         with self._lock:
             if self._slot is None:
@@ -316,6 +322,7 @@ class JournalRecord:
     created_at: float
     ordering_key: str | None
     body: bytes
+    droppable: bool = False
 
 
 @dataclass
@@ -380,13 +387,17 @@ def _collect_file(path: Path, start: int, cut: int, found: Collected) -> None:
                 waiting = True
                 break
             key_start = position + _HEADER_BYTES
+            droppable = key_length != _NO_KEY and bool(key_length & _DROPPABLE)
             if key_length == _NO_KEY:
                 ordering_key, body_start = None, key_start
             else:
+                key_length &= ~_DROPPABLE
                 ordering_key = data[key_start : key_start + key_length].decode("utf-8")
                 body_start = key_start + key_length
             found.records.append(
-                JournalRecord(stamp, created_at, ordering_key, data[body_start : position + record_size])
+                JournalRecord(
+                    stamp, created_at, ordering_key, data[body_start : position + record_size], droppable
+                )
             )
             position = _aligned(position + record_size)
     finally:

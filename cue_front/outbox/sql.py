@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Final
 
-SCHEMA_VERSION: Final = 2  # 2: outbox_intake (the journal's read offsets)
+SCHEMA_VERSION: Final = 3  # 2: outbox_intake (the journal's read offsets); 3: droppable, 'dropped'
+
 
 # ``id`` is an alias of the rowid, not AUTOINCREMENT (which costs a page write per put).
 # Ids are never reused all the same: SQLite gives a new row max(id) + 1, and nothing
@@ -32,33 +33,59 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error TEXT,
     response_body TEXT,
     failed_at REAL,
-    done_at REAL
+    done_at REAL,
+    droppable INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS outbox_unfinished_by_key ON outbox (ordering_key, id) WHERE state = 0;
 CREATE TABLE IF NOT EXISTS outbox_meta (name TEXT PRIMARY KEY, value);
 CREATE TABLE IF NOT EXISTS outbox_intake (name TEXT PRIMARY KEY, offset INTEGER NOT NULL);
-INSERT OR IGNORE INTO outbox_meta (name, value) VALUES ('deleted', 0), ('refused', 0), ('last_error', NULL);
+INSERT OR IGNORE INTO outbox_meta (name, value) VALUES
+    ('deleted', 0), ('refused', 0), ('dropped', 0), ('last_error', NULL);
 """
-# Columns, in short: ``state`` 0 pending, 1 delivered, 2 dead. ``due_at`` is when a
-# pending row may be sent; a claim moves it to the lease's end, so one comparison
-# says "free to claim" both for a row waiting out its backoff and for a row whose
-# owner died. ``lease_owner`` is set while a claim holds the row.
+#: From schema 2 to 3, run before SCHEMA (whose statements are all "if not exists").
+UPGRADE_FROM_2: Final = "ALTER TABLE outbox ADD COLUMN droppable INTEGER NOT NULL DEFAULT 0"
+# Columns, in short: ``state`` 0 pending, 1 done (delivered, or dropped and counted in
+# 'dropped'), 2 dead. ``due_at`` is when a pending row may be sent; a claim moves it to the
+# lease's end, so one comparison says "free to claim" both for a row waiting out its
+# backoff and for a row whose owner died. ``lease_owner`` is set while a claim holds the
+# row. ``droppable`` marks an event that may go when its visitor holds too many (a page view).
 
 # One statement, so a put is one round trip into SQLite and one commit. Rows are
-# counted as max(id) - deleted (see SCHEMA). REST writes skip the cap: see the policy.
+# counted as max(id) - deleted (see SCHEMA). Events stop at the cap (?7); REST writes
+# have room beyond it (?8, the store changes' own bound): see the policy.
 INSERT: Final = """
-INSERT INTO outbox (kind, method, path, body, ordering_key, created_at, due_at)
-SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?6
-WHERE ?1 = 'rest'
-   OR (SELECT COALESCE(MAX(id), 0) FROM outbox)
-      - (SELECT value FROM outbox_meta WHERE name = 'deleted') < ?7
+INSERT INTO outbox (kind, method, path, body, ordering_key, created_at, due_at, droppable)
+SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?6, ?9
+WHERE (SELECT COALESCE(MAX(id), 0) FROM outbox)
+      - (SELECT value FROM outbox_meta WHERE name = 'deleted') < ?7 + CASE WHEN ?1 = 'rest' THEN ?8 ELSE 0 END
 """
 
 # Journaled events were accepted already: they skip the cap (put_event enforced it).
 INGEST: Final = """
-INSERT INTO outbox (kind, method, path, body, ordering_key, created_at, due_at)
-VALUES ('event', 'POST', '', ?, ?, ?, ?)
+INSERT INTO outbox (kind, method, path, body, ordering_key, created_at, due_at, droppable)
+VALUES ('event', 'POST', '', ?, ?, ?, ?, ?)
 """
+
+# The keys among ?-marks (filled in) holding more than ?1 unfinished rows, and how many.
+CROWDED_KEYS: Final = """
+SELECT ordering_key, COUNT(*) FROM outbox INDEXED BY outbox_unfinished_by_key
+WHERE state = 0 AND ordering_key IN ({marks}) GROUP BY ordering_key HAVING COUNT(*) > ?
+"""
+# A crowded key's oldest droppable rows not held by a live lease, dropped: marked done, the body
+# erased, counted in 'dropped' (the caller adds the count).
+DROP_OLDEST: Final = """
+UPDATE outbox SET state = 1, body = x'', done_at = ?3 WHERE id IN (
+    SELECT id FROM outbox INDEXED BY outbox_unfinished_by_key
+    WHERE state = 0 AND ordering_key = ?1 AND droppable = 1 AND (lease_owner IS NULL OR due_at <= ?3)
+    ORDER BY id LIMIT ?2
+)
+"""
+# Every unsent row of some keys (?-marks filled in), dropped the same way (an erasure).
+DROP_UNSENT: Final = """
+UPDATE outbox SET state = 1, body = x'', done_at = ?1
+WHERE state = 0 AND (lease_owner IS NULL OR due_at <= ?1) AND ordering_key IN ({marks})
+"""
+COUNT_DROPPED: Final = "UPDATE outbox_meta SET value = value + ? WHERE name = 'dropped'"
 
 ROW_COUNT: Final = """
 SELECT (SELECT COALESCE(MAX(id), 0) FROM outbox) - (SELECT value FROM outbox_meta WHERE name = 'deleted')

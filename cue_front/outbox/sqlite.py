@@ -28,7 +28,9 @@ SYNCHRONOUS_MODES: Final = ("NORMAL", "FULL")
 class Outbox:
     """A durable queue of outbound requests in a SQLite file shared by every process on the host.
 
-    ``max_rows`` bounds the rows kept (see the overflow policy in docs/delivery.md);
+    ``max_rows`` bounds the rows kept, ``visitor_max`` the unsent events of one visitor (default
+    1% of ``max_rows``), ``store_max`` the store changes kept beyond ``max_rows`` (see the
+    overflow policy in docs/delivery.md);
     ``lease_seconds`` is how long a claim holds its rows before anyone may claim them
     again: keep it above the transport's connect + read timeout. ``synchronous`` is
     ``"NORMAL"`` (durable against a process crash) or ``"FULL"`` (also against power loss).
@@ -46,6 +48,8 @@ class Outbox:
         lease_seconds: float = 30.0,
         synchronous: str = "NORMAL",
         journal: bool = True,
+        visitor_max: int | None = None,
+        store_max: int = 1_000_000,
     ) -> None:
         if max_rows < 1:
             raise ValueError(f"max_rows must be at least 1, got {max_rows!r}")
@@ -68,7 +72,15 @@ class Outbox:
         writer = None
         if journal and JOURNAL_SUPPORTED and synchronous == "NORMAL":
             writer = writer_for(journal_folder(self.path))
-        self._intake = Intake(self._pool, max_rows=max_rows, journal=writer, prune=self.prune)
+        self._intake = Intake(
+            self._pool,
+            max_rows=max_rows,
+            # Derived: a small share of the cap (see the overflow policy).
+            visitor_max=visitor_max if visitor_max is not None else max(20, max_rows // 100),
+            store_max=store_max,
+            journal=writer,
+            prune=self.prune,
+        )
 
     def __repr__(self) -> str:
         return f"Outbox({str(self.path)!r}, max_rows={self.max_rows})"
@@ -85,6 +97,11 @@ class Outbox:
             version = connection.execute("PRAGMA user_version").fetchone()[0]
             if version == sql.SCHEMA_VERSION:
                 return
+            if version not in (0, 2) and version < sql.SCHEMA_VERSION:
+                raise DataCueError(
+                    f"the outbox at {self.path} has schema {version}, which this cue-front cannot upgrade;"
+                    " drain it with the cue-front that wrote it, or set DATACUE_OUTBOX_PATH elsewhere"
+                )
             if version > sql.SCHEMA_VERSION:
                 raise DataCueError(
                     f"the outbox at {self.path} was written by a newer cue-front (schema {version});"
@@ -92,6 +109,9 @@ class Outbox:
                 )
             connection.execute("BEGIN IMMEDIATE")
             try:
+                upgrading = connection.execute("PRAGMA user_version").fetchone()[0]  # another process?
+                if upgrading == 2:
+                    connection.execute(sql.UPGRADE_FROM_2)
                 for statement in sql.SCHEMA.split(";"):
                     if statement.strip():
                         connection.execute(statement)
@@ -103,22 +123,34 @@ class Outbox:
 
     # -- intake (see .intake) ---------------------------------------------------------------
 
-    def put(self, kind: str, method: str, path: str, body: bytes, ordering_key: str | None = None) -> int:
+    def put(
+        self,
+        kind: str,
+        method: str,
+        path: str,
+        body: bytes,
+        ordering_key: str | None = None,
+        *,
+        droppable: bool = False,
+    ) -> int:
         """Queue one request; returns its row id once it is durable.
 
         Raises :class:`OutboxFullError` for an event when the outbox is full even after
-        pruning delivered rows; a ``"rest"`` row is always accepted (see docs/delivery.md).
+        pruning delivered rows, and for a ``"rest"`` row past ``store_max`` more (see
+        docs/delivery.md). A ``droppable`` event may be dropped if its key holds too many.
         """
-        return self._intake.put(kind, method, path, body, ordering_key)
+        return self._intake.put(kind, method, path, body, ordering_key, droppable=droppable)
 
-    def put_event(self, body: bytes, ordering_key: str | None = None) -> int | None:
+    def put_event(
+        self, body: bytes, ordering_key: str | None = None, *, droppable: bool = False
+    ) -> int | None:
         """Queue one event the quick way: through the journal, without a system call.
 
         Durable when it returns, like :meth:`put`. Returns ``None`` for a journaled event
         (it gets its row id when :meth:`ingest` moves it into the outbox) and the row id
         when the journal is off or cannot take it.
         """
-        return self._intake.put_event(body, ordering_key)
+        return self._intake.put_event(body, ordering_key, droppable=droppable)
 
     def ingest(self) -> int:
         """Move journaled events into the outbox, in order; returns how many.
@@ -293,6 +325,21 @@ class Outbox:
             )
             return cursor.rowcount
 
+    def drop_unsent(self, ordering_keys: Iterable[str]) -> int:
+        """Drop every row of these keys not held by a live lease (an erasure: the bodies are
+        emptied); returns how many. They are counted in ``stats().dropped``."""
+        keys = list(ordering_keys)
+        dropped = 0
+        self.ingest()  # journaled events of these keys too
+        with self._pool.write() as connection:
+            for start in range(0, len(keys), sql.IDS_PER_STATEMENT):
+                chunk = keys[start : start + sql.IDS_PER_STATEMENT]
+                statement = sql.DROP_UNSENT.format(marks=",".join("?" * len(chunk)))
+                dropped += connection.execute(statement, (time.time(), *chunk)).rowcount
+            if dropped:
+                connection.execute(sql.COUNT_DROPPED, (dropped,))
+        return dropped
+
     def retry_now(self) -> int:
         """Make every pending row waiting out a backoff due now (DataCue is back); returns how many.
 
@@ -327,11 +374,13 @@ class Outbox:
         return OutboxStats(
             pending=int(waiting),
             in_flight=int(in_flight),
-            delivered=int(delivered) + int(meta["deleted"]),
+            # Dropped rows are marked done like delivered ones (and pruned with them).
+            delivered=int(delivered) + int(meta["deleted"]) - int(meta["dropped"]),
             dead=int(dead),
             oldest_pending_age=None if oldest is None else max(0.0, now - oldest),
             last_error=meta["last_error"],
             refused=int(meta["refused"]),
+            dropped=int(meta["dropped"]),
         )
 
     def next_due_in(self) -> float | None:

@@ -59,7 +59,8 @@ def describe(value: Any) -> str:
         shown = value if len(value) <= 40 else value[:37] + "..."
         return repr(shown)
     if isinstance(value, (int, float, Decimal)):
-        return repr(value) if not isinstance(value, Decimal) else f"Decimal('{value}')"
+        shown = repr(value) if not isinstance(value, Decimal) else f"Decimal('{value}')"
+        return shown if len(shown) <= 40 else f"{shown[:37]}... ({len(shown)} characters)"
     name = type(value).__name__
     return f"an {name}" if name[0] in "aeiouAEIOU" else f"a {name}"
 

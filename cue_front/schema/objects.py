@@ -22,6 +22,7 @@ __all__ = [
     "EVENT_CONTEXT",
     "EVENT_ENVELOPE",
     "EVENT_USER",
+    "MAX_QUANTITY",
     "ORDER",
     "ORDER_DETAILS",
     "ORDER_KEY",
@@ -41,6 +42,8 @@ __all__ = [
 
 #: DataCue accepts at most this many items in one batch request.
 BATCH_LIMIT: Final = 500
+#: The most of one variant a cart or an order line may hold: more is a typo or an attack.
+MAX_QUANTITY: Final = 1_000_000
 
 _ID = Id()
 _TEXT = String()
@@ -52,7 +55,7 @@ CART_ITEM = Object(
         "product_id": required(_ID),
         "variant_id": required(_ID),
         "unit_price": required(_MONEY),
-        "quantity": required(Integer(minimum=1)),
+        "quantity": required(Integer(minimum=1, maximum=MAX_QUANTITY)),
         # Guide: the cart items tables omit currency, but the cart update table describes
         # the cart as "product, variant, unit price, quantity and currency" and every
         # sample sends it, so it is accepted as optional.

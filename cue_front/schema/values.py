@@ -10,12 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from ..errors import FieldError
 from .engine import INVALID, Codegen, Spec, child_path, describe
 
 __all__ = [
+    "LARGEST_NUMBER",
+    "SAFE_INTEGER",
     "Boolean",
     "FreeObject",
     "Id",
@@ -83,31 +85,56 @@ class Id(Spec):
         return f"{var}.__class__ is str and {var} != ''"
 
 
+#: The largest whole number every JSON reader keeps exactly (JavaScript's Number.MAX_SAFE_INTEGER).
+SAFE_INTEGER: Final = 2**53 - 1
+#: The largest magnitude of a number (a price): any more is a mistake or an attack, not money.
+LARGEST_NUMBER: Final = 1e15
+
+
+def _larger_than(value: int | float | Decimal, bound: float) -> bool:
+    """Whether ``value`` is larger than ``bound`` in size; checked before any conversion, since
+    ``Decimal("1e400")`` is no float and ``10**400`` is too large to become one."""
+    try:
+        magnitude: float = float(value)  # inf for a huge Decimal; OverflowError for a huge int
+        return abs(magnitude) > bound
+    except OverflowError:
+        return True
+
+
 @dataclass(frozen=True)
 class Number(Spec):
-    """A JSON number (money, prices): int, float or ``Decimal``; never a bool or a string."""
+    """A JSON number (money, prices): int, float or ``Decimal``; never a bool or a string.
+
+    Finite, and at most :data:`LARGEST_NUMBER` in size (``maximum`` lowers that bound).
+    """
 
     minimum: float | None = None
+    maximum: float = LARGEST_NUMBER
     expected = "a number"
 
     def normalize(self, value: Any, path: str, errors: list[FieldError]) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
             return self.wrong_type(value, path, errors)
-        if isinstance(value, Decimal):
-            if not value.is_finite():
-                return self.wrong_type(value, path, errors)
-            value = int(value) if value == value.to_integral_value() else float(value)
-        elif isinstance(value, float) and not math.isfinite(value):
+        if isinstance(value, Decimal) and not value.is_finite():
+            return self.wrong_type(value, path, errors)
+        if isinstance(value, float) and not math.isfinite(value):
             errors.append(FieldError(path, f"expected a finite number, got {value!r}"))
             return INVALID
         if self.minimum is not None and value < self.minimum:
-            errors.append(FieldError(path, f"must be at least {self.minimum:g}, got {value!r}"))
+            errors.append(FieldError(path, f"must be at least {self.minimum:g}, got {describe(value)}"))
             return INVALID
+        if _larger_than(value, self.maximum):
+            message = f"must be at most {self.maximum:g} either way, got {describe(value)}"
+            errors.append(FieldError(path, message))
+            return INVALID
+        if isinstance(value, Decimal):
+            value = int(value) if value == value.to_integral_value() else float(value)
         return value
 
     def expression(self, gen: Codegen, var: str) -> str:
         # ``x - x == 0`` is false exactly for inf and nan.
         test = f"({var}.__class__ is int or ({var}.__class__ is float and {var} - {var} == 0))"
+        test += f" and {-self.maximum!r} <= {var} <= {self.maximum!r}"
         if self.minimum is not None:
             test += f" and {var} >= {self.minimum!r}"
         return test
@@ -115,30 +142,26 @@ class Number(Spec):
 
 @dataclass(frozen=True)
 class Integer(Spec):
-    """A whole number (stock, quantity, rating)."""
+    """A whole number (stock, quantity, rating), within ``minimum`` and ``maximum``, and never
+    past :data:`SAFE_INTEGER` either way."""
 
-    minimum: int | None = None
-    maximum: int | None = None
+    minimum: int = -SAFE_INTEGER
+    maximum: int = SAFE_INTEGER
     expected = "an integer"
 
     def normalize(self, value: Any, path: str, errors: list[FieldError]) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             return self.wrong_type(value, path, errors)
-        if self.minimum is not None and value < self.minimum:
-            errors.append(FieldError(path, f"must be at least {self.minimum}, got {value}"))
+        if value < self.minimum:
+            errors.append(FieldError(path, f"must be at least {self.minimum}, got {describe(value)}"))
             return INVALID
-        if self.maximum is not None and value > self.maximum:
-            errors.append(FieldError(path, f"must be at most {self.maximum}, got {value}"))
+        if value > self.maximum:
+            errors.append(FieldError(path, f"must be at most {self.maximum}, got {describe(value)}"))
             return INVALID
         return value
 
     def expression(self, gen: Codegen, var: str) -> str:
-        tests = [f"{var}.__class__ is int"]
-        if self.minimum is not None:
-            tests.append(f"{var} >= {self.minimum}")
-        if self.maximum is not None:
-            tests.append(f"{var} <= {self.maximum}")
-        return " and ".join(tests)
+        return f"{var}.__class__ is int and {self.minimum} <= {var} <= {self.maximum}"
 
 
 @dataclass(frozen=True)
