@@ -24,7 +24,7 @@ from .errors import (
 )
 from .events import track
 from .extension import DataCue
-from .identity import current_anonymous_id, current_user_id
+from .identity import current_anonymous_id, current_user_id, end_visitor
 from .pages import build_config, datacue_events_script, render_datacue
 from .widgets import datacue_banner_slot, datacue_banners, datacue_products
 
@@ -52,6 +52,7 @@ __all__ = [
     "datacue_banners",
     "datacue_events_script",
     "datacue_products",
+    "end_visitor",
     "render_datacue",
     "track",
 ]

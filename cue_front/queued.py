@@ -8,6 +8,7 @@ to one entity share an ordering key, so they are never reordered.
 from __future__ import annotations
 
 import json
+import logging
 from typing import TYPE_CHECKING
 
 from flask import current_app
@@ -15,11 +16,14 @@ from flask import current_app
 from . import signals
 from .client import Categories, Orders, Products, Users
 from .encoding import check_body_size
+from .outbox import OutboxFullError
 from .schema import RESOURCES
 from .transport import Reply
 
 if TYPE_CHECKING:
     from .state import DataCueState
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["OutboxSender", "QueuedClient", "ordering_key"]
 
@@ -59,7 +63,12 @@ class OutboxSender:
             return state.client.transport.send(method, path, body, retry=retry)
         if state.delivery_mode == "off":
             return QUEUED
-        row_id = state.outbox.put("rest", method, path, body, ordering_key(method, path, body))
+        try:
+            row_id = state.outbox.put("rest", method, path, body, ordering_key(method, path, body))
+        except OutboxFullError as error:  # loud: the shop's data is refused, not dropped quietly
+            logger.error("datacue: %s %s not queued: %s", method, path, error)
+            signals.outbox_full.send(state.app, kind="rest", error=str(error))
+            raise
         state.delivery.notify()
         if signals.queued.receivers:
             app = current_app._get_current_object()  # type: ignore[attr-defined]

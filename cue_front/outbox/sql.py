@@ -80,10 +80,11 @@ UPDATE outbox SET state = 1, body = x'', done_at = ?3 WHERE id IN (
     ORDER BY id LIMIT ?2
 )
 """
-# Every unsent row of some keys (?-marks filled in), dropped the same way (an erasure).
+# Every unsent row of some keys (?-marks filled in), dropped the same way (an erasure). A row in
+# flight now is dropped too: its ack finds it done already, and its retry or dead letter, which
+# only touch pending rows, leave it done; it is sent at most the once it is being sent.
 DROP_UNSENT: Final = """
-UPDATE outbox SET state = 1, body = x'', done_at = ?1
-WHERE state = 0 AND (lease_owner IS NULL OR due_at <= ?1) AND ordering_key IN ({marks})
+UPDATE outbox SET state = 1, body = x'', done_at = ?1 WHERE state = 0 AND ordering_key IN ({marks})
 """
 COUNT_DROPPED: Final = "UPDATE outbox_meta SET value = value + ? WHERE name = 'dropped'"
 
