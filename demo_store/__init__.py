@@ -5,12 +5,14 @@ database in the app's instance folder. ``python -m demo_store`` (``make demo``)
 also starts a DataCue emulator, imports the shop's history into it and serves
 both. The rooms: ``db`` (SQLite), ``seed`` (the generated shop), ``catalog``
 (products and DataCue's shapes of them), ``svg`` (pictures and banners),
-``integration`` (everything sent to DataCue), and the views: ``shop``
-(browsing), ``basket`` (cart, checkout, orders) and ``accounts``.
+``customers`` (Flask-Login's users), ``integration`` (everything sent to DataCue),
+and the views: ``shop`` (browsing), ``basket`` (cart, checkout, orders) and
+``accounts``. Every form carries Flask-WTF's CSRF token.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from collections.abc import Mapping
@@ -18,18 +20,33 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, g, render_template, session
+from flask import Flask, g, render_template
+from flask_wtf.csrf import CSRFError, CSRFProtect  # type: ignore[import-untyped]  # ships no types
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException, NotFound
 
 from . import accounts, basket, catalog, db, integration, seed, shop
 
-__all__ = ["SHOP_NAME", "create_app"]
+__all__ = ["SHOP_NAME", "configure_logging", "create_app"]
 
 SHOP_NAME = "Fernhill Supply"
 
 #: Settings the shop reads from the environment when its config does not give them.
-ENVIRONMENT_SETTINGS = ("DATACUE_API_KEY", "DATACUE_API_SECRET", "DATACUE_API_URL", "DATACUE_EVENTS_URL")
+ENVIRONMENT_SETTINGS = (
+    "DATACUE_API_KEY",
+    "DATACUE_API_SECRET",
+    "DATACUE_API_URL",
+    "DATACUE_EVENTS_URL",
+    "DATACUE_SHOP_URL",
+)
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging() -> None:
+    """The demo's log, cue-front's included (refused events, dead letters, delivery failures), on
+    the console from INFO up; unless the process has set up logging already (pytest, gunicorn)."""
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%H:%M:%S")
 
 
 def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | None = None) -> Flask:
@@ -46,7 +63,8 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
         # way); the confirmation page's order_details must not be sent a second time.
         DATACUE_SSR_ORDERS=False,
         SESSION_COOKIE_HTTPONLY=True,
-        # Browsers do not send the session with another site's form posts.
+        # Browsers do not send the session with another site's form posts (CSRF tokens guard
+        # them all the same: another origin on the same site is not "another site").
         SESSION_COOKIE_SAMESITE="Lax",
     )
     for name in ENVIRONMENT_SETTINGS:
@@ -54,6 +72,10 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
             app.config[name] = os.environ[name]
     if config:
         app.config.update(config)
+    if "SESSION_COOKIE_SECURE" not in (config or {}):
+        # Served over https (PREFERRED_URL_SCHEME, behind a proxy that ends TLS): the session
+        # cookie is never sent over plain http.
+        app.config["SESSION_COOKIE_SECURE"] = app.config["PREFERRED_URL_SCHEME"] == "https"
     if not app.config.get("DATACUE_API_KEY"):
         raise RuntimeError(
             "demo_store needs DataCue settings: run `python -m demo_store` (it starts an emulator),"
@@ -65,12 +87,18 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
         app.config["DEMO_DATABASE"], seed_value=int(app.config["DEMO_SEED"])
     )
 
+    configure_logging()  # before cue-front, which warns when its log goes nowhere
     db.init_app(app)
     integration.datacue.init_app(app)
+    accounts.login_manager.init_app(app)
+    # Every form post carries the browser's token; cue-front's events endpoint (JSON, from
+    # cue-front.js) checks the Origin of what it is sent instead.
+    CSRFProtect(app).exempt(app.blueprints["datacue"])
     app.register_blueprint(shop.blueprint)
     app.register_blueprint(basket.blueprint)
     app.register_blueprint(accounts.blueprint)
     app.register_error_handler(NotFound, shop.not_found)
+    app.register_error_handler(CSRFError, _form_refused)
     app.register_error_handler(HTTPException, _http_error)
     app.add_template_filter(cents)
     app.add_template_filter(dollars)
@@ -96,25 +124,25 @@ def _http_error(error: HTTPException) -> tuple[str, int]:
     return render_template("error.html", error=error), error.code or 500
 
 
+def _form_refused(error: CSRFError) -> tuple[str, int]:
+    """A form posted without this browser's token: from another site's page, or one left open too long."""
+    advice = "It came from another site, or its page was open too long: go back, reload it and try again."
+    return render_template("error.html", error=error, advice=advice), 400
+
+
 def _layout_context() -> dict[str, Any]:
-    """What the layout shows on every page: categories, the cart count and who is logged in.
+    """What the layout shows on every page: categories and the cart count (who is logged in is
+    Flask-Login's ``current_user``).
 
     Computed once per request: cue-front's widget templates are rendered with it too.
     """
     cached: dict[str, Any] | None = g.get("_demo_layout")
     if cached is not None:
         return cached
-    connection = db.get_db()
-    user = None
-    if session.get("user_id"):
-        user = connection.execute(
-            "SELECT user_id, first_name FROM users WHERE user_id = ?", (session["user_id"],)
-        ).fetchone()
     layout = g._demo_layout = {
         "shop_name": SHOP_NAME,
-        "nav_categories": catalog.load_categories(connection),
+        "nav_categories": catalog.load_categories(db.get_db()),
         "cart_count": sum(quantity for _, _, quantity in basket.session_cart()),
-        "current_user": user,
     }
     return layout
 

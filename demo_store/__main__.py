@@ -5,7 +5,10 @@ this process (unless ``DATACUE_API_KEY`` and ``DATACUE_API_SECRET`` are set, in
 which case it talks to the real DataCue), imports the shop's history into
 DataCue with cue-front's importer (the guide's step 1) when DataCue lacks it,
 registers the banners with the emulator, and serves the shop. Ctrl-C stops
-both. Everything it keeps is in the app's instance folder.
+both. Everything it keeps is in the app's instance folder. Its log (cue-front's
+refusals and delivery failures included) goes to the console; the links it
+sends DataCue (a cart's ``cart_link``) lead to the address it serves on, or to
+``DATACUE_SHOP_URL`` when the environment gives one.
 """
 
 from __future__ import annotations
@@ -22,13 +25,13 @@ from types import FrameType
 from typing import Any
 
 from flask import Flask
-from werkzeug.serving import make_server
+from werkzeug.serving import BaseWSGIServer, make_server
 
 from cue_front.emulator import RunningEmulator, run_emulator
 from cue_front.importer import ImportSummary
 from cue_front.outbox.journal import journal_folder
 
-from . import SHOP_NAME, create_app, integration, seed
+from . import SHOP_NAME, configure_logging, create_app, integration, seed
 
 #: The instance files ``--reset`` removes: the shop, the emulator and cue-front's outbox.
 DATABASES = ("demo-store.sqlite3", "datacue-emulator.sqlite3", "datacue-outbox.sqlite3")
@@ -94,6 +97,22 @@ def _shown(path: str | Path) -> str:
         return str(path)
 
 
+def _not_started(environ: Any, start_response: Any) -> list[bytes]:
+    """The server's app until the shop is made: never called, as nothing is served before."""
+    start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+    return [b"starting"]
+
+
+def _serve_on(host: str, port: int) -> BaseWSGIServer:
+    """The shop's server, bound before the shop is made: the shop's config needs its address (the
+    port the system picks for ``--port 0``). :func:`main` gives it the shop before serving."""
+    return make_server(host, port, _not_started, threaded=True)
+
+
+def _address(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def _print_summary(summary: ImportSummary) -> None:
     print(f"    {summary.line()}", flush=True)
 
@@ -110,9 +129,18 @@ def main(arguments: Sequence[str] | None = None) -> int:
     real_datacue = bool(os.environ.get("DATACUE_API_KEY") and os.environ.get("DATACUE_API_SECRET"))
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
+    configure_logging()
     print(f"{SHOP_NAME}: the cue-front demo store", flush=True)
+    try:
+        server = _serve_on(options.host, options.port)
+    except OSError as error:
+        print(f"cannot serve the shop on {options.host}:{options.port}: {error}", file=sys.stderr)
+        return 1
+    shop_url = _address(options.host, server.server_port)
     with ExitStack() as stack:
-        config: dict[str, Any] = {}
+        stack.callback(server.server_close)
+        # Links sent to DataCue lead here, whatever Host header a request comes with.
+        config: dict[str, Any] = {"DATACUE_SHOP_URL": os.environ.get("DATACUE_SHOP_URL") or shop_url}
         emulator = None
         try:
             if not real_datacue:
@@ -138,12 +166,7 @@ def main(arguments: Sequence[str] | None = None) -> int:
             integration.import_history(app, on_summary=_print_summary)
         if emulator is not None:
             print(f"  registered {integration.register_banners(app, emulator)} banners with the emulator")
-        try:
-            server = make_server(options.host, options.port, app, threaded=True)
-        except OSError as error:
-            print(f"cannot serve the shop on {options.host}:{options.port}: {error}", file=sys.stderr)
-            return 1
-        shop_url = f"http://{options.host}:{server.server_port}"
+        server.app = app
         print()
         print(f"  Shop:             {shop_url}")
         if emulator is not None:

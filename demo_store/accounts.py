@@ -1,10 +1,11 @@
-"""Customers: log in and out, register, the wishlist and the account page with past orders.
+"""Customers: log in and out (Flask-Login), register, the wishlist and the account page with past orders.
 
-A login sends DataCue's login event right after the session changes, so it
-carries both the new ``user_id`` and the browser's anonymous id: DataCue joins
-what the visitor did before logging in to their account. Registering creates
-the user in DataCue with that anonymous id too. The login and registration
-pages, where passwords are typed, carry no DataCue script.
+cue-front follows Flask-Login by itself: a login sends DataCue's login event,
+which carries both the new ``user_id`` and the browser's anonymous id, so DataCue
+joins what the visitor did before logging in to their account; a logout starts
+a new visitor in this browser, so the next person at it sees nothing of the last
+one. Registering creates the user in DataCue with the anonymous id too. The
+login and registration pages, where passwords are typed, carry no DataCue script.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
+from flask_login import LoginManager, login_user, logout_user
 from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
 
@@ -22,15 +24,28 @@ from cue_front.errors import APIError, NetworkError
 from cue_front.identity import current_anonymous_id
 
 from . import catalog, db, integration
+from .customers import Customer, load_customer, logged_in
 from .integration import datacue
 from .seed import DEMO_ACCOUNTS, DEMO_PASSWORD, timestamp
 
-__all__ = ["blueprint", "safe_next"]
+__all__ = ["blueprint", "login_manager", "safe_next"]
 
 blueprint = Blueprint("accounts", __name__)
 
-#: What survives a login or logout: the cart and the orders placed as a guest in this browser.
+#: Flask-Login: ``create_app`` initialises it on each app.
+login_manager = LoginManager()
+
+#: What survives a login: the cart and the orders placed as a guest in this browser. Nothing
+#: survives a logout: the next person at this browser starts afresh.
 _KEPT_ON_LOGIN = ("cart", "placed_orders")
+
+
+def _load_user(user_id: str) -> Customer | None:
+    """Flask-Login's user loader: the customer whose id the session keeps."""
+    return load_customer(db.get_db(), user_id)
+
+
+login_manager.user_loader(_load_user)
 
 
 def safe_next(default: str) -> str:
@@ -43,24 +58,19 @@ def safe_next(default: str) -> str:
     return default
 
 
-def _log_in(user_id: str) -> None:
+def _log_in(customer: Customer) -> None:
     kept = {key: session[key] for key in _KEPT_ON_LOGIN if key in session}
-    session.clear()
+    session.clear()  # a new session (and CSRF token) for the customer
     session.update(kept)
-    session["user_id"] = user_id
-    # After the session changed: the event carries the user id and the anonymous id both.
-    integration.send({"type": "login"})
+    # Flask-Login's user_logged_in: cue-front sends DataCue's login event with both ids.
+    login_user(customer)
 
 
 @blueprint.route("/login", methods=["GET", "POST"])
 def login() -> ResponseReturnValue:
     if request.method == "POST":
         email = request.form.get("email", "").strip()
-        row = (
-            db.get_db()
-            .execute("SELECT user_id, first_name, password_hash FROM users WHERE email = ?", (email,))
-            .fetchone()
-        )
+        row = db.get_db().execute("SELECT * FROM users WHERE email = ?", (email,)).fetchone()
         password = request.form.get("password", "")
         if (
             row is None
@@ -72,7 +82,7 @@ def login() -> ResponseReturnValue:
                 "login.html", email=email, demo_accounts=DEMO_ACCOUNTS, demo_password=DEMO_PASSWORD
             )
             return page, 401
-        _log_in(row["user_id"])
+        _log_in(Customer.from_row(row))
         flash(f"Welcome back, {row['first_name']}.", "success")
         return redirect(safe_next(url_for("shop.home")))
     return render_template("login.html", email="", demo_accounts=DEMO_ACCOUNTS, demo_password=DEMO_PASSWORD)
@@ -80,6 +90,8 @@ def login() -> ResponseReturnValue:
 
 @blueprint.post("/logout")
 def logout() -> Response:
+    # Flask-Login's user_logged_out: cue-front gives this browser a new anonymous id.
+    logout_user()
     session.clear()
     flash("You are logged out.", "success")
     return redirect(url_for("shop.home"))
@@ -117,37 +129,46 @@ def register() -> Response | str:
         number = connection.execute(
             "SELECT coalesce(max(CAST(substr(user_id, 2) AS INTEGER)), 1000) + 1 FROM users"
         ).fetchone()[0]
-        user_id = f"u{number}"
+        customer = Customer(
+            user_id=f"u{number}",
+            email=form["email"],
+            first_name=form["first_name"],
+            last_name=form["last_name"],
+            sex=None,
+            location=form["location"] or None,
+            segment="member",
+        )
         connection.execute(
             "INSERT INTO users (user_id, email, first_name, last_name, password_hash, location, segment,"
             " created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, 'member', ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                user_id,
-                form["email"],
-                form["first_name"],
-                form["last_name"],
+                customer.user_id,
+                customer.email,
+                customer.first_name,
+                customer.last_name,
                 generate_password_hash(form["password"]),
-                form["location"] or None,
+                customer.location,
+                customer.segment,
                 created_at,
             ),
         )
     user: dict[str, Any] = {
-        "user_id": user_id,
+        "user_id": customer.user_id,
         "anonymous_id": current_anonymous_id(),
-        "email": form["email"],
-        "first_name": form["first_name"],
-        "profile": {"segment": "member", **({"location": form["location"]} if form["location"] else {})},
+        "email": customer.email,
+        "first_name": customer.first_name,
+        "profile": customer.profile,
         "guest_account": False,
         "timestamp": created_at,
     }
-    if form["last_name"]:
-        user["last_name"] = form["last_name"]
+    if customer.last_name:
+        user["last_name"] = customer.last_name
     try:
         datacue.queued.users.create(user)
     except (APIError, NetworkError) as error:  # only with DATACUE_DELIVERY = "sync"
-        integration.logger.warning("DataCue did not take user %s: %s", user_id, error)
-    _log_in(user_id)
+        integration.logger.warning("DataCue did not take user %s: %s", customer.user_id, error)
+    _log_in(customer)
     flash(f"Welcome, {form['first_name']}: your account is ready.", "success")
     return redirect(safe_next(url_for("shop.home")))
 
@@ -159,12 +180,13 @@ def _login_first(next_path: str) -> Response:
 
 @blueprint.get("/wishlist")
 def wishlist() -> Response | str:
-    user_id = session.get("user_id")
-    if user_id is None:
+    customer = logged_in()
+    if customer is None:
         return _login_first(url_for("accounts.wishlist"))
     connection = db.get_db()
     rows = connection.execute(
-        "SELECT product_id, variant_id FROM wishlist WHERE user_id = ? ORDER BY added_at DESC", (user_id,)
+        "SELECT product_id, variant_id FROM wishlist WHERE user_id = ? ORDER BY added_at DESC",
+        (customer.user_id,),
     ).fetchall()
     products = catalog.load_products(connection, product_ids=[row["product_id"] for row in rows])
     return render_template("wishlist.html", products=products)
@@ -176,9 +198,10 @@ def _wishlist_change(subtype: str) -> Response:
     if product is None:
         abort(404)
     back = safe_next(product.path)
-    user_id = session.get("user_id")
-    if user_id is None:
+    customer = logged_in()
+    if customer is None:
         return _login_first(back)
+    user_id = customer.user_id
     variant = product.variant(request.form.get("variant_id"))
     event: dict[str, Any] = {"type": "wishlist", "subtype": subtype, "product_id": product.product_id}
     if variant is not None and product.has_variants:
@@ -213,16 +236,18 @@ def remove_from_wishlist() -> Response:
 
 @blueprint.get("/account")
 def account() -> Response | str:
-    user_id = session.get("user_id")
-    if user_id is None:
+    customer = logged_in()
+    if customer is None:
         return _login_first(url_for("accounts.account"))
-    connection = db.get_db()
-    user = connection.execute("SELECT * FROM users WHERE user_id = ?", (user_id,)).fetchone()
-    orders = connection.execute(
-        "SELECT o.order_id, o.status, o.created_at, sum(l.quantity) AS items,"
-        " sum(l.quantity * l.unit_price_cents) AS total_cents"
-        " FROM orders o JOIN order_lines l USING (order_id) WHERE o.user_id = ?"
-        " GROUP BY o.order_id ORDER BY o.number DESC",
-        (user_id,),
-    ).fetchall()
-    return render_template("account.html", user=user, orders=orders)
+    orders = (
+        db.get_db()
+        .execute(
+            "SELECT o.order_id, o.status, o.created_at, sum(l.quantity) AS items,"
+            " sum(l.quantity * l.unit_price_cents) AS total_cents"
+            " FROM orders o JOIN order_lines l USING (order_id) WHERE o.user_id = ?"
+            " GROUP BY o.order_id ORDER BY o.number DESC",
+            (customer.user_id,),
+        )
+        .fetchall()
+    )
+    return render_template("account.html", user=customer, orders=orders)

@@ -5,7 +5,9 @@ cart change sends DataCue's cart update from the server. The checkout page is
 the payment page: it carries no DataCue (or any other) script, as the guide
 advises. A placed order goes to DataCue through the durable queue
 (``datacue.queued``), followed by each sold variant's new stock; a cancelled
-one is marked cancelled the same way, and its stock put back.
+one is marked cancelled the same way, and its stock put back. A guest is known
+to DataCue by their email, unless that email names a shopper already: then by a
+fresh guest id (see :func:`_place_order`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from cue_front.errors import APIError, NetworkError
 from cue_front.identity import current_anonymous_id
 
 from . import catalog, db, integration
+from .customers import Customer, logged_in
 from .integration import datacue
 from .seed import timestamp
 
@@ -80,16 +83,22 @@ def _datacue_cart(lines: Iterable[CartLine]) -> list[dict[str, Any]]:
     )
 
 
-def _cart_changed(connection: sqlite3.Connection) -> None:
-    """DataCue's cart update, with the whole cart as it is now."""
+def _send_cart(type_: str, subtype: str, lines: Iterable[CartLine]) -> None:
+    """A cart event (``cart / update``, ``checkout / started``) with the whole cart and its link."""
     integration.send(
         {
-            "type": "cart",
-            "subtype": "update",
-            "cart": _datacue_cart(load_cart(connection)),
-            "cart_link": url_for("basket.cart", _external=True),
+            "type": type_,
+            "subtype": subtype,
+            "cart": _datacue_cart(lines),
+            # Relative: cue-front makes it absolute on DATACUE_SHOP_URL, never on the request's Host.
+            "cart_link": url_for("basket.cart"),
         }
     )
+
+
+def _cart_changed(connection: sqlite3.Connection) -> None:
+    """DataCue's cart update, with the whole cart as it is now."""
+    _send_cart("cart", "update", load_cart(connection))
 
 
 def _quantity(text: str | None) -> int:
@@ -157,25 +166,8 @@ def start_checkout() -> Response:
     lines = load_cart(db.get_db())
     if not lines:
         return redirect(url_for("basket.cart"))
-    integration.send(
-        {
-            "type": "checkout",
-            "subtype": "started",
-            "cart": _datacue_cart(lines),
-            "cart_link": url_for("basket.cart", _external=True),
-        }
-    )
+    _send_cart("checkout", "started", lines)
     return redirect(url_for("basket.checkout"))
-
-
-def _customer() -> sqlite3.Row | None:
-    user_id = session.get("user_id")
-    if user_id is None:
-        return None
-    row: sqlite3.Row | None = (
-        db.get_db().execute("SELECT * FROM users WHERE user_id = ?", (user_id,)).fetchone()
-    )
-    return row
 
 
 class OutOfStock(Exception):
@@ -184,10 +176,20 @@ class OutOfStock(Exception):
         self.line = line
 
 
+def _email_names_someone(connection: sqlite3.Connection, email: str) -> bool:
+    """Whether a shopper goes by this email already: an account's, or an earlier guest checkout's."""
+    known: int = connection.execute(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE email = ?1)"
+        " OR EXISTS (SELECT 1 FROM orders WHERE user_id IS NULL AND email = ?1 COLLATE NOCASE)",
+        (email,),
+    ).fetchone()[0]
+    return bool(known)
+
+
 def _place_order(
     connection: sqlite3.Connection, lines: list[CartLine], user_id: str | None, form: dict[str, str]
-) -> tuple[str, str]:
-    """Take the stock and write the order, all or nothing; returns ``(order_id, created_at)``."""
+) -> sqlite3.Row:
+    """Take the stock and write the order, all or nothing; returns the order's row."""
     created_at = timestamp(datetime.now(timezone.utc))
     with db.transaction(connection):
         for line in lines:
@@ -200,10 +202,17 @@ def _place_order(
                 raise OutOfStock(line)
         number = connection.execute("SELECT coalesce(max(number), 10000) + 1 FROM orders").fetchone()[0]
         order_id = f"o{number}"
+        # DataCue's guide makes a guest's email their user_id. An email that already names a
+        # shopper (an account's, or an earlier guest's) is anyone's to type into this form:
+        # sending it again would overwrite that shopper's profile at DataCue and join this
+        # browser's history to theirs. Such an order is recorded under a fresh guest id instead.
+        guest_id = None
+        if user_id is None and _email_names_someone(connection, form["email"]):
+            guest_id = f"guest-{order_id}"
         connection.execute(
-            "INSERT INTO orders (number, order_id, user_id, email, name, address, status, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, 'completed', ?)",
-            (number, order_id, user_id, form["email"], form["name"], form["address"], created_at),
+            "INSERT INTO orders (number, order_id, user_id, guest_id, email, name, address, status,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'completed', ?)",
+            (number, order_id, user_id, guest_id, form["email"], form["name"], form["address"], created_at),
         )
         connection.executemany(
             "INSERT INTO order_lines (order_id, product_id, variant_id, quantity, unit_price_cents)"
@@ -219,13 +228,16 @@ def _place_order(
                 for line in lines
             ],
         )
-    return order_id, created_at
+        order: sqlite3.Row = connection.execute(
+            "SELECT * FROM orders WHERE order_id = ?", (order_id,)
+        ).fetchone()
+    return order
 
 
-def _checkout_form(customer: sqlite3.Row | None) -> tuple[dict[str, str], list[str]]:
+def _checkout_form(customer: Customer | None) -> tuple[dict[str, str], list[str]]:
     form = {name: request.form.get(name, "").strip() for name in ("email", "name", "address", "card")}
     if customer is not None:
-        form["email"] = customer["email"]
+        form["email"] = customer.email
     problems = []
     if "@" not in form["email"] or len(form["email"]) > 200:
         problems.append("Please give an email address for the receipt.")
@@ -243,7 +255,7 @@ def checkout() -> Response | str:
     lines = load_cart(connection)
     if not lines:
         return redirect(url_for("basket.cart"))
-    customer = _customer()
+    customer = logged_in()
     total_cents = sum(line.total_cents for line in lines)
     if request.method == "GET":
         return render_template(
@@ -256,52 +268,38 @@ def checkout() -> Response | str:
         return render_template(
             "checkout.html", lines=lines, total_cents=total_cents, customer=customer, form=form
         )
-    user_id = customer["user_id"] if customer is not None else None
     try:
-        order_id, created_at = _place_order(connection, lines, user_id, form)
+        order = _place_order(connection, lines, customer.user_id if customer else None, form)
     except OutOfStock as problem:
         flash(f"Sorry, {problem} sold out while you were shopping: please check your cart.", "error")
         return redirect(url_for("basket.cart"))
     _save_cart([])
-    session.setdefault("placed_orders", []).append(order_id)
+    session.setdefault("placed_orders", []).append(order["order_id"])
     session.modified = True
-    _tell_datacue_about_order(connection, lines, order_id, created_at, user_id, form)
-    return redirect(url_for("basket.confirmation", order_id=order_id))
+    _tell_datacue_about_order(connection, lines, order)
+    return redirect(url_for("basket.confirmation", order_id=order["order_id"]))
 
 
 def _tell_datacue_about_order(
-    connection: sqlite3.Connection,
-    lines: list[CartLine],
-    order_id: str,
-    created_at: str,
-    user_id: str | None,
-    form: dict[str, str],
+    connection: sqlite3.Connection, lines: list[CartLine], order: sqlite3.Row
 ) -> None:
     try:
-        if user_id is None:
-            # Guest checkout: DataCue knows the customer by their email, and this browser's
-            # anonymous history becomes theirs.
-            datacue.queued.users.create(
-                {
-                    "user_id": form["email"],
-                    "email": form["email"],
-                    "first_name": form["name"].split()[0],
-                    "guest_account": True,
-                    "anonymous_id": current_anonymous_id(),
-                    "timestamp": created_at,
-                }
-            )
+        if order["user_id"] is None:
+            # Guest checkout: DataCue knows the guest by their email (or a fresh guest id), and
+            # this browser's anonymous history becomes theirs.
+            guest = integration.guest_user(order)
+            datacue.queued.users.create({**guest, "anonymous_id": current_anonymous_id()})
         datacue.queued.orders.create(
             {
-                "order_id": order_id,
-                "user_id": user_id or form["email"],
+                "order_id": order["order_id"],
+                "user_id": integration.order_user_id(order),
                 "order_status": "completed",
                 "cart": _datacue_cart(lines),
-                "timestamp": created_at,
+                "timestamp": order["created_at"],
             }
         )
     except (APIError, NetworkError) as error:  # only with DATACUE_DELIVERY = "sync"
-        integration.logger.warning("DataCue did not take order %s: %s", order_id, error)
+        integration.logger.warning("DataCue did not take order %s: %s", order["order_id"], error)
     _stock_moved(connection, [(line.product.product_id, line.variant.variant_id) for line in lines])
     _cart_changed(connection)  # the cart is empty now
 
@@ -316,8 +314,9 @@ def _order(connection: sqlite3.Connection, order_id: str) -> tuple[sqlite3.Row, 
     order = connection.execute("SELECT * FROM orders WHERE order_id = ?", (order_id,)).fetchone()
     if order is None:
         abort(404)
+    customer = logged_in()
     mine = order_id in session.get("placed_orders", []) or (
-        order["user_id"] is not None and order["user_id"] == session.get("user_id")
+        customer is not None and order["user_id"] == customer.user_id
     )
     if not mine:
         abort(404)
@@ -347,8 +346,7 @@ def confirmation(order_id: str) -> str:
         lines=lines,
         total_cents=sum(line["quantity"] * line["unit_price_cents"] for line in lines),
         order_details=order_details,
-        # Guest checkout: DataCue knows the customer by their email.
-        datacue_user_id=order["user_id"] or order["email"],
+        datacue_user_id=integration.order_user_id(order),
     )
 
 
@@ -356,14 +354,14 @@ def confirmation(order_id: str) -> str:
 def cancel_order(order_id: str) -> Response:
     """Cancel one of the logged-in customer's orders: stock back, and DataCue's order status change."""
     connection = db.get_db()
-    user_id = session.get("user_id")
-    if user_id is None:
+    customer = logged_in()
+    if customer is None:
         return redirect(url_for("accounts.login", next=url_for("accounts.account")))
     with db.transaction(connection):
         cancelled = connection.execute(
             "UPDATE orders SET status = 'cancelled'"
             " WHERE order_id = ? AND user_id = ? AND status = 'completed'",
-            (order_id, user_id),
+            (order_id, customer.user_id),
         ).rowcount
         lines = connection.execute(
             "SELECT product_id, variant_id, quantity FROM order_lines WHERE order_id = ?", (order_id,)

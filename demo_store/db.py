@@ -16,7 +16,17 @@ from pathlib import Path
 
 from flask import Flask, current_app, g
 
-__all__ = ["SCHEMA", "connect", "get_db", "init_app", "meta", "set_meta", "transaction"]
+__all__ = [
+    "ADDED_COLUMNS",
+    "SCHEMA",
+    "connect",
+    "get_db",
+    "init_app",
+    "meta",
+    "set_meta",
+    "transaction",
+    "upgrade",
+]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -76,6 +86,9 @@ CREATE TABLE IF NOT EXISTS orders (
     order_id TEXT NOT NULL UNIQUE,
     -- NULL for a guest checkout: DataCue then knows the customer by their email.
     user_id TEXT REFERENCES users (user_id),
+    -- A guest checkout whose email already named a shopper: the fresh DataCue user_id of this
+    -- order's guest (guest-<order_id>), in place of the email (see basket.py).
+    guest_id TEXT,
     email TEXT NOT NULL,
     name TEXT NOT NULL,
     address TEXT NOT NULL,
@@ -93,6 +106,18 @@ CREATE TABLE IF NOT EXISTS order_lines (
 CREATE INDEX IF NOT EXISTS products_by_category ON products (category_id, position);
 CREATE INDEX IF NOT EXISTS orders_by_user ON orders (user_id, number);
 """
+
+
+#: Columns that came after the first databases were made: :func:`upgrade` adds them to those.
+ADDED_COLUMNS = {("orders", "guest_id"): "TEXT"}
+
+
+def upgrade(connection: sqlite3.Connection) -> None:
+    """Bring a database made by an earlier version of the demo up to :data:`SCHEMA`."""
+    for (table, column), definition in ADDED_COLUMNS.items():
+        columns = {row["name"] for row in connection.execute(f"PRAGMA table_info({table})")}
+        if column not in columns:
+            connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
 
 def _open(path: str | Path) -> sqlite3.Connection:

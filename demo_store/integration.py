@@ -1,7 +1,7 @@
 """Everything the demo tells DataCue, in one room: identity, events, store changes, history and banners.
 
-- Identity: ``@datacue.user_id_loader`` (the session's user) and
-  ``@datacue.profile_loader`` (their sex, location and segment).
+- Identity: cue-front takes the user id from Flask-Login (``current_user.get_id()``);
+  ``@datacue.profile_loader`` adds the customer's sex, location and segment.
 - Events: :func:`send` wraps ``cue_front.track`` so that a DataCue outage is
   logged, never shown to the customer.
 - Store changes: :func:`queue_stock_changes` sends a product's full record
@@ -16,17 +16,19 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, session
+from flask import Flask
 
 from cue_front import DataCue, track
 from cue_front.errors import APIError, NetworkError
 from cue_front.importer import Importer, ImportSummary, IterableSource
 
 from . import catalog, db
+from .customers import logged_in, profile
 
 if TYPE_CHECKING:
     from cue_front.emulator import RunningEmulator
@@ -36,8 +38,10 @@ __all__ = [
     "banners",
     "cart_lines",
     "datacue",
+    "guest_user",
     "import_history",
     "needs_import",
+    "order_user_id",
     "queue_stock_changes",
     "register_banners",
     "send",
@@ -55,25 +59,10 @@ IMPORT_ORDER = ("categories", "products", "users", "orders")
 # -- identity ------------------------------------------------------------------------------
 
 
-@datacue.user_id_loader
-def current_user_id() -> str | None:
-    user_id = session.get("user_id")
-    return str(user_id) if user_id is not None else None
-
-
 @datacue.profile_loader
 def current_profile() -> dict[str, str] | None:
-    user_id = current_user_id()
-    if user_id is None:
-        return None
-    row = (
-        db.get_db()
-        .execute("SELECT sex, location, segment FROM users WHERE user_id = ?", (user_id,))
-        .fetchone()
-    )
-    if row is None:
-        return None
-    return {key: row[key] for key in ("sex", "location", "segment") if row[key]}
+    customer = logged_in()
+    return None if customer is None else customer.profile
 
 
 # -- events and store changes --------------------------------------------------------------
@@ -99,6 +88,28 @@ def cart_lines(lines: Iterable[tuple[str, str, int, int]]) -> list[dict[str, Any
         }
         for product_id, variant_id, quantity, unit_price_cents in lines
     ]
+
+
+def order_user_id(order: sqlite3.Row) -> str:
+    """The DataCue ``user_id`` an order is recorded under: its customer's; for a guest checkout, their
+    email (the guide's way), or the fresh guest id given when that email already named someone."""
+    user_id: str = order["user_id"] or order["guest_id"] or order["email"]
+    return user_id
+
+
+def guest_user(order: sqlite3.Row) -> dict[str, Any]:
+    """DataCue's user for the guest of an order (its ``guest_id``, ``email``, ``name`` and
+    ``created_at``): known by their email, or by the fresh guest id, and then without the email,
+    which names another shopper already (see :func:`order_user_id`)."""
+    user: dict[str, Any] = {
+        "user_id": order["guest_id"] or order["email"],
+        "first_name": order["name"].split()[0],
+        "guest_account": True,
+        "timestamp": order["created_at"],
+    }
+    if order["guest_id"] is None:
+        user["email"] = order["email"]
+    return user
 
 
 def queue_stock_changes(products: Iterable[catalog.Product], variant_keys: Iterable[tuple[str, str]]) -> None:
@@ -138,32 +149,25 @@ def user_records() -> Iterator[dict[str, Any]]:
     for row in connection.execute("SELECT user_id, product_id FROM wishlist ORDER BY added_at"):
         wishlists.setdefault(row["user_id"], []).append(row["product_id"])
     for row in connection.execute("SELECT * FROM users ORDER BY user_id"):
-        profile = {key: row[key] for key in ("sex", "location", "segment") if row[key]}
         record: dict[str, Any] = {
             "user_id": row["user_id"],
             "email": row["email"],
             "first_name": row["first_name"],
             "last_name": row["last_name"],
-            "profile": profile,
+            "profile": profile(row),
             "guest_account": False,
             "timestamp": row["created_at"],
         }
         if row["user_id"] in wishlists:
             record["wishlist"] = wishlists[row["user_id"]]
         yield record
-    # Guest checkouts: DataCue knows these customers by their email.
+    # Guest checkouts: DataCue knows these customers by their email, or by a fresh guest id.
     guests = connection.execute(
-        "SELECT email, min(name) AS name, min(created_at) AS first_order FROM orders"
-        " WHERE user_id IS NULL GROUP BY email ORDER BY email"
+        "SELECT coalesce(guest_id, email) AS guest, guest_id, email, min(name) AS name,"
+        " min(created_at) AS created_at FROM orders WHERE user_id IS NULL GROUP BY guest ORDER BY guest"
     )
     for row in guests:
-        yield {
-            "user_id": row["email"],
-            "email": row["email"],
-            "first_name": row["name"].split()[0],
-            "guest_account": True,
-            "timestamp": row["first_order"],
-        }
+        yield guest_user(row)
 
 
 @datacue.source("orders")
@@ -178,11 +182,11 @@ def order_records() -> Iterator[dict[str, Any]]:
             (row["product_id"], row["variant_id"], row["quantity"], row["unit_price_cents"])
         )
     for row in connection.execute(
-        "SELECT order_id, user_id, email, status, created_at FROM orders ORDER BY number"
+        "SELECT order_id, user_id, guest_id, email, status, created_at FROM orders ORDER BY number"
     ):
         yield {
             "order_id": row["order_id"],
-            "user_id": row["user_id"] or row["email"],
+            "user_id": order_user_id(row),
             "order_status": row["status"],
             "cart": cart_lines(lines.get(row["order_id"], [])),
             "timestamp": row["created_at"],

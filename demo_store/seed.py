@@ -616,8 +616,9 @@ def ensure_database(path: str | Path, *, seed_value: int = 7) -> SeedSummary | N
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with db.connect(path) as connection:
         connection.executescript(db.SCHEMA)
-        # Checked under the write lock: two processes starting at once seed it once.
+        # Checked under the write lock: two processes starting at once seed (or upgrade) it once.
         with db.transaction(connection):
+            db.upgrade(connection)
             if db.meta(connection, "seeded_at") is not None:
                 return None
             return _fill(connection, seed_value, None, generate_password_hash)

@@ -10,27 +10,16 @@ each step go to ``test-artifacts/demo-flow/``.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from flask import Flask
 from playwright.sync_api import Page, expect
 
 from cue_front.emulator import RunningEmulator
-from demo_store.testing import create_test_app
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "demo-flow"
-
-
-@pytest.fixture
-def shop(emulator: RunningEmulator, tmp_path: Path, demo_template: Path) -> Iterator[Flask]:
-    app = create_test_app(emulator, tmp_path / "instance", demo_template, DATACUE_DELIVERY="outbox")
-    yield app
-    state = app.extensions["datacue"]
-    state.delivery.flush(5.0)
-    state.delivery.stop()
 
 
 def datacue_config(page: Page) -> dict[str, Any] | None:

@@ -13,14 +13,12 @@ import html5lib
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.test import TestResponse
 
 from cue_front.emulator import RunningEmulator
 from demo_store import catalog, db
 from demo_store.testing import anonymous_id
+from tests.support.demo_forms import add, checkout, log_in, received, rest_calls
 from tests.support.pages_html import config_from_html
-
-CARD = "4242 4242 4242 4242"
 
 
 def product(shop: Flask, product_id: str) -> catalog.Product:
@@ -34,29 +32,6 @@ def in_stock_variant(shop: Flask, product_id: str) -> str:
     return next(v.variant_id for v in product(shop, product_id).variants if v.stock >= 2)
 
 
-def add(client: FlaskClient, product_id: str, variant_id: str, quantity: int = 1) -> TestResponse:
-    response = client.post(
-        "/cart/add", data={"product_id": product_id, "variant_id": variant_id, "quantity": str(quantity)}
-    )
-    assert response.status_code == 302 and response.headers["Location"] == "/cart"
-    return response
-
-
-def log_in(client: FlaskClient, email: str, next_path: str = "") -> TestResponse:
-    query = f"?next={next_path}" if next_path else ""
-    return client.post(f"/login{query}", data={"email": email, "password": "demo"})
-
-
-def received(emulator: RunningEmulator, type: str | None = None) -> list[dict[str, Any]]:
-    """Event envelopes the emulator received, oldest first."""
-    return [item["body"] for item in reversed(emulator.events(type=type))]
-
-
-def rest_calls(emulator: RunningEmulator, type: str) -> list[dict[str, Any]]:
-    """REST requests the emulator received after the history import, oldest first."""
-    return [item for item in reversed(emulator.requests(type=type))]
-
-
 def line(product_id: str, variant_id: str, quantity: int, price: float) -> dict[str, Any]:
     return {
         "product_id": product_id,
@@ -65,12 +40,6 @@ def line(product_id: str, variant_id: str, quantity: int, price: float) -> dict[
         "unit_price": price,
         "currency": "USD",
     }
-
-
-def checkout(client: FlaskClient, **form: str) -> TestResponse:
-    assert client.post("/checkout/start").headers["Location"] == "/checkout"
-    data = {"name": "Ana Souza", "address": "1 Rua Augusta, Lisbon", "card": CARD, **form}
-    return client.post("/checkout", data=data)
 
 
 def cart_rows(html: str) -> list[tuple[str, str]]:

@@ -20,6 +20,7 @@ from werkzeug.security import check_password_hash
 
 from cue_front.emulator import RunningEmulator
 from demo_store import create_app, db, integration, seed
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
@@ -163,6 +164,18 @@ def stop(process: subprocess.Popen[str], seen: list[str]) -> str:
     return "".join(seen) + rest
 
 
+def add_to_cart_at(shop: str, host: str) -> None:
+    """A browser adds a product to its cart with the product page's form, saying the shop's address
+    is ``host`` (its ``Host`` header)."""
+    browser = requests.Session()
+    browser.headers["Host"] = host
+    page = browser.get(f"{shop}/p/p144", timeout=10).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token is not None
+    form = {"csrf_token": token.group(1), "product_id": "p144", "variant_id": "no-variants"}
+    assert browser.post(f"{shop}/cart/add", data=form, allow_redirects=False, timeout=10).status_code == 302
+
+
 def test_python_m_demo_store_serves_the_shop_and_the_emulator_until_ctrl_c(tmp_path: Path) -> None:
     process = demo_process(tmp_path / "instance")
     seen: list[str] = []
@@ -179,10 +192,22 @@ def test_python_m_demo_store_serves_the_shop_and_the_emulator_until_ctrl_c(tmp_p
         assert home.status_code == 200 and "Fernhill Supply" in home.text and "data-dc-banner-id" in home.text
         page = requests.get(debugger.group(1), timeout=10)
         assert page.status_code == 200 and "pageview" in page.text
+        # The cart's link leads to the address it serves on, whatever Host a request names.
+        add_to_cart_at(shop.group(1), host="evil.example")
+        carts = f"{debugger.group(1)}/_emulator/events?type=cart"
+        wait_for(lambda: bool(requests.get(carts, timeout=10).json()))
+        (cart,) = requests.get(carts, timeout=10).json()
+        assert cart["body"]["event"]["cart_link"] == f"{shop.group(1)}/cart"
+        # cue-front ignores a browser's word for who it is, and says so in the demo's console.
+        claim = {"user": {"user_id": "u1001"}, "event": {"type": "pageview", "subtype": "home"}}
+        same_site = {"Origin": shop.group(1)}
+        assert requests.post(f"{shop.group(1)}/datacue/events", json=claim, headers=same_site, timeout=10).ok
     finally:
         output = stop(process, seen)
     assert process.returncode == 0, output
     assert output.rstrip().endswith("Stopped.")
+    assert "WARNING cue_front.proxy: datacue: a browser claimed user_id 'u1001'" in output
+    assert "logs nowhere" not in output  # cue-front's warning at init_app when its log goes nowhere
     for url in (shop.group(1), debugger.group(1)):
         with pytest.raises(requests.ConnectionError):
             requests.get(url, timeout=5)
@@ -212,3 +237,16 @@ def test_with_datacue_keys_it_starts_no_emulator(emulator: RunningEmulator, tmp_
     assert [item["body"]["event"] for item in emulator.events(type="pageview")] == [
         {"type": "pageview", "subtype": "product", "product_id": "p101"}
     ]
+
+
+def test_a_database_of_an_earlier_demo_gets_the_columns_added_since(tmp_path: Path) -> None:
+    path = tmp_path / "shop.sqlite3"
+    with db.connect(path) as connection:  # as an earlier demo made it: without those columns
+        connection.executescript(db.SCHEMA)
+        for table, column in db.ADDED_COLUMNS:
+            connection.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        db.set_meta(connection, "seeded_at", NOW.isoformat())
+    assert seed.ensure_database(path) is None  # seeded already: only brought up to date
+    with db.connect(path) as connection:
+        for table, column in db.ADDED_COLUMNS:
+            assert column in {row["name"] for row in connection.execute(f"PRAGMA table_info({table})")}
