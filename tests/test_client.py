@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from benchmarks.sink import API_KEY, API_SECRET, Answer, Sink
-from cue_front.client import Client, OverviewIds
+from cue_front.client import Client, ItemWarning, OverviewIds
 from cue_front.encoding import MAX_BODY_BYTES
 from cue_front.errors import AuthenticationError, ServerError, ValidationError
-from cue_front.schema import BATCH_LIMIT
+from cue_front.schema import BATCH_LIMIT, TABLE_SAYS_REQUIRED, FieldWarning
 from cue_front.settings import DEFAULTS
 
 PRODUCT = {
@@ -233,7 +234,7 @@ def test_values_are_normalized_before_sending(sink: Sink, datacue: Client) -> No
         (lambda c: c.products.update("p1", "", PRODUCT_CHANGES), "variant_id"),
         (lambda c: c.products.update("p1", "v1", {**PRODUCT_CHANGES, "stock": "5"}), "stock"),
         (lambda c: c.categories.create({"category_id": "c1"}), "name"),
-        (lambda c: c.users.update("u1", {"user_id": "u1", "first_name": "J"}), "user_id"),
+        (lambda c: c.users.update("u1", {"user_id": "u2", "first_name": "J"}), "user_id"),
         (lambda c: c.orders.set_status("o1", "shipped"), "order_status"),
         (lambda c: c.orders.create({**ORDER, "cart": [{"product_id": "p1"}]}), "cart[0].variant_id"),
     ],
@@ -429,3 +430,45 @@ def test_retries_ride_out_emulated_faults(emulator: Any, emulated: Client) -> No
     result = emulated.products.batch_create(product(n) for n in range(600))
     assert (result.accepted, result.requests) == (600, 2)
     assert emulator.overview()["products"] == 600
+
+
+# -- what the official client offers, and the warning level, against the emulator ---------------
+
+
+def test_what_the_guides_samples_send_against_the_table_is_sent_and_logged(
+    emulator: Any, emulated: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The guide's batch users sample, without first_name, and its Update User sample, with user_id.
+    users = [{"user_id": "u1", "email": "u1@abc.com"}, {"user_id": "u2", "email": "u2@abc.com"}]
+    with caplog.at_level(logging.WARNING, logger="cue_front.client"):
+        result = emulated.users.batch_create(users)
+        emulated.users.update("u1", {"user_id": "u1", "first_name": "John"})
+
+    assert (result.accepted, result.failed) == (2, 0)
+    warning = FieldWarning("first_name", TABLE_SAYS_REQUIRED)
+    assert result.warnings == [ItemWarning(0, "u1", (warning,)), ItemWarning(1, "u2", (warning,))]
+    assert [record.getMessage() for record in caplog.records] == [
+        "POST /batch/users: first_name: the guide's table says required (2 item(s), the first at"
+        " position 0); sent all the same, as the guide's own samples send it",
+        "PUT /users/u1: user_id: the guide's table leaves it out of an update; sent all the same,"
+        " as the guide's own samples send it",
+    ]
+    # The emulator took both and says the same.
+    update, batch = emulator.requests()[:2]
+    assert (update["status"], update["warnings"]) == (
+        204, ["user_id: the guide's table leaves it out of an update"],
+    )
+    assert (batch["status"], batch["warnings"]) == (201, [
+        "batch[0].first_name: the guide's table says required",
+        "batch[1].first_name: the guide's table says required",
+    ])
+
+
+def test_data_the_table_agrees_with_logs_no_warning(
+    emulated: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="cue_front.client"):
+        emulated.users.create(USER)
+        result = emulated.users.batch_create([USER])
+    assert result.warnings == []
+    assert caplog.records == []
