@@ -227,6 +227,10 @@ def multi_status_failures(
         key = _raw_key(entry, key_fields)
         index = index_of.get(key) if key is not None else None
         reason = status if isinstance(status, str) else json.dumps(status)
+        # The emulator says why beside the status; the guide documents only "OK".
+        details = entry.get("errors")
+        if isinstance(details, list) and details and all(isinstance(each, str) for each in details):
+            reason = f"{reason}: {'; '.join(details)}"
         failures.append(
             ItemFailure(
                 batch.positions[index] if index is not None else None,
