@@ -37,7 +37,6 @@ from .schema import (
     ORDER_STATUS_ITEM,
     RESOURCES,
     FieldWarning,
-    Object,
     Resource,
     resource,
     validate,
@@ -208,9 +207,9 @@ class _BatchResource(_Resource):
         """``/products/p1/v1``: the URL of the item that ``key`` (validated) names."""
         return self.resource.path + "".join(f"/{_path_id(key[name])}" for name in key)
 
-    def _update_item(self, key: Mapping[str, str], changes: Mapping[str, Any], spec: Object) -> None:
-        """``PUT`` ``changes`` (validated with ``spec``) to the item that ``key`` (validated) names."""
-        body, warnings = validate_with_warnings(spec, changes)
+    def _update_item(self, key: Mapping[str, str], changes: Mapping[str, Any]) -> None:
+        """``PUT`` ``changes`` (validated) to the item that ``key`` (validated) names."""
+        body, warnings = validate_with_warnings(self.resource.changes, changes)
         errors = self.resource.repeated_id_errors(key, body)
         if errors:
             raise ValidationError(errors)
@@ -228,7 +227,7 @@ class _SingleIdResource(_BatchResource):
         return self._item_path(self._key_of(object_id))
 
     def _update(self, object_id: str | int, changes: Mapping[str, Any]) -> None:
-        self._update_item(self._key_of(object_id), changes, self.resource.changes)
+        self._update_item(self._key_of(object_id), changes)
 
     def delete(self, object_id: str | int) -> None:
         """Delete one (``DELETE /<name>/<id>``)."""
@@ -256,7 +255,7 @@ class Products(_BatchResource):
     def update(self, product_id: str | int, variant_id: str | int, changes: Mapping[str, Any]) -> None:
         """``PUT /products/<product_id>/<variant_id>``; the body is Create Product's less the ids."""
         key = validate(self.resource.key, {"product_id": product_id, "variant_id": variant_id})
-        self._update_item(key, changes, self.resource.changes)
+        self._update_item(key, changes)
 
     def delete(self, product_id: str | int, variant_id: str | int | None = None) -> None:
         """Delete one variant, or (no ``variant_id``) the product and all its variants."""
