@@ -13,10 +13,17 @@ from typing import Any
 
 from .encoding import MAX_BODY_BYTES, encode_json
 from .errors import FieldError, ValidationError
-from .schema import BATCH_LIMIT, Object, validate
+from .schema import BATCH_LIMIT, FieldWarning, Object, validate_with_warnings
 from .transport import Reply
 
-__all__ = ["BatchResult", "Batcher", "ItemFailure", "PreparedBatch", "multi_status_failures"]
+__all__ = [
+    "BatchResult",
+    "Batcher",
+    "ItemFailure",
+    "ItemWarning",
+    "PreparedBatch",
+    "multi_status_failures",
+]
 
 _BATCH_PREFIX = b'{"batch":['
 _BATCH_SUFFIX = b"]}"
@@ -45,13 +52,27 @@ class ItemFailure:
     record: Any = None
 
 
+@dataclass(frozen=True)
+class ItemWarning:
+    """An item sent although it breaks rules only the guide's table states, as the guide's own
+    samples do (see ``schema.FieldWarning``): ``position`` and ``key`` as in :class:`ItemFailure`."""
+
+    position: int
+    key: str
+    warnings: tuple[FieldWarning, ...]
+
+
 @dataclass
 class BatchResult:
-    """What a batch call did: items accepted, the failures, and how many requests it took."""
+    """What a batch call did: items accepted, the failures, and how many requests it took.
+
+    ``warnings`` lists the items sent with warnings (they count as accepted).
+    """
 
     accepted: int = 0
     failures: list[ItemFailure] = field(default_factory=list)
     requests: int = 0
+    warnings: list[ItemWarning] = field(default_factory=list)
 
     @property
     def failed(self) -> int:
@@ -65,6 +86,7 @@ class BatchResult:
         self.accepted += other.accepted
         self.failures.extend(other.failures)
         self.requests += other.requests
+        self.warnings.extend(other.warnings)
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,6 +95,7 @@ class PreparedBatch:
 
     ``positions[i]`` and ``keys[i]`` describe the i-th item; ``spans[i]`` is where its
     JSON sits inside ``body`` (so a refused item can be reported without keeping a copy).
+    ``warnings`` are those of its items that have any.
     """
 
     number: int
@@ -82,6 +105,7 @@ class PreparedBatch:
     positions: list[int]
     keys: list[str]
     spans: list[tuple[int, int]]
+    warnings: list[ItemWarning] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -122,11 +146,12 @@ class Batcher:
         parts: list[bytes] = []
         positions: list[int] = []
         keys: list[str] = []
+        warned: list[ItemWarning] = []
         size = _BATCH_OVERHEAD
         number = 0
         for position, raw in numbered_items:
             try:
-                item = validate(self.spec, raw)
+                item, warnings = validate_with_warnings(self.spec, raw)
             except ValidationError as error:
                 yield ItemFailure(
                     position,
@@ -148,25 +173,34 @@ class Batcher:
                 continue
             grown = size + len(encoded) + (1 if parts else 0)
             if parts and (len(parts) >= self.batch_size or grown > MAX_BODY_BYTES):
-                yield self._seal(number, parts, positions, keys)
+                yield self._seal(number, parts, positions, keys, warned)
                 number += 1
-                parts, positions, keys = [], [], []
+                parts, positions, keys, warned = [], [], [], []
                 grown = _BATCH_OVERHEAD + len(encoded)
             parts.append(encoded)
             positions.append(position)
             keys.append(key)
+            if warnings:
+                warned.append(ItemWarning(position, key, tuple(warnings)))
             size = grown
         if parts:
-            yield self._seal(number, parts, positions, keys)
+            yield self._seal(number, parts, positions, keys, warned)
 
-    def _seal(self, number: int, parts: list[bytes], positions: list[int], keys: list[str]) -> PreparedBatch:
+    def _seal(
+        self,
+        number: int,
+        parts: list[bytes],
+        positions: list[int],
+        keys: list[str],
+        warned: list[ItemWarning],
+    ) -> PreparedBatch:
         spans = []
         offset = len(_BATCH_PREFIX)
         for part in parts:
             spans.append((offset, offset + len(part)))
             offset += len(part) + 1
         body = _BATCH_PREFIX + b",".join(parts) + _BATCH_SUFFIX
-        return PreparedBatch(number, self.method, self.path, body, positions, keys, spans)
+        return PreparedBatch(number, self.method, self.path, body, positions, keys, spans, warned)
 
 
 def multi_status_failures(
@@ -193,6 +227,10 @@ def multi_status_failures(
         key = _raw_key(entry, key_fields)
         index = index_of.get(key) if key is not None else None
         reason = status if isinstance(status, str) else json.dumps(status)
+        # The emulator says why beside the status; the guide documents only "OK".
+        details = entry.get("errors")
+        if isinstance(details, list) and details and all(isinstance(each, str) for each in details):
+            reason = f"{reason}: {'; '.join(details)}"
         failures.append(
             ItemFailure(
                 batch.positions[index] if index is not None else None,

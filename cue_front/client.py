@@ -8,20 +8,40 @@
     result = client.products.batch_create(read_products())   # any iterable, consumed lazily
 
 Payloads are validated before anything is sent; how batches and their failures work
-is told in docs/architecture.md ("Backend sync").
+is told in docs/architecture.md ("Backend sync"). What breaks a rule only the guide's
+table states, as the guide's own samples do (``schema.FieldWarning``), is sent and
+logged at WARNING on the ``cue_front.client`` logger, as the emulator journals it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+import logging
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 from urllib.parse import quote
 
-from .batches import Batcher, BatchResult, ItemFailure, PreparedBatch, multi_status_failures
+from .batches import (
+    Batcher,
+    BatchResult,
+    ItemFailure,
+    ItemWarning,
+    PreparedBatch,
+    multi_status_failures,
+)
 from .encoding import encode_json
-from .errors import BadRequestError, PayloadTooLargeError
-from .schema import BATCH_LIMIT, RESOURCES, Resource, resource, validate
+from .errors import BadRequestError, PayloadTooLargeError, ValidationError
+from .schema import (
+    BATCH_LIMIT,
+    ORDER_STATUS_ITEM,
+    RESOURCES,
+    FieldWarning,
+    Resource,
+    resource,
+    validate,
+    validate_with_warnings,
+)
 from .settings import DEFAULT_API_URL, DEFAULT_EVENTS_URL, DEFAULT_RETRIES, DEFAULT_TIMEOUT, DEFAULTS
 from .transport import Reply, Transport
 
@@ -30,6 +50,7 @@ __all__ = [
     "Categories",
     "Client",
     "ItemFailure",
+    "ItemWarning",
     "Orders",
     "Overview",
     "OverviewIds",
@@ -40,8 +61,13 @@ __all__ = [
     "Users",
 ]
 
+logger = logging.getLogger("cue_front.client")
+
 # A product is deleted with all its variants when no variant id is given.
 _PRODUCT_ID_ONLY = RESOURCES["products"].key.without("variant_id")
+
+#: What the log adds to a warning: why the payload went all the same.
+_SENT_ANYWAY = "sent all the same, as the guide's own samples send it"
 
 
 def _path_id(value: str) -> str:
@@ -86,6 +112,12 @@ class _Resource:
         body = b"" if payload is None else encode_json(payload)
         return self._transport.send(method, path, body)
 
+    def _call_warned(self, method: str, path: str, payload: Any, warnings: Sequence[FieldWarning]) -> None:
+        """Send a validated payload, logging its warnings first."""
+        for warning in warnings:
+            logger.warning("%s %s: %s; %s", method, path, warning, _SENT_ANYWAY)
+        self._call(method, path, payload)
+
 
 class _BatchResource(_Resource):
     """The batch endpoints every resource shares: create/update many, delete many, delete all."""
@@ -126,10 +158,11 @@ class _BatchResource(_Resource):
                 ],
                 1,
             )
+        _log_item_warnings(batch)
         if reply.status == 207:
             failures = multi_status_failures(batch, reply, self.key_fields)
-            return BatchResult(max(0, len(batch) - len(failures)), failures, 1)
-        return BatchResult(len(batch), [], 1)
+            return BatchResult(max(0, len(batch) - len(failures)), failures, 1, list(batch.warnings))
+        return BatchResult(len(batch), [], 1, list(batch.warnings))
 
     def _run(self, pieces: Iterable[PreparedBatch | ItemFailure]) -> BatchResult:
         result = BatchResult()
@@ -146,6 +179,18 @@ class _BatchResource(_Resource):
         """Create or update many (``POST /batch/<name>``), reading ``items`` lazily."""
         return self._run(self.prepare_batches(enumerate(items), batch_size=batch_size))
 
+    def batch_update(
+        self, items: Iterable[Mapping[str, Any]], *, batch_size: int = BATCH_LIMIT
+    ) -> BatchResult:
+        """Update many: the same request as :meth:`batch_create`, ``POST /batch/<name>`` with
+        ``{"batch": [...]}``.
+
+        That is the form the guide documents for updates ("Create/Update Products": an item
+        DataCue holds is replaced). DataCue's official PHP client's ``batchUpdate`` sends
+        ``PUT`` instead, which the guide does not document, so the guide's form is sent.
+        """
+        return self.batch_create(items, batch_size=batch_size)
+
     def _batch_delete(self, keys: Iterable[Mapping[str, Any]], batch_size: int) -> BatchResult:
         batcher = Batcher("DELETE", self.resource.batch_path, self.resource.key, self.key_fields, batch_size)
         return self._run(batcher(enumerate(keys)))
@@ -155,22 +200,34 @@ class _BatchResource(_Resource):
         self._call("DELETE", f"{self.resource.batch_path}/all")
 
     def _create(self, item: Mapping[str, Any]) -> None:
-        self._call("POST", self.resource.path, validate(self.resource.spec, item))
+        body, warnings = validate_with_warnings(self.resource.spec, item)
+        self._call_warned("POST", self.resource.path, body, warnings)
 
     def _item_path(self, key: Mapping[str, str]) -> str:
         """``/products/p1/v1``: the URL of the item that ``key`` (validated) names."""
         return self.resource.path + "".join(f"/{_path_id(key[name])}" for name in key)
 
+    def _update_item(self, key: Mapping[str, str], changes: Mapping[str, Any]) -> None:
+        """``PUT`` ``changes`` (validated) to the item that ``key`` (validated) names."""
+        body, warnings = validate_with_warnings(self.resource.changes, changes)
+        errors = self.resource.repeated_id_errors(key, body)
+        if errors:
+            raise ValidationError(errors)
+        self._call_warned("PUT", self._item_path(key), body, warnings)
+
 
 class _SingleIdResource(_BatchResource):
     """Categories, users and orders: objects named by one id."""
 
+    def _key_of(self, object_id: str | int) -> dict[str, str]:
+        key: dict[str, str] = validate(self.resource.key, {self.resource.id_field: object_id})
+        return key
+
     def _path_of(self, object_id: str | int) -> str:
-        return self._item_path(validate(self.resource.key, {self.resource.id_field: object_id}))
+        return self._item_path(self._key_of(object_id))
 
     def _update(self, object_id: str | int, changes: Mapping[str, Any]) -> None:
-        body = validate(self.resource.changes, changes)
-        self._call("PUT", self._path_of(object_id), body)
+        self._update_item(self._key_of(object_id), changes)
 
     def delete(self, object_id: str | int) -> None:
         """Delete one (``DELETE /<name>/<id>``)."""
@@ -198,7 +255,7 @@ class Products(_BatchResource):
     def update(self, product_id: str | int, variant_id: str | int, changes: Mapping[str, Any]) -> None:
         """``PUT /products/<product_id>/<variant_id>``; the body is Create Product's less the ids."""
         key = validate(self.resource.key, {"product_id": product_id, "variant_id": variant_id})
-        self._call("PUT", self._item_path(key), validate(self.resource.changes, changes))
+        self._update_item(key, changes)
 
     def delete(self, product_id: str | int, variant_id: str | int | None = None) -> None:
         """Delete one variant, or (no ``variant_id``) the product and all its variants."""
@@ -253,12 +310,16 @@ class Users(_SingleIdResource):
         self._create(user)
 
     def update(self, user_id: str | int, changes: Mapping[str, Any]) -> None:
-        """``PUT /users/<user_id>``; the body is Create User's less ``user_id``."""
+        """``PUT /users/<user_id>``; the body is Create User's less ``user_id``.
+
+        A ``user_id`` in ``changes``, as the guide's sample sends, is sent with a warning when
+        it is ``user_id``; another one raises :class:`ValidationError`.
+        """
         self._update(user_id, changes)
 
 
 class Orders(_SingleIdResource):
-    """``/orders``. A batch delete answers 207 with a status per order."""
+    """``/orders``. A batch delete or cancel answers 207 with a status per order."""
 
     resource = RESOURCES["orders"]
 
@@ -273,6 +334,25 @@ class Orders(_SingleIdResource):
     def cancel(self, order_id: str | int) -> None:
         """Mark an order cancelled."""
         self.set_status(order_id, "cancelled")
+
+    def batch_cancel(
+        self, order_ids: Iterable[str | int | Mapping[str, Any]], *, batch_size: int = BATCH_LIMIT
+    ) -> BatchResult:
+        """Mark many orders cancelled: ``order_ids`` are ids or ``{"order_id": ...}``, read lazily.
+
+        The guide documents no batch status change; this is DataCue's official PHP client's
+        ``batchCancel``: ``PATCH /batch/orders`` with ``{"batch": [{"order_id": "o1",
+        "order_status": "cancelled"}]}``. Its answer is a status per order (207): the orders
+        DataCue did not cancel (an unknown one, say) come back as failures.
+        """
+        changes = (
+            {**each, "order_status": "cancelled"}
+            if isinstance(each, Mapping)
+            else {"order_id": each, "order_status": "cancelled"}
+            for each in order_ids
+        )
+        batcher = Batcher("PATCH", self.resource.batch_path, ORDER_STATUS_ITEM, self.key_fields, batch_size)
+        return self._run(batcher(enumerate(changes)))
 
 
 class Overview(_Resource):
@@ -325,6 +405,17 @@ class Overview(_Resource):
     def users(self) -> OverviewIds:
         """``GET /overview/users``."""
         return self._ids("users")
+
+
+def _log_item_warnings(batch: PreparedBatch) -> None:
+    """One line per kind of warning in a sent batch (an import may warn of every item)."""
+    found = Counter(str(warning) for item in batch.warnings for warning in item.warnings)
+    for warning, count in found.items():
+        first = next(item for item in batch.warnings if warning in map(str, item.warnings))
+        logger.warning(
+            "%s %s: %s (%d item(s), the first at position %d); %s",
+            batch.method, batch.path, warning, count, first.position, _SENT_ANYWAY,
+        )
 
 
 # ---------------------------------------------------------------------------

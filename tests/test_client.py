@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from flask import Flask
 
 from benchmarks.sink import API_KEY, API_SECRET, Answer, Sink
-from cue_front.client import Client, OverviewIds
+from cue_front.client import Client, ItemWarning, OverviewIds
 from cue_front.encoding import MAX_BODY_BYTES
 from cue_front.errors import AuthenticationError, ServerError, ValidationError
-from cue_front.schema import BATCH_LIMIT
+from cue_front.schema import BATCH_LIMIT, TABLE_SAYS_REQUIRED, FieldWarning
 from cue_front.settings import DEFAULTS
 
 PRODUCT = {
@@ -142,6 +144,14 @@ EVERY_METHOD: list[tuple[str, Call, str, str, Any]] = [
         {"batch": [USER]},
     ),
     (
+        # The guide's create-or-update form, not the PHP client's undocumented PUT.
+        "users.batch_update",
+        lambda c: c.users.batch_update([USER]),
+        "POST",
+        "/v1/batch/users",
+        {"batch": [USER]},
+    ),
+    (
         "users.batch_delete",
         lambda c: c.users.batch_delete(["u1", {"user_id": "u2"}]),
         "DELETE",
@@ -233,7 +243,7 @@ def test_values_are_normalized_before_sending(sink: Sink, datacue: Client) -> No
         (lambda c: c.products.update("p1", "", PRODUCT_CHANGES), "variant_id"),
         (lambda c: c.products.update("p1", "v1", {**PRODUCT_CHANGES, "stock": "5"}), "stock"),
         (lambda c: c.categories.create({"category_id": "c1"}), "name"),
-        (lambda c: c.users.update("u1", {"user_id": "u1", "first_name": "J"}), "user_id"),
+        (lambda c: c.users.update("u1", {"user_id": "u2", "first_name": "J"}), "user_id"),
         (lambda c: c.orders.set_status("o1", "shipped"), "order_status"),
         (lambda c: c.orders.create({**ORDER, "cart": [{"product_id": "p1"}]}), "cart[0].variant_id"),
     ],
@@ -429,3 +439,131 @@ def test_retries_ride_out_emulated_faults(emulator: Any, emulated: Client) -> No
     result = emulated.products.batch_create(product(n) for n in range(600))
     assert (result.accepted, result.requests) == (600, 2)
     assert emulator.overview()["products"] == 600
+
+
+# -- what the official client offers, and the warning level, against the emulator ---------------
+
+
+def bought_together(emulated: Client, *order_ids: str) -> None:
+    """p1 and p3 in stock, bought together in each of ``order_ids`` (completed orders)."""
+    emulated.products.batch_create(product(n) for n in (1, 2, 3))
+    cart = [
+        {"product_id": f"p{n}", "variant_id": "v1", "quantity": 1, "unit_price": 24} for n in (1, 3)
+    ]
+    emulated.orders.batch_create(
+        {"order_id": order_id, "user_id": "u1", "cart": cart} for order_id in order_ids
+    )
+
+
+def related_to(emulator: Any, product_id: str) -> list[str] | None:
+    """What the emulator recommends as bought with ``product_id`` (None: nothing)."""
+    answer = emulator.send_event({"type": "pageview", "subtype": "product", "product_id": product_id},
+                                 user_id="viewer").json()
+    related = answer["related_product_skus"]
+    return None if related is None else [item["product_id"] for item in related]
+
+
+def test_batch_cancel_sends_the_official_clients_patch_and_returns_unknown_orders_as_failures(
+    emulator: Any, emulated: Client
+) -> None:
+    bought_together(emulated, "o1", "o2")
+    assert related_to(emulator, "p1") == ["p3"]
+
+    result = emulated.orders.batch_cancel(["o1", "o404", {"order_id": "o2"}])
+
+    assert (result.accepted, result.requests) == (2, 1)
+    (failure,) = result.failures
+    assert (failure.position, failure.key, failure.status) == (1, "o404", 207)
+    assert "no order 'o404'" in failure.reason
+    assert failure.record == {"order_id": "o404", "order_status": "cancelled"}
+    assert related_to(emulator, "p1") is None  # o1 and o2 stopped counting as sales
+    (sent,) = emulator.requests(type="orders.batch_status")
+    assert (sent["method"], sent["path"], sent["status"]) == ("PATCH", "/v1/batch/orders", 207)
+    assert sent["body"] == {"batch": [
+        {"order_id": "o1", "order_status": "cancelled"},
+        {"order_id": "o404", "order_status": "cancelled"},
+        {"order_id": "o2", "order_status": "cancelled"},
+    ]}
+
+
+def test_batch_cancel_validates_before_sending_and_reads_lazily(emulator: Any, emulated: Client) -> None:
+    bought_together(emulated, *(f"o{n}" for n in range(3)))
+
+    result = emulated.orders.batch_cancel((f"o{n}" for n in [0, 1, 2]), batch_size=2)
+    refused = emulated.orders.batch_cancel(["", {"order_id": "o1", "note": "x"}])
+
+    assert (result.accepted, result.failed, result.requests) == (3, 0, 2)
+    assert [(f.position, f.status) for f in refused.failures] == [(0, None), (1, None)]
+    assert refused.failures[1].errors[0].path == "note"
+    assert len(emulator.requests(type="orders.batch_status")) == 2  # the refused ones were never sent
+
+
+def test_the_queued_twin_delivers_batch_cancel_through_the_outbox(
+    make_app: Callable[..., Flask], emulator: Any, emulated: Client
+) -> None:
+    bought_together(emulated, "o1")
+    shop = make_app(DATACUE_DELIVERY="outbox", **emulator.config)
+
+    with shop.app_context():
+        queued = shop.extensions["datacue"].extension.queued.orders.batch_cancel(["o1"])
+        assert shop.extensions["datacue"].delivery.flush(10)
+
+    assert (queued.accepted, queued.failed) == (1, 0)  # accepted for delivery
+    (sent,) = emulator.requests(type="orders.batch_status")
+    assert (sent["method"], sent["status"]) == ("PATCH", 207)
+    assert related_to(emulator, "p1") is None
+
+
+def test_batch_update_replaces_what_datacue_holds(emulator: Any, emulated: Client) -> None:
+    emulated.categories.batch_create(
+        [{"category_id": "c1", "name": "Old"}, {"category_id": "c2", "name": "Two"}]
+    )
+
+    result = emulated.categories.batch_update([{"category_id": "c1", "name": "New"}])
+
+    assert (result.accepted, result.failed) == (1, 0)
+    assert emulator.overview()["categories"] == 2
+    newest = emulator.requests()[0]
+    assert (newest["method"], newest["path"], newest["action"]) == (
+        "POST", "/v1/batch/categories", "batch_create",
+    )
+    assert newest["body"] == {"batch": [{"category_id": "c1", "name": "New"}]}
+
+
+def test_what_the_guides_samples_send_against_the_table_is_sent_and_logged(
+    emulator: Any, emulated: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The guide's batch users sample, without first_name, and its Update User sample, with user_id.
+    users = [{"user_id": "u1", "email": "u1@abc.com"}, {"user_id": "u2", "email": "u2@abc.com"}]
+    with caplog.at_level(logging.WARNING, logger="cue_front.client"):
+        result = emulated.users.batch_create(users)
+        emulated.users.update("u1", {"user_id": "u1", "first_name": "John"})
+
+    assert (result.accepted, result.failed) == (2, 0)
+    warning = FieldWarning("first_name", TABLE_SAYS_REQUIRED)
+    assert result.warnings == [ItemWarning(0, "u1", (warning,)), ItemWarning(1, "u2", (warning,))]
+    assert [record.getMessage() for record in caplog.records] == [
+        "POST /batch/users: first_name: the guide's table says required (2 item(s), the first at"
+        " position 0); sent all the same, as the guide's own samples send it",
+        "PUT /users/u1: user_id: the guide's table leaves it out of an update; sent all the same,"
+        " as the guide's own samples send it",
+    ]
+    # The emulator took both and says the same.
+    update, batch = emulator.requests()[:2]
+    assert (update["status"], update["warnings"]) == (
+        204, ["user_id: the guide's table leaves it out of an update"],
+    )
+    assert (batch["status"], batch["warnings"]) == (201, [
+        "batch[0].first_name: the guide's table says required",
+        "batch[1].first_name: the guide's table says required",
+    ])
+
+
+def test_data_the_table_agrees_with_logs_no_warning(
+    emulated: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="cue_front.client"):
+        emulated.users.create(USER)
+        result = emulated.users.batch_create([USER])
+    assert result.warnings == []
+    assert caplog.records == []

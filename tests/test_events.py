@@ -202,8 +202,8 @@ def test_invalid_events_are_logged_and_dropped_when_lenient(
 ) -> None:
     app = make_app(DATACUE_DELIVERY="sync", DATACUE_STRICT=False, **emulator.config)
     with app.test_request_context():
-        assert track({"type": "click", "subtype": "product", "product_id": "p1"}) is False
-    assert "unknown event (type='click', subtype='product')" in caplog.text
+        assert track({"type": "click", "subtype": "carousel", "product_id": "p1"}) is False
+    assert "unknown event (type='click', subtype='carousel')" in caplog.text
     assert emulator.events() == []
 
 

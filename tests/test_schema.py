@@ -12,8 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cue_front import ValidationError, schema
-from cue_front.schema import validate, validate_partial
-from tests.support.samples import DOCUMENTED_EVENTS, GUIDE_CART
+from cue_front.schema import validate, validate_partial, validate_with_warnings
+from tests.support.samples import (
+    DOCUMENTED_EVENTS,
+    GUIDE_BANNER_CLICK,
+    GUIDE_BATCH_USERS,
+    GUIDE_CART,
+    GUIDE_CHECKOUT,
+    GUIDE_PRODUCT_CLICK,
+)
 
 GUIDE_PRODUCT = {
     "product_id": "p1",
@@ -61,21 +68,105 @@ def test_every_documented_event_is_accepted_as_is(event: dict[str, Any]) -> None
     assert validate(schema.EVENT_ENVELOPE, envelope) is envelope  # already normal: not even copied
 
 
-def test_guide_samples_that_contradict_their_tables_are_refused() -> None:
-    checkout = {
-        "type": "checkout",
-        "subtype": "started",
-        "cart": [{"product_id": "p1", "variant": "v1", "quantity": 1, "unit_price": 24}],
-        "cart_link": "/cart",
-    }
-    assert errors_of(schema.EVENT, checkout) == [
+def warnings_of(spec: Any, data: Any) -> list[str]:
+    """The warnings of valid data, checking that ``validate`` takes it too."""
+    value, warnings = validate_with_warnings(spec, data)
+    assert validate(spec, data) == value
+    return [str(warning) for warning in warnings]
+
+
+# Each sample of the guide that breaks its own table: taken, with what the table says.
+GUIDE_CONTRADICTIONS = [
+    pytest.param(
+        schema.batch_of(schema.USER), {"batch": GUIDE_BATCH_USERS},
+        [f"batch[{n}].first_name: the guide's table says required" for n in (0, 1)],
+        id="batch-users-without-first_name",
+    ),
+    pytest.param(
+        schema.EVENT, GUIDE_BANNER_CLICK,
+        ["category_id: the guide's table lists only type, subtype and banner_id"], id="banner-click",
+    ),
+    pytest.param(
+        schema.EVENT, GUIDE_PRODUCT_CLICK,
+        ["subtype: the guide's table says 'related', 'similar' or 'recent'"], id="product-click",
+    ),
+    pytest.param(
+        schema.EVENT, GUIDE_CHECKOUT,
+        [f"cart[{n}].variant: the guide's table says variant_id" for n in (0, 1)], id="checkout-variant",
+    ),
+    pytest.param(
+        schema.USER_CHANGES, GUIDE_USER, ["user_id: the guide's table leaves it out of an update"],
+        id="update-user-with-user_id",
+    ),
+]
+
+
+@pytest.mark.parametrize(("spec", "sample", "expected"), GUIDE_CONTRADICTIONS)
+def test_guide_samples_that_break_their_tables_are_taken_with_warnings(
+    spec: Any, sample: dict[str, Any], expected: list[str]
+) -> None:
+    assert spec.fast_check(sample) is False  # a warning is only written by the general path
+    assert warnings_of(spec, sample) == expected
+    assert validate_partial(spec, sample) == (validate(spec, sample), [])
+
+
+def test_what_neither_the_guide_nor_its_samples_send_stays_an_error() -> None:
+    no_variant = {"product_id": "p1", "quantity": 1, "unit_price": 24}
+    checkout = {"type": "checkout", "subtype": "started", "cart": [no_variant], "cart_link": "/cart"}
+    assert errors_of(schema.EVENT, checkout) == ["cart[0]: needs variant_id or variant"]
+    # Outside the checkout sample's cart, "variant" is no member: the cart tables say variant_id.
+    cart = {**checkout, "type": "cart", "subtype": "update", "cart": [{**no_variant, "variant": "v1"}]}
+    assert errors_of(schema.EVENT, cart) == [
         "cart[0].variant: unknown field; did you mean 'variant_id'?",
         "cart[0].variant_id: required field missing",
     ]
-    banner = {"type": "click", "subtype": "banner", "banner_id": "b1", "category_id": "c1"}
-    assert errors_of(schema.EVENT, banner)[0].startswith("category_id: unknown field")
-    product_click = {"type": "click", "subtype": "product", "product_id": "p2"}
-    assert "unknown event (type='click', subtype='product')" in errors_of(schema.EVENT, product_click)[0]
+    # The Authentication sample illustrates signing: a user without user_id is no user.
+    assert errors_of(schema.USER, {"name": "Spongebob", "email": "pineapple@underthe.sea"}) == [
+        "name: unknown field; did you mean 'last_name'?",
+        "user_id: required field missing",
+    ]
+    # A member only a sample sends is never suggested for a typo: the table's members are.
+    banner = {"type": "click", "subtype": "banner", "banner_id": "b1", "category": "c1"}
+    assert errors_of(schema.EVENT, banner) == [
+        "category: unknown field; expected one of banner_id, subtype, type"
+    ]
+    # A warned member is still checked for its type.
+    assert errors_of(schema.USER, {"user_id": "u1", "first_name": 7}) == [
+        "first_name: expected a string, got 7"
+    ]
+
+
+def test_a_warning_and_an_error_together_raise_the_error_alone() -> None:
+    with pytest.raises(ValidationError) as caught:
+        validate_with_warnings(schema.USER, {"user_id": "", "email": "a@b.c"})
+    assert [str(error) for error in caught.value.errors] == [
+        "user_id: expected an id (a non-empty string or an integer), got ''"
+    ]
+    assert not any(isinstance(error, schema.FieldWarning) for error in caught.value.errors)
+
+
+def test_a_null_first_name_is_missing_and_warned() -> None:
+    value, warnings = validate_with_warnings(schema.USER, {"user_id": "u1", "first_name": None})
+    assert value == {"user_id": "u1"}
+    assert warnings == [schema.FieldWarning("first_name", schema.TABLE_SAYS_REQUIRED)]
+
+
+def test_valid_data_the_table_agrees_with_has_no_warnings_and_is_not_copied() -> None:
+    assert validate_with_warnings(schema.USER, {"user_id": "u1", "first_name": "Ann"})[1] == []
+    batch = schema.batch_of(schema.USER)
+    data = {"batch": [{"user_id": "u1", "first_name": "Ann"}, {"user_id": "u2"}]}
+    assert [str(w) for w in validate_with_warnings(batch, data)[1]] == [
+        "batch[1].first_name: the guide's table says required"
+    ]
+
+
+def test_a_repeated_id_must_be_the_paths() -> None:
+    users = schema.RESOURCES["users"]
+    assert users.repeated_id_errors({"user_id": "u1"}, {"user_id": "u1", "first_name": "J"}) == []
+    assert users.repeated_id_errors({"user_id": "u1"}, {"first_name": "J"}) == []
+    (error,) = users.repeated_id_errors({"user_id": "u1"}, {"user_id": "u2"})
+    assert error.path == "user_id"
+    assert "'u2'" in error.message and "'u1'" in error.message
 
 
 def test_event_user_needs_an_identity() -> None:
@@ -108,7 +199,9 @@ def test_backend_required_fields() -> None:
     assert errors_of(schema.PRODUCT, {**GUIDE_PRODUCT, "rating": 101}) == [
         "rating: must be at most 100, got 101"
     ]
-    assert errors_of(schema.USER_CHANGES, GUIDE_USER)[0].startswith("user_id: unknown field")
+    assert errors_of(schema.CATEGORY_CHANGES, {"category_id": "c1", "name": "C"})[0].startswith(
+        "category_id: unknown field"
+    )
 
 
 def test_batches_hold_one_to_500_items() -> None:
@@ -262,11 +355,12 @@ def exact(value: Any) -> str:
         schema.ORDER_DETAILS,
         schema.PRODUCT,
         schema.USER,
+        schema.USER_CHANGES,
         schema.ORDER,
         schema.EVENT,
         schema.PAGE_CONFIG,
     ],
-    ids=["variant", "order_details", "product", "user", "order", "event", "page_config"],
+    ids=["variant", "order_details", "product", "user", "user_changes", "order", "event", "page_config"],
 )
 @settings(max_examples=300, deadline=None)
 @given(data=st.data())
@@ -274,7 +368,7 @@ def test_fast_check_agrees_with_the_validator(
     spec: schema.Object | schema.Tagged, data: st.DataObject
 ) -> None:
     value = data.draw(near_valid(spec))
-    errors: list[Any] = []
-    normalized = spec.normalize(value, "", errors)
-    already_normal = not errors and exact(normalized) == exact(value)
+    problems: list[Any] = []  # errors and warnings: either one keeps data off the fast path
+    normalized = spec.normalize(value, "", problems)
+    already_normal = not problems and exact(normalized) == exact(value)
     assert spec.fast_check(value) == already_normal

@@ -170,6 +170,7 @@ def _journal(exchange: Exchange, status: int | None) -> None:
             path=request.path,
             status=status,
             errors=exchange.errors,
+            warnings=exchange.warnings,
             body_text=_body_text(),
             visitor=exchange.visitor,
             user_id=exchange.user_id,

@@ -12,6 +12,11 @@ refreshes its live part every two seconds). The JSON endpoints:
 ``GET /_emulator/overview``    counts of what was received
 =============================  =============================================================
 
+Each event or request listed carries its ``errors`` and its ``warnings``: the
+rules only the guide's table states that it broke as a sample of the guide
+does, accepted (``schema.FieldWarning``): ``["batch[1].first_name: the guide's
+table says required"]``. The page shows both beside the request.
+
 Those that change something refuse other sites' pages (see :mod:`.guard`).
 """
 

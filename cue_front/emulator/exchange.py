@@ -1,8 +1,10 @@
 """The plumbing every emulator route shares: the exchange being journaled, JSON bodies, JSON errors.
 
 An *exchange* is one request on the events or REST API and what the emulator
-answered; routes fill in what they learn (who, which event, which errors) and
-the app journals it after the response is made. Errors are JSON:
+answered; routes fill in what they learn (who, which event, which errors and
+warnings) and the app journals it after the response is made. A warning (a rule
+only the guide's table states, broken as a sample of the guide breaks it, see
+``schema.FieldWarning``) changes nothing in the answer: it is journaled. Errors are JSON:
 ``{"status": 400, "message": "batch[3].price: expected a number, got '99,50'",
 "errors": ["batch[3].price: expected a number, got '99,50'"]}``.
 
@@ -25,7 +27,7 @@ from typing import Any, Final, NoReturn, cast
 from flask import Response, current_app, g, jsonify, request
 
 from ..errors import FieldError, ValidationError
-from ..schema import BATCH_LIMIT, Object, Tagged, batch_of, validate
+from ..schema import BATCH_LIMIT, Object, Tagged, batch_of, validate_with_warnings
 from .state import EmulatorState, now_timestamp
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "emulator_state",
     "error_response",
     "fail",
+    "note_warnings",
     "read_batch",
     "read_json",
     "validated",
@@ -60,6 +63,7 @@ class Exchange:
     received_at: str = field(default_factory=now_timestamp)
     received_epoch: float = field(default_factory=time.time)
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     visitor: str | None = None
     user_id: str | None = None
     anonymous_id: str | None = None
@@ -130,12 +134,24 @@ def read_json(*, require_json_type: bool) -> Any:
         fail(400, f"invalid JSON: {error}")
 
 
+def note_warnings(warnings: Iterable[FieldError | str]) -> None:
+    """Journal warnings with the current exchange (they change nothing in the answer)."""
+    exchange = current_exchange()
+    if exchange is not None:
+        exchange.warnings.extend(str(warning) for warning in warnings)
+
+
 def validated(spec: Object | Tagged, data: Any) -> Any:
-    """``data`` validated with a shared schema spec; 400 naming every bad field path."""
+    """``data`` validated with a shared schema spec; 400 naming every bad field path.
+
+    Its warnings are noted on the exchange.
+    """
     try:
-        return validate(spec, data)
+        value, warnings = validate_with_warnings(spec, data)
     except ValidationError as error:
         fail(400, str(error), [str(problem) for problem in error.errors])
+    note_warnings(warnings)
+    return value
 
 
 #: The ``{"batch": [...]}`` spec of an item spec, built (and its checking function compiled) once.
@@ -155,18 +171,24 @@ class Batch:
         return "" if self.bare else "batch"
 
     def as_sent(self, errors: Iterable[FieldError]) -> list[str]:
-        """Error messages naming paths as the client wrote them (validation ran on the wrapped form)."""
+        """Error (or warning) messages naming paths as the client wrote them (validation ran on the
+        wrapped form)."""
         if not self.bare:
             return [str(error) for error in errors]
         return [str(FieldError(error.path.removeprefix("batch"), error.message)) for error in errors]
 
     def validated(self, item: Object) -> list[Any]:
-        """Every item valid, normalized; else 400 naming every bad item path (nothing is applied)."""
+        """Every item valid, normalized; else 400 naming every bad item path (nothing is applied).
+
+        Warnings are noted on the exchange, naming items as sent.
+        """
         try:
-            items: list[Any] = validate(batch_spec(item), self.wrapped)["batch"]
+            wrapped, warnings = validate_with_warnings(batch_spec(item), self.wrapped)
         except ValidationError as error:
             messages = self.as_sent(error.errors)
             fail(400, "; ".join(messages), messages)
+        note_warnings(self.as_sent(warnings))
+        items: list[Any] = wrapped["batch"]
         return items
 
 

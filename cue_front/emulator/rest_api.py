@@ -25,7 +25,14 @@ from typing import Any, Final
 from flask import Blueprint, Response, jsonify, request
 
 from ..errors import ValidationError
-from ..schema import ORDER_STATUS_CHANGE, RESOURCES, Field, Object, validate, validate_partial
+from ..schema import (
+    ORDER_STATUS_CHANGE,
+    ORDER_STATUS_ITEM,
+    RESOURCES,
+    Object,
+    validate_partial,
+    validate_with_warnings,
+)
 from .auth import authenticate_rest
 from .exchange import (
     Batch,
@@ -34,6 +41,7 @@ from .exchange import (
     current_exchange,
     emulator_state,
     fail,
+    note_warnings,
     read_batch,
     read_json,
     validated,
@@ -45,12 +53,7 @@ blueprint = Blueprint("emulator_rest", __name__, url_prefix="/v1")
 
 _RESOURCE = f"<any({', '.join(RESOURCES)}):resource>"
 _ORDER_KEY: Final = RESOURCES["orders"].key
-#: An item of a batch order status change (the official client's batchCancel): which order, what status.
-ORDER_STATUS_ITEM: Final = _ORDER_KEY.extend(**ORDER_STATUS_CHANGE.fields)
 _USERS: Final = RESOURCES["users"]
-#: Update User's body. Guide: its table says "same as Create User, except user_id", but its own
-#: Python sample repeats user_id in the body; taken when it is the path's id (checked in the route).
-_USER_UPDATE: Final = _USERS.changes.extend(user_id=Field(_USERS.spec.fields["user_id"].spec))
 
 #: Endpoint -> (resource, action), what the journal calls each request; the resource is
 #: None where the URL says it.
@@ -144,14 +147,11 @@ def update_category(category_id: str) -> Response:
 
 @_route("/users/<user_id>", "PUT", "users", "update")
 def update_user(user_id: str) -> Response:
-    changes = dict(validated(_USER_UPDATE, _body()))
-    body_id = changes.pop("user_id", user_id)
-    if body_id != user_id:
-        fail(
-            400,
-            f"user_id: the body says {body_id!r} but the path says {user_id!r}; a user's id cannot"
-            " change: send the path's id, or leave user_id out of the body",
-        )
+    # The guide's sample repeats user_id in the body: a warning, and an error when it is not the path's.
+    changes = validated(_USERS.changes, _body())
+    errors = [str(error) for error in _USERS.repeated_id_errors({"user_id": user_id}, changes)]
+    if errors:
+        fail(400, "; ".join(errors), errors)
     _put("users", [{**changes, "user_id": user_id}])
     return _no_content()
 
@@ -247,11 +247,12 @@ def _per_order(
     for index, item in enumerate(batch.wrapped["batch"]):
         path = f"{batch.prefix}[{index}]"
         try:
-            valid_item = validate(item_spec, item, path=path)
+            valid_item, warnings = validate_with_warnings(item_spec, item, path=path)
         except ValidationError as error:
             sent_id = item.get("order_id") if isinstance(item, Mapping) else None
             results.append((path, sent_id, [str(problem) for problem in error.errors]))
             continue
+        note_warnings(warnings)
         valid.append(valid_item)
         results.append((path, valid_item["order_id"], None))
     missing = apply(valid)

@@ -351,8 +351,9 @@ def _activities(event: Mapping[str, Any], at: float) -> list[Activity]:
     if kind == "search":
         return [Activity("search", None, None, event["term"], at)]
     if kind in ("cart", "checkout"):
+        # Guide: the checkout sample names a line's variant "variant" (see schema.objects).
         return [
-            Activity(kind, line["product_id"], line["variant_id"], None, at)
+            Activity(kind, line["product_id"], line.get("variant_id", line.get("variant")), None, at)
             for line in event["cart"]
         ]
     if kind == "wishlist":
@@ -380,6 +381,7 @@ def _journal_item(kind: str, row: Sequence[Any]) -> dict[str, Any]:
         "path": path,
         "status": status,
         "errors": details.pop("errors", []),
+        "warnings": details.pop("warnings", []),
         "body": body,
         "user": user_id or anonymous_id,
         "user_id": user_id,

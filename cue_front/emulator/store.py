@@ -108,6 +108,7 @@ class JournalEntry:
     path: str
     status: int | None = None
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     body_text: str | None = None
     visitor: str | None = None
     user_id: str | None = None
@@ -336,7 +337,7 @@ class Store:
     # -- journal --------------------------------------------------------------------------
 
     def add_journal(self, entry: JournalEntry) -> None:
-        details = {**entry.details, "errors": entry.errors}
+        details = {**entry.details, "errors": entry.errors, "warnings": entry.warnings}
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO journal (kind, received_at, method, path, status, visitor, user_id,"

@@ -18,8 +18,10 @@ from ..errors import FieldError, ValidationError
 __all__ = [
     "INVALID",
     "MISSING",
+    "TABLE_SAYS_REQUIRED",
     "Codegen",
     "Field",
+    "FieldWarning",
     "Object",
     "Spec",
     "Tagged",
@@ -27,9 +29,12 @@ __all__ = [
     "describe",
     "optional",
     "required",
+    "table_required",
     "text_errors",
+    "unlisted",
     "validate",
     "validate_partial",
+    "validate_with_warnings",
 ]
 
 MISSING: Final = object()
@@ -129,14 +134,48 @@ class Spec:
 
 
 
+# ---------------------------------------------------------------------------
+# The warning level
+
+
+class FieldWarning(FieldError):
+    """A rule only the guide's table states, broken as a sample of the guide breaks it.
+
+    The data is accepted (DataCue takes what its own samples send); the warning says
+    what the table says: ``first_name: the guide's table says required``. Normalizers
+    append it to the same list as errors; the validators set it apart.
+    """
+
+    __slots__ = ()
+
+
+#: The warning of a member the guide's table requires and one of its samples leaves out.
+TABLE_SAYS_REQUIRED: Final = "the guide's table says required"
+
+
+def _split(problems: list[FieldError]) -> tuple[list[FieldError], list[FieldWarning]]:
+    """Errors and warnings apart, each in the order found."""
+    errors = [problem for problem in problems if not isinstance(problem, FieldWarning)]
+    warnings = [problem for problem in problems if isinstance(problem, FieldWarning)]
+    return errors, warnings
+
+
 @dataclass(frozen=True)
 class Field:
-    """One member of an :class:`Object`."""
+    """One member of an :class:`Object`.
+
+    ``table_required`` and ``unlisted`` are the warning level (see :class:`FieldWarning`):
+    a member the guide's table requires but a sample leaves out is accepted missing, with
+    a warning; one the table leaves out but a sample sends (``unlisted`` says what the
+    table says instead) is accepted present, with a warning.
+    """
 
     spec: Spec
     required: bool = False
     nullable: bool = False
     default: Any = MISSING
+    table_required: bool = False
+    unlisted: str | None = None
 
 
 def required(spec: Spec, *, nullable: bool = False) -> Field:
@@ -145,6 +184,17 @@ def required(spec: Spec, *, nullable: bool = False) -> Field:
 
 def optional(spec: Spec, *, nullable: bool = False, default: Any = MISSING) -> Field:
     return Field(spec, nullable=nullable, default=default)
+
+
+def table_required(spec: Spec) -> Field:
+    """Required by the guide's table only: a sample of the guide leaves it out, so missing is a warning."""
+    return Field(spec, table_required=True)
+
+
+def unlisted(spec: Spec, table_says: str) -> Field:
+    """Sent by a sample of the guide though its table leaves it out: accepted, with ``table_says``
+    as the warning."""
+    return Field(spec, unlisted=table_says)
 
 
 @dataclass(frozen=True, eq=False)
@@ -188,7 +238,11 @@ class Object(Spec):
                 continue
             if member is None and not spec_field.required:
                 # An explicit null for an optional member means "not given": drop it.
+                if spec_field.table_required:
+                    errors.append(FieldWarning(member_path, TABLE_SAYS_REQUIRED))
                 continue
+            if spec_field.unlisted is not None:
+                errors.append(FieldWarning(member_path, spec_field.unlisted))
             result = spec_field.spec.normalize(member, member_path, errors)
             if result is not INVALID:
                 normalized[key] = result
@@ -197,6 +251,8 @@ class Object(Spec):
                 continue
             if spec_field.required:
                 errors.append(FieldError(child_path(path, key), "required field missing"))
+            elif spec_field.table_required:
+                errors.append(FieldWarning(child_path(path, key), TABLE_SAYS_REQUIRED))
             elif spec_field.default is not MISSING:
                 normalized[key] = spec_field.default
         for group in self.at_least_one:
@@ -211,10 +267,12 @@ class Object(Spec):
         return normalized
 
     def _unknown_message(self, key: object) -> str:
-        guesses = difflib.get_close_matches(str(key), list(self.fields), n=1, cutoff=0.6)
+        # Suggest the table's members only, not those a sample alone sends.
+        listed = [name for name, member in self.fields.items() if member.unlisted is None]
+        guesses = difflib.get_close_matches(str(key), listed, n=1, cutoff=0.6)
         if guesses:
             return f"unknown field; did you mean {guesses[0]!r}?"
-        return "unknown field; expected one of " + ", ".join(sorted(self.fields))
+        return "unknown field; expected one of " + ", ".join(sorted(listed))
 
     # -- fast path ---------------------------------------------------------
 
@@ -227,11 +285,16 @@ class Object(Spec):
         known = gen.constant(frozenset(self.fields))
         tests = []
         for key, spec_field in self.fields.items():
+            if spec_field.unlisted is not None:
+                # Present, it owes a warning, which only the general path writes.
+                tests.append(f"({key!r} not in d)")
+                continue
             check = spec_field.spec.expression(gen, "x")
             if spec_field.nullable:
                 check = f"x is None or ({check})"
-            # A documented default means a missing member is not yet in normal form.
-            if spec_field.required or spec_field.default is not MISSING:
+            # A documented default means a missing member is not yet in normal form, and a
+            # member only the table requires owes a warning when missing: both take the general path.
+            if spec_field.required or spec_field.table_required or spec_field.default is not MISSING:
                 tests.append(f"((x := get({key!r}, MISSING)) is not MISSING and ({check}))")
             else:
                 tests.append(f"((x := get({key!r}, MISSING)) is MISSING or ({check}))")
@@ -340,24 +403,41 @@ def validate(spec: Object | Tagged, data: Any, path: str = "") -> Any:
     """Return ``data`` in normal form, or raise :class:`ValidationError` naming every bad path.
 
     The result may be ``data`` itself when it is already valid and normal: treat it as read-only.
+    Warnings (see :class:`FieldWarning`) are no errors: ask :func:`validate_with_warnings` for them.
     """
     if spec.fast_check(data):
         return data
-    errors: list[FieldError] = []
-    normalized = spec.normalize(data, path, errors)
+    return _general(spec, data, path)[0]
+
+
+def validate_with_warnings(
+    spec: Object | Tagged, data: Any, path: str = ""
+) -> tuple[Any, list[FieldWarning]]:
+    """:func:`validate`, and the warnings of the rules only the guide's table states."""
+    if spec.fast_check(data):
+        return data, []
+    return _general(spec, data, path)
+
+
+def _general(spec: Object | Tagged, data: Any, path: str) -> tuple[Any, list[FieldWarning]]:
+    """The general path: normalized and warned, or :class:`ValidationError`."""
+    problems: list[FieldError] = []
+    normalized = spec.normalize(data, path, problems)
+    errors, warnings = _split(problems)
     if errors:
         raise ValidationError(errors)
-    return normalized
+    return normalized, warnings
 
 
 def validate_partial(spec: Object | Tagged, data: Any, path: str = "") -> tuple[Any, list[FieldError]]:
     """The lenient form: what is valid, normalized, with the errors of what was dropped.
 
-    The value is ``None`` when nothing of ``data`` could be kept (not even its kind).
+    The value is ``None`` when nothing of ``data`` could be kept (not even its kind). Warnings
+    are left out: what they are about is kept.
     """
     if spec.fast_check(data):
         return data, []
-    errors: list[FieldError] = []
-    normalized = spec.normalize(data, path, errors)
-    return (None if normalized is INVALID else normalized), errors
+    problems: list[FieldError] = []
+    normalized = spec.normalize(data, path, problems)
+    return (None if normalized is INVALID else normalized), _split(problems)[0]
 

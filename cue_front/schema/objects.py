@@ -5,9 +5,10 @@ Where the guide contradicts itself, a comment beginning "Guide:" says which side
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Final
 
-from .engine import Field, Object, Tagged, optional, required
+from .engine import Field, Object, Tagged, optional, required, table_required, unlisted
 from .values import Boolean, FreeObject, Id, Integer, ListOf, Number, String, Timestamp
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "ORDER_KEY",
     "ORDER_STATUSES",
     "ORDER_STATUS_CHANGE",
+    "ORDER_STATUS_ITEM",
     "PAGE_CONFIG",
     "PAGE_TYPES",
     "PRODUCT",
@@ -142,7 +144,10 @@ PAGE_CONFIG = Tagged(
 # -- events --------------------------------------------------------------------------------
 
 
-def _event(type_: str, subtype: str | None, **fields: Field) -> tuple[tuple[str | None, ...], Object]:
+_EventVariant = tuple[tuple[str | None, ...], Object]
+
+
+def _event(type_: str, subtype: str | None, **fields: Field) -> _EventVariant:
     members: dict[str, Field] = {"type": required(String(choices=(type_,)))}
     if subtype is not None:
         members["subtype"] = required(String(choices=(subtype,)))
@@ -150,8 +155,25 @@ def _event(type_: str, subtype: str | None, **fields: Field) -> tuple[tuple[str 
     return (type_, subtype), Object(members)
 
 
+def _sample_subtype(variant: _EventVariant, table_says: str) -> _EventVariant:
+    """An event variant whose subtype only a sample of the guide uses: taken with a warning."""
+    key, event = variant
+    return key, event.extend(subtype=replace(event.fields["subtype"], unlisted=table_says))
+
+
 _CART_EVENT_FIELDS = {"cart": required(ListOf(CART_ITEM)), "cart_link": required(_TEXT)}
 _PRODUCT_REF = {"product_id": required(_ID), "variant_id": optional(_ID)}
+
+# Guide: the checkout sample writes "variant" in its cart where the cart tables say variant_id.
+# Taken (DataCue takes what its own sample sends) with a warning; a line needs one of the two.
+_CHECKOUT_CART_ITEM = Object(
+    {
+        **CART_ITEM.fields,
+        "variant_id": optional(_ID),
+        "variant": unlisted(_ID, "the guide's table says variant_id"),
+    },
+    at_least_one=(("variant_id", "variant"),),
+)
 
 #: Every documented storefront event, tagged by ``(type, subtype)``.
 EVENT = Tagged(
@@ -166,18 +188,31 @@ EVENT = Tagged(
             _event("cart", "update", **_CART_EVENT_FIELDS),
             _event("wishlist", "add", **_PRODUCT_REF),
             _event("wishlist", "remove", **_PRODUCT_REF),
-            # Guide: the checkout sample writes "variant" in its cart; the table's cart item
-            # says variant_id, so "variant" is refused as an unknown field.
-            _event("checkout", "started", **_CART_EVENT_FIELDS),
+            _event(
+                "checkout",
+                "started",
+                cart=required(ListOf(_CHECKOUT_CART_ITEM)),
+                cart_link=_CART_EVENT_FIELDS["cart_link"],
+            ),
             _event("login", None),
             # Guide: the banner click sample also sends category_id, which the table does
-            # not list; the table wins.
-            _event("click", "banner", banner_id=required(_ID)),
-            # Guide: the product click sample uses subtype 'product'; the table says
-            # 'related', 'similar' or 'recent' (the widget that was clicked); the table wins.
+            # not list: taken, as the sample sends it, with a warning.
+            _event(
+                "click",
+                "banner",
+                banner_id=required(_ID),
+                category_id=unlisted(_ID, "the guide's table lists only type, subtype and banner_id"),
+            ),
             _event("click", "related", product_id=required(_ID)),
             _event("click", "similar", product_id=required(_ID)),
             _event("click", "recent", product_id=required(_ID)),
+            # Guide: the product click sample uses subtype 'product'; the table says 'related',
+            # 'similar' or 'recent' (the widget that was clicked). Taken, as the sample sends it,
+            # with a warning.
+            _sample_subtype(
+                _event("click", "product", product_id=required(_ID)),
+                "the guide's table says 'related', 'similar' or 'recent'",
+            ),
         ]
     ),
 )
@@ -211,6 +246,10 @@ EVENT_ENVELOPE = Object(
 # -- backend (REST) objects ----------------------------------------------------------------
 
 #: Create Product ("Request JSON fields" table).
+#: Guide: the Batch section's preface sketches "a product create payload" with category_1 and
+#: without name, categories, full_price or stock. It illustrates the batch wrapper (as the
+#: Authentication sample illustrates signing), in an older shape (category_1 is what the answers'
+#: products carry); every Create Product and batch sample sends the table. The table wins here.
 PRODUCT = Object(
     {
         "product_id": required(_ID),
@@ -239,6 +278,8 @@ PRODUCT_CHANGES = PRODUCT.without("product_id", "variant_id")
 CATEGORY = Object({"category_id": required(_ID), "name": required(_TEXT), "link": optional(_TEXT)})
 CATEGORY_CHANGES = CATEGORY.without("category_id")
 
+# Guide: the Authentication sample posts a user with "name" and no user_id; it illustrates
+# signing, not a user, so user_id stays required and "name" unknown.
 USER = Object(
     {
         "user_id": required(_ID),
@@ -246,7 +287,9 @@ USER = Object(
         # Guide: "Yes, if using email marketing"; optional as far as the API is concerned.
         "email": optional(_TEXT),
         "title": optional(_TEXT),
-        "first_name": required(_TEXT),
+        # Guide: the table says required; the Create/Update Users batch samples (Python, PHP,
+        # Node) send only user_id and email. Taken with a warning, as DataCue takes its samples.
+        "first_name": table_required(_TEXT),
         "last_name": optional(_TEXT),
         "profile": optional(FreeObject()),
         "email_subscriber": optional(Boolean()),
@@ -255,9 +298,12 @@ USER = Object(
         "timestamp": optional(Timestamp()),
     }
 )
-# Guide: the Update User sample repeats user_id in the body; the text says "Same as for
-# Create User, except user_id", so the body may not carry it.
-USER_CHANGES = USER.without("user_id")
+# Guide: the Update User Python sample repeats user_id in the body; the text says "Same as for
+# Create User, except user_id". Taken with a warning, as the sample sends it, when it names the
+# path's user (``Resource.repeated_id_errors``).
+USER_CHANGES = USER.without("user_id").extend(
+    user_id=unlisted(_ID, "the guide's table leaves it out of an update")
+)
 
 ORDER = Object(
     {
@@ -275,6 +321,9 @@ PRODUCT_KEY = Object({"product_id": required(_ID), "variant_id": required(_ID)})
 CATEGORY_KEY = Object({"category_id": required(_ID)})
 USER_KEY = Object({"user_id": required(_ID)})
 ORDER_KEY = Object({"order_id": required(_ID)})
+#: An item of a batch order status change (the official client's batchCancel, which the guide does
+#: not document): which order, and its new status.
+ORDER_STATUS_ITEM = ORDER_KEY.extend(**ORDER_STATUS_CHANGE.fields)
 
 
 def batch_of(item: Object) -> Object:

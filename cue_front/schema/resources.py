@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
+from ..errors import FieldError
 from .engine import Object
 from .objects import (
     CATEGORY,
@@ -58,6 +59,23 @@ class Resource:
     def batch_path(self) -> str:
         """The collection's batch endpoint: ``/batch/products``."""
         return f"/batch/{self.name}"
+
+    def repeated_id_errors(self, key: Mapping[str, str], changes: Mapping[str, Any]) -> list[FieldError]:
+        """Where a validated update body repeats an id of ``key`` (the path's) with another value.
+
+        Guide: the Update User sample repeats user_id in the body (see ``USER_CHANGES``); that
+        is taken when it names the path's item, and an error naming both when it does not,
+        since an update cannot change an item's id.
+        """
+        return [
+            FieldError(
+                name,
+                f"the body says {changes[name]!r} but the path says {value!r}; an id cannot change:"
+                f" send the path's id, or leave {name} out of the body",
+            )
+            for name, value in key.items()
+            if name in changes and changes[name] != value
+        ]
 
 
 #: DataCue's REST resources, in the guide's order.

@@ -26,6 +26,21 @@ DOCUMENTED_EVENTS = [
     {"type": "click", "subtype": "recent", "product_id": "p2"},
 ]
 
+# The guide's samples that break the guide's own tables (taken with a warning, see schema.FieldWarning).
+GUIDE_BANNER_CLICK = {"type": "click", "subtype": "banner", "banner_id": "b1", "category_id": "c1"}
+GUIDE_PRODUCT_CLICK = {"type": "click", "subtype": "product", "product_id": "p2"}
+GUIDE_CHECKOUT = {
+    "type": "checkout",
+    "subtype": "started",
+    "cart": [
+        {"product_id": "p1", "variant": "v1", "quantity": 1, "unit_price": 24, "currency": "USD"},
+        {"product_id": "p2", "variant": "v2", "quantity": 3, "unit_price": 39, "currency": "USD"},
+    ],
+    "cart_link": "https://myshop.com/cart/123",
+}
+#: The items of the guide's Create/Update Users batch sample: no first_name.
+GUIDE_BATCH_USERS = [{"user_id": "u1", "email": "u1@abc.com"}, {"user_id": "u2", "email": "u2@abc.com"}]
+
 #: A product as a shop sends it.
 PRODUCT = {
     "product_id": "p1",
