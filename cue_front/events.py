@@ -11,7 +11,7 @@ import logging
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin
 
 from flask import current_app, g, has_request_context, request
 
@@ -19,7 +19,8 @@ from . import schema, signals
 from .encoding import check_body_size, encode_json
 from .errors import DataCueError, FieldError, PayloadTooLargeError, ValidationError
 from .identity import UNSET, has_consent, request_anonymous_id, request_profile, request_user_id
-from .outbox import OutboxFullError
+from .links import as_browsers_read, is_path_on_this_site, origin
+from .outbox import Droppable, OutboxFullError
 from .state import DataCueState, get_state
 from .transport import Reply
 
@@ -97,9 +98,11 @@ def _with_own_cart_link(envelope: dict[str, Any], cart_link: str) -> dict[str, A
     header, which a client chooses; with neither set, a relative link stays relative.
     """
     shop_url = get_state().shop_url
-    if shop_url is None or not cart_link.startswith("/") or cart_link.startswith("//"):
+    if shop_url is None or not is_path_on_this_site(cart_link):
         return envelope
-    return {**envelope, "event": {**envelope["event"], "cart_link": shop_url + cart_link}}
+    scheme, netloc = origin(shop_url) or ("", "")
+    own_link = urljoin(f"{scheme}://{netloc}/", as_browsers_read(cart_link))
+    return {**envelope, "event": {**envelope["event"], "cart_link": own_link}}
 
 
 def check_own_links(envelope: Mapping[str, Any]) -> None:
@@ -107,22 +110,12 @@ def check_own_links(envelope: Mapping[str, Any]) -> None:
     DataCue puts the link in emails to the shopper). The site is ``DATACUE_SHOP_URL`` (or
     ``SERVER_NAME``), else the one the request came to; a relative link is the shop's."""
     cart_link = envelope["event"].get("cart_link")
-    if cart_link is None:
-        return
-    try:
-        link = urlsplit(cart_link)
-    except ValueError:  # "http://[::1": no link at all
-        link = None
-    if link is not None and not link.scheme and not link.netloc and not cart_link.startswith("//"):
+    if cart_link is None or is_path_on_this_site(cart_link):
         return
     own_site = get_state().shop_url or request.host_url
-    if link is None or (link.scheme.lower(), link.netloc.lower()) != _origin(own_site):
+    found = origin(cart_link)
+    if found is None or found != origin(own_site):
         raise ValidationError([FieldError("event.cart_link", f"must link to this shop ({own_site})")])
-
-
-def _origin(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return parts.scheme.lower(), parts.netloc.lower()
 
 
 def track(
@@ -180,9 +173,8 @@ def deliver(state: DataCueState, envelope: Mapping[str, Any], body: bytes | None
         state.client.transport.send_event(body)
         return True
     try:
-        event = envelope["event"]
         key = visitor_key(user.get("user_id") or user.get("anonymous_id"))
-        row_id = state.outbox.put_event(body, key, droppable=event.get("type") == "pageview")
+        row_id = state.outbox.put_event(body, key, droppable=_droppable(envelope["event"]))
     except OutboxFullError as error:
         refused_since_last_log = state.count_refusal()
         if refused_since_last_log:  # loud, but one line a minute, not one per event in an outage
@@ -200,6 +192,15 @@ def deliver(state: DataCueState, envelope: Mapping[str, Any], body: bytes | None
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         signals.queued.send(app, row_id=row_id, kind="event", method="POST", path="")
     return True
+
+
+#: How far each kind of event may go when its visitor holds more than their share of the outbox.
+_DROPPABLE_TYPES = {"pageview": Droppable.YES, "search": Droppable.YES, "click": Droppable.YES,
+                    "wishlist": Droppable.YES, "cart": Droppable.SUPERSEDED}
+
+
+def _droppable(event: Mapping[str, Any]) -> Droppable:
+    return _DROPPABLE_TYPES.get(event.get("type"), Droppable.NEVER)  # type: ignore[arg-type]
 
 
 def send_event_now(envelope: Mapping[str, Any], *, timeout: float, body: bytes | None = None) -> Reply:

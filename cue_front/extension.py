@@ -10,8 +10,9 @@ import logging
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
+from urllib.parse import quote
 
-from flask import Blueprint, Flask
+from flask import Blueprint, Flask, session
 from werkzeug.exceptions import HTTPException
 
 from . import identity, model_sync, pages, proxy, rate_limits, widgets
@@ -92,6 +93,12 @@ class DataCue:
                 " (Flask-Limiter) to limit each visitor to DATACUE_PROXY_RATE_LIMIT"
             )
         _warn_if_logging_nowhere()
+        if not (app.config["DATACUE_SHOP_URL"] or app.config.get("SERVER_NAME") or app.testing):
+            logger.warning(
+                "datacue: set DATACUE_SHOP_URL (or SERVER_NAME) to the shop's address: without it a"
+                " relative cart_link reaches DataCue relative, and the events endpoint judges links"
+                " by each request's Host header"
+            )
 
     # -- what the shop registers -------------------------------------------------
 
@@ -171,7 +178,10 @@ class DataCue:
         user_id = str(user_id)
         dropped = 0
         if state.delivery_mode == "outbox":
-            keys = [visitor_key(user_id), ordering_key("DELETE", f"/users/{user_id}", b"")]
+            # The user's key as the client spells it (quoted, as in URLs), and as rows queued by an
+            # earlier cue-front spelled a create's key (raw).
+            keys = [visitor_key(user_id), ordering_key("DELETE", f"/users/{quote(user_id, safe='')}", b"")]
+            keys.append(f"users/{user_id}")
             dropped = state.outbox.drop_unsent(keys)
         state.recommendation_cache.forget(user_id)
         state.queued.users.delete(user_id)
@@ -211,9 +221,18 @@ def _make_blueprint(app: Flask) -> Blueprint:
     return blueprint
 
 
+#: The session's record of the customer this browser's visitor last logged in as.
+_LAST_CUSTOMER = "_datacue_customer"
+
+
 def _on_login(app: Flask, user: object = None, **_: object) -> None:
     """Flask-Login's ``user_logged_in``: DataCue's login event, which stitches the anonymous
-    visitor's history to the account (it carries both ids)."""
+    visitor's history to the account (it carries both ids). When another customer logged in on
+    this browser before without logging out, the visitor is theirs: a new one starts first."""
+    customer = identity.current_user_id(fresh=True)
+    if session.get(_LAST_CUSTOMER) not in (None, customer):
+        identity.end_visitor()
+    session[_LAST_CUSTOMER] = customer
     try:
         track({"type": "login"})
     except DataCueError as error:  # DATACUE_DELIVERY = "sync": a login never fails because of DataCue
@@ -222,6 +241,7 @@ def _on_login(app: Flask, user: object = None, **_: object) -> None:
 
 def _on_logout(app: Flask, user: object = None, **_: object) -> None:
     """Flask-Login's ``user_logged_out``: the next person on this browser is a new visitor."""
+    session.pop(_LAST_CUSTOMER, None)
     identity.end_visitor()
 
 

@@ -177,6 +177,7 @@ def end_visitor() -> None:
         "_datacue_new_anonymous_cookie",
         "_datacue_recommendations",
         "_datacue_ssr_sent",
+        "_datacue_consent",  # the next visitor's own answer, not the last one's
     ):
         request_namespace.pop(name, None)
     request_namespace["_datacue_visitor_ended"] = True
@@ -251,27 +252,31 @@ def finish_response(response: Response) -> Response:
     """``after_request``: the anonymous id cookie if this request created one (or its deletion,
     when the visitor was ended and no new one was needed), and the caching headers of a
     personal response, so that no shared cache serves one visitor's page to the next."""
-    if g.get("_datacue_personal"):
+    cookie = g.get("_datacue_new_anonymous_cookie")
+    ended = g.get("_datacue_visitor_ended")
+    # A response that sets (or deletes) the visitor's id is theirs alone too: cached and shared,
+    # it would give everyone one visitor's id.
+    if g.get("_datacue_personal") or cookie is not None or ended:
         response.vary.add("Cookie")
         if "Cache-Control" not in response.headers:  # the shop's own choice stands
             response.cache_control.private = True
-    cookie = g.get("_datacue_new_anonymous_cookie")
+    if cookie is None and not ended:
+        return response
+    config = current_app.config
+    # The app's https settings count too: behind a proxy that ends TLS, the request itself
+    # may look like plain http. (A deletion carries the same flags, or a browser ignores it.)
+    attributes: dict[str, Any] = {
+        "secure": bool(
+            request.is_secure
+            or config.get("SESSION_COOKIE_SECURE")
+            or config.get("PREFERRED_URL_SCHEME") == "https"
+        ),
+        "httponly": True,
+        "samesite": "Lax",
+    }
+    name = get_state().anonymous_cookie
     if cookie is not None:
-        config = current_app.config
-        response.set_cookie(
-            get_state().anonymous_cookie,
-            cookie,
-            max_age=ANONYMOUS_COOKIE_MAX_AGE,
-            # The app's https settings count too: behind a proxy that ends TLS, the request
-            # itself may look like plain http.
-            secure=bool(
-                request.is_secure
-                or config.get("SESSION_COOKIE_SECURE")
-                or config.get("PREFERRED_URL_SCHEME") == "https"
-            ),
-            httponly=True,
-            samesite="Lax",
-        )
-    elif g.get("_datacue_visitor_ended"):
-        response.delete_cookie(get_state().anonymous_cookie, httponly=True, samesite="Lax")
+        response.set_cookie(name, cookie, max_age=ANONYMOUS_COOKIE_MAX_AGE, **attributes)
+    else:
+        response.delete_cookie(name, **attributes)
     return response

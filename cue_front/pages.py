@@ -133,9 +133,9 @@ def render_datacue(page_type: str, *, user_id: Any = UNSET, nonce: Nonce = None,
         return Markup("")
     if not has_consent(state):
         # DataCue's scripts would track from the browser: neither they nor the config go in.
-        # An order confirmation's order is still queued (the shop's data, not tracking).
-        if state.ssr:
-            send_page_event(state, config)
+        # An order confirmation's order is still queued (the shop's data, not tracking), with
+        # or without SSR: without consent DataCue's script is not there to send it.
+        send_page_event(state, config)
         return Markup("")
     if config.get("user_id") is not None:
         mark_personal()  # the page names who is logged in
@@ -166,6 +166,8 @@ def render_datacue(page_type: str, *, user_id: Any = UNSET, nonce: Nonce = None,
 def datacue_events_script(*, nonce: Nonce = None) -> Markup:
     """``<script>`` for ``static/cue-front.js``: ``cueFront.track()`` and automatic click tracking."""
     state = get_state()
+    if not has_consent(state):
+        return Markup("")  # it would keep and post the visitor's clicks
     source = url_for("datacue.static", filename="cue-front.js")
     endpoint = url_for("datacue.events") if state.proxy_enabled else ""
     nonce_attribute = _nonce_attribute(state, nonce)

@@ -11,7 +11,6 @@ import json
 import logging
 import math
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Response, jsonify, request
 from werkzeug.exceptions import (
@@ -27,6 +26,7 @@ from . import events
 from .encoding import encode_json
 from .errors import DataCueError, ValidationError
 from .identity import current_anonymous_id, current_user_id, has_consent, mark_personal
+from .links import origin
 from .schema import ANSWERED_EVENTS
 from .state import DataCueState, get_state
 
@@ -58,19 +58,11 @@ class TooManyEvents(TooManyRequests):
     """429: this visitor or IP sent more events than its rate limit; ``Retry-After`` says when."""
 
 
-def _origin_of(url: str) -> tuple[str, str] | None:
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # not a URL at all ("http://[::1"): not this site either
-        return None
-    return parts.scheme.lower(), parts.netloc.lower()
-
-
 def _check_same_origin() -> None:
     # request.host_url honours ProxyFix's X-Forwarded-Proto/Host when the shop uses it.
-    own = _origin_of(request.host_url)
+    own = origin(request.host_url, as_written=True)
     claimed = request.headers.get("Origin") or request.headers.get("Referer")
-    if not claimed or claimed == "null" or own is None or _origin_of(claimed) != own:
+    if not claimed or claimed == "null" or own is None or origin(claimed, as_written=True) != own:
         raise CrossOriginEvent("events are only accepted from this site's own pages")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from flask import current_app
 
@@ -46,7 +47,9 @@ def ordering_key(method: str, path: str, body: bytes) -> str:
         resource = RESOURCES.get(parts[0])
         if resource is not None:
             entity = json.loads(body).get(resource.id_field)
-            return f"{parts[0]}/{entity}"
+            # Spelled as in the entity's own URLs (quoted), so a create and a later update or
+            # delete of one entity share their key.
+            return f"{parts[0]}/{quote(str(entity), safe='')}"
     return "/".join(parts)
 
 

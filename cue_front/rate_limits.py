@@ -29,57 +29,86 @@ AVAILABLE = RateLimitItem is not None
 #: One IP may send this many visitors' worth of events (shoppers behind one carrier NAT).
 _VISITORS_PER_IP = 5
 _NAMESPACE = "datacue"
+#: Seconds between two log lines about a rate-limit storage that fails.
+_FAILURE_REPORT_INTERVAL = 60.0
 
 
 class RateLimits:
     """The limits of one app: ``hit(scope, key)`` counts a request and says whether it is over.
 
-    Scopes: ``"visitor"`` and ``"ip"`` for the events endpoint, ``"page"`` for the page events
-    the server sends for ``render_datacue``.
+    Scopes: ``"visitor"`` and ``"ip"`` for the events endpoint, ``"page"`` and ``"page-ip"`` for
+    the page events the server sends for ``render_datacue``.
     """
 
     def __init__(self, app: Flask) -> None:
         config = app.config
         self._app = app  # its extensions hold the shop's Flask-Limiter, once it has made one
         self._lock = threading.Lock()
-        self._strategy: Any = None
+        self._source: Any = None  # the shop's Limiter, or our own strategy
         self._storage_uri: str = config["DATACUE_PROXY_RATE_LIMIT_STORAGE"]
         self._limits: dict[str, Any] = {}
+        self._failures_reported_at = -_FAILURE_REPORT_INTERVAL
         if not AVAILABLE:
             return
         visitor = parse(config["DATACUE_PROXY_RATE_LIMIT"])
         ip_limit = config["DATACUE_PROXY_IP_RATE_LIMIT"]
-        if ip_limit:
-            per_ip = parse(ip_limit)
-        else:  # derived: a few visitors' worth, in the same window
-            per_ip = type(visitor)(visitor.amount * _VISITORS_PER_IP, visitor.multiples)
         page = parse(config["DATACUE_PAGE_EVENT_RATE_LIMIT"])
-        self._limits = {"visitor": visitor, "ip": per_ip, "page": page}
+        self._limits = {
+            "visitor": visitor,
+            "ip": parse(ip_limit) if ip_limit else _times(visitor, _VISITORS_PER_IP),
+            "page": page,
+            # A client that drops its cookie is a new visitor on every page: its IP is not.
+            "page-ip": _times(page, _VISITORS_PER_IP),
+        }
 
     def describe(self, scope: str) -> str:
         """``120 per 1 minute``: the limit of ``scope``, for messages."""
         return str(self._limits.get(scope, "no limit"))
 
     def hit(self, scope: str, key: str) -> float | None:
-        """Count one request of ``key`` in ``scope``; ``None`` if allowed, else seconds until it would be."""
+        """Count one request of ``key`` in ``scope``; ``None`` if allowed, else seconds until it would be.
+
+        A limit that cannot be counted (the storage is down) allows the request, and says so in
+        the log once a minute: a page or an event is never refused for that.
+        """
         item = self._limits.get(scope)
         if item is None:
             return None
-        strategy = self._strategy or self._resolve()
-        if strategy.hit(item, _NAMESPACE, scope, key):
+        try:
+            strategy = self._strategy()
+            if strategy.hit(item, _NAMESPACE, scope, key):
+                return None
+            reset_at: float = strategy.get_window_stats(item, _NAMESPACE, scope, key).reset_time
+        except Exception as error:  # whatever the storage raises: ConnectionError, a redis error...
+            self._report_failure(error)
             return None
-        reset_at: float = strategy.get_window_stats(item, _NAMESPACE, scope, key).reset_time
         return max(1.0, reset_at - time.time())
 
+    def _strategy(self) -> Any:
+        """The shop's Flask-Limiter's strategy, read on every use so that its fallback to memory
+        is followed when its storage dies; else our own, made once."""
+        source = self._source or self._resolve()
+        return source.limiter if hasattr(source, "limiter") else source
+
     def _resolve(self) -> Any:
-        """The shop's Flask-Limiter's strategy (its storage, its choice of window), else our own."""
         with self._lock:
-            if self._strategy is None:
+            if self._source is None:
                 shop_limiters = self._app.extensions.get("limiter") or ()
                 for limiter in shop_limiters:
-                    self._strategy = limiter.limiter
+                    self._source = limiter
                     break
                 else:
                     store = storage.storage_from_string(self._storage_uri)
-                    self._strategy = strategies.FixedWindowRateLimiter(store)
-            return self._strategy
+                    self._source = strategies.FixedWindowRateLimiter(store)
+            return self._source
+
+    def _report_failure(self, error: Exception) -> None:
+        now = time.monotonic()
+        if now - self._failures_reported_at >= _FAILURE_REPORT_INTERVAL:
+            self._failures_reported_at = now
+            logger.warning("datacue: rate limits cannot be counted, requests allowed meanwhile: %r", error)
+
+
+def _times(item: Any, factor: int) -> Any:
+    """``item``'s limit ``factor`` times over, in the same window."""
+    return type(item)(item.amount * factor, item.multiples)

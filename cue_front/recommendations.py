@@ -11,7 +11,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from flask import g
+from flask import g, request
 
 from . import events
 from .encoding import encode_json
@@ -83,10 +83,11 @@ def send_page_event(state: DataCueState, config: Mapping[str, Any]) -> None:
 def _within_page_limit(state: DataCueState, visitor: str) -> bool:
     """Whether this visitor's page event may be sent (``DATACUE_PAGE_EVENT_RATE_LIMIT``): one
     client reloading pages in a loop must not fill the outbox. Past it the page still renders."""
-    if state.rate_limits.hit("page", visitor) is None:
-        return True
-    logger.info("datacue: page event not sent: visitor over %s", state.rate_limits.describe("page"))
-    return False
+    for scope, key in (("page", visitor), ("page-ip", request.remote_addr or "unknown")):
+        if state.rate_limits.hit(scope, key) is not None:
+            logger.info("datacue: page event not sent: %s over %s", scope, state.rate_limits.describe(scope))
+            return False
+    return True
 
 
 def _queue_order(state: DataCueState, config: Mapping[str, Any]) -> None:

@@ -41,8 +41,9 @@ DEFAULTS: dict[str, Any] = {
     # folder named like the file plus ".intake"; see docs/delivery.md). Keep it on a local disk.
     "DATACUE_OUTBOX_PATH": None,
     "DATACUE_OUTBOX_MAX_ROWS": 100_000,
-    # The most unsent events one visitor may hold; past it their oldest page views and
-    # superseded cart updates are dropped (and counted), never another visitor's events.
+    # The most unsent events one visitor may hold; past it their oldest page views, searches,
+    # clicks and wishlist changes go first, then cart updates a newer one supersedes (all
+    # counted); never a login, a checkout or another visitor's events.
     # Derived: 1% of DATACUE_OUTBOX_MAX_ROWS, at least 20.
     "DATACUE_OUTBOX_VISITOR_MAX": None,
     # Store changes (queued REST writes) held beyond DATACUE_OUTBOX_MAX_ROWS before a new one

@@ -95,7 +95,7 @@ class DataCueState:
             self._config["DATACUE_OUTBOX_PATH"],
             max_rows=int(self._config["DATACUE_OUTBOX_MAX_ROWS"]),
             lease_seconds=float(self._config["DATACUE_OUTBOX_LEASE_SECONDS"]),
-            visitor_max=self._config["DATACUE_OUTBOX_VISITOR_MAX"],
+            visitor_max=_int_or_none(self._config["DATACUE_OUTBOX_VISITOR_MAX"]),
             store_max=int(self._config["DATACUE_OUTBOX_STORE_MAX"]),
         )
 
@@ -191,3 +191,7 @@ def _shop_url(config: Mapping[str, Any]) -> str | None:
     if not url and config.get("SERVER_NAME"):
         url = f"{config.get('PREFERRED_URL_SCHEME') or 'http'}://{config['SERVER_NAME']}"
     return str(url).rstrip("/") if url else None
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)

@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 
 #: Statuses worth another attempt: rate limited, or the server (or a proxy) failed.
 RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
-RETRY_METHODS: Final = frozenset({"GET", "POST", "PUT", "DELETE"})
+RETRY_METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 
 
 def user_agent() -> str:

@@ -14,6 +14,7 @@ from flask import g, render_template
 from markupsafe import Markup
 
 from .errors import FieldError, ValidationError
+from .links import safe_url
 from .recommendations import page_recommendations
 from .state import DataCueState, get_state
 
@@ -51,28 +52,6 @@ def _refuse(path: str, message: str) -> None:
     logger.warning("datacue: %s", error)
 
 
-_URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
-_URL_IGNORED = re.compile(r"[\t\n\r]")  # browsers drop these anywhere in a URL
-_WEB_SCHEMES = frozenset({"http", "https"})
-_C0_AND_SPACE = "".join(map(chr, range(0x21)))
-
-
-def safe_url(url: object) -> str:
-    """``url`` if it leads to a web page or picture (http, https or relative), else ``"#"``.
-
-    Links in server-rendered widgets come from DataCue's answers (and so from
-    whatever data reached DataCue): ``javascript:``, ``data:`` and other schemes
-    are never put in an ``href`` or ``src``. The Jinja filter ``datacue_url``.
-    """
-    if not isinstance(url, str):
-        return "#"
-    # Read the URL as a browser would: surrounding controls and spaces and any tab or
-    # newline are ignored, so "\tjava\nscript:" is still javascript:.
-    text = _URL_IGNORED.sub("", url).strip(_C0_AND_SPACE)
-    scheme = _URL_SCHEME.match(text)
-    if scheme is not None and scheme.group(1).lower() not in _WEB_SCHEMES:
-        return "#"
-    return url
 
 
 def _server_side(state: DataCueState, server_side: bool | None) -> dict[str, Any] | None:

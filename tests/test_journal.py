@@ -83,7 +83,7 @@ def seqs_by_key(rows: list[OutboxRow]) -> dict[str | None, list[int]]:
 
 def segments(path: Path) -> list[Path]:
     """The journal segment files of the outbox at ``path``."""
-    return sorted(journal_folder(path).glob("*.journal"))
+    return sorted(journal_folder(path).glob("*.journal*"))
 
 
 def record_starts(segment: Path) -> list[int]:

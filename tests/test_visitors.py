@@ -312,3 +312,80 @@ def test_init_app_warns_when_cue_front_logs_nowhere(monkeypatch: pytest.MonkeyPa
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         DataCue(logged)  # a handler somewhere up the tree: no warning
+
+
+# -- found in review: identity across logins, consent, cookies ----------------------------------
+
+
+def test_a_second_login_without_logout_starts_a_new_visitor(
+    login_shop: Flask, emulator: RunningEmulator
+) -> None:
+    browser = login_shop.test_client()
+    browser.post("/login/ana")
+    browser.post("/login/ben")  # Ben logs in on Ana's browser without Ana logging out
+    second, first = emulator.events(type="login")  # newest first
+    assert first["body"]["user"]["user_id"] == "ana" and second["body"]["user"]["user_id"] == "ben"
+    assert second["body"]["user"]["anonymous_id"] != first["body"]["user"]["anonymous_id"]
+
+
+def test_consent_is_asked_again_for_the_next_visitor(login_shop: Flask, emulator: RunningEmulator) -> None:
+    login_shop.extensions["datacue"].extension.consent_loader(
+        lambda: flask_login.current_user.is_authenticated
+    )
+
+    @login_shop.post("/logout-and-search")
+    def logout_and_search() -> str:
+        track({"type": "search", "term": "mugs"})
+        flask_login.logout_user()
+        return "sent" if track({"type": "search", "term": "mugs"}) else "not sent"
+
+    browser = login_shop.test_client()
+    browser.post("/login/ana")
+    response = browser.post("/logout-and-search")
+    assert response.get_data(as_text=True) == "not sent"  # the logged-out visitor never said yes
+    assert len(emulator.events(type="search")) == 1
+
+
+def test_the_anonymous_cookie_is_deleted_with_the_flags_it_was_set_with(
+    make_app: Callable[..., Flask],
+) -> None:
+    app = make_app(DATACUE_ANONYMOUS_COOKIE="__Host-datacue", SESSION_COOKIE_SECURE=True)
+    app.add_url_rule("/visit", "visit", lambda: current_anonymous_id() or "")
+    app.add_url_rule("/logout", "logout", lambda: end_visitor() or "bye", methods=["POST"])
+    browser = app.test_client()
+    browser.get("/visit", base_url="https://localhost")
+    deletion = browser.post("/logout", base_url="https://localhost").headers["Set-Cookie"]
+    assert (
+        deletion.startswith("__Host-datacue=;")
+        and "Secure" in deletion
+        and "Expires=Thu, 01 Jan 1970" in deletion
+    )
+
+
+def test_a_response_setting_the_visitors_id_is_private(make_app: Callable[..., Flask]) -> None:
+    app = make_app()
+    app.add_url_rule("/visit", "visit", lambda: current_anonymous_id() or "")
+    first = app.test_client().get("/visit")
+    assert anonymous_cookie(first)
+    assert first.headers["Cache-Control"] == "private" and "Cookie" in first.headers["Vary"]
+
+
+def test_without_consent_the_event_script_is_left_out_and_the_order_still_goes(
+    make_app: Callable[..., Flask], emulator: RunningEmulator
+) -> None:
+    app = make_app(DATACUE_DELIVERY="sync", **emulator.config)  # DataCue's script would send the order
+    app.extensions["datacue"].extension.consent_loader(lambda: False)
+    order = {"cart": [{"product_id": "p1", "variant_id": "v1", "quantity": 1, "unit_price": 10}]}
+
+    @app.get("/thanks")
+    def thanks() -> str:
+        return render_template_string(
+            "{{ render_datacue('order confirmation', order_id='o1', order_details=order, user_id='g@x.io') }}"
+            "{{ datacue_events_script() }}",
+            order=order,
+        )
+
+    page = app.test_client().get("/thanks").get_data(as_text=True)
+    assert "cue-front.js" not in page and "datacueConfig" not in page
+    (created,) = emulator.requests(type="orders")
+    assert created["body"]["order_id"] == "o1"

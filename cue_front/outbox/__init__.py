@@ -8,6 +8,7 @@ in docs/delivery.md.
 from .contract import (
     KINDS,
     DeadLetter,
+    Droppable,
     OutboxBackend,
     OutboxFullError,
     OutboxRow,
@@ -20,6 +21,7 @@ __all__ = [
     "KINDS",
     "DeadLetter",
     "DeliveryWorker",
+    "Droppable",
     "Outbox",
     "OutboxBackend",
     "OutboxFullError",

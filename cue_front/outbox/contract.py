@@ -7,6 +7,7 @@ them. The rules every backend keeps (leases, order per key, the cap) are in docs
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Protocol
@@ -17,6 +18,7 @@ __all__ = [
     "KINDS",
     "MAX_RESPONSE_CHARS",
     "DeadLetter",
+    "Droppable",
     "OutboxBackend",
     "OutboxFullError",
     "OutboxRow",
@@ -28,6 +30,18 @@ KINDS: Final = ("event", "rest")
 
 #: A dead letter keeps at most this many characters of DataCue's answer.
 MAX_RESPONSE_CHARS: Final = 10_000
+
+
+class Droppable(enum.IntEnum):
+    """How far an event may go when its visitor holds more than their share (see docs/delivery.md)."""
+
+    #: Kept whatever happens: logins, checkouts, every store change.
+    NEVER = 0
+    #: A cart update: a later one of the same visitor carries the whole cart, so all but the
+    #: newest may go.
+    SUPERSEDED = 1
+    #: Page views, searches, clicks, wishlist changes: the oldest go first.
+    YES = 2
 
 
 class OutboxFullError(DataCueError):
@@ -112,17 +126,17 @@ class OutboxBackend(Protocol):
         body: bytes,
         ordering_key: str | None = None,
         *,
-        droppable: bool = False,
+        droppable: Droppable = Droppable.NEVER,
     ) -> int:
         """Queue one request; its row id once it is durable. Events past the cap, and store
         changes past their own bound, raise :class:`OutboxFullError`."""
         ...
 
     def put_event(
-        self, body: bytes, ordering_key: str | None = None, *, droppable: bool = False
+        self, body: bytes, ordering_key: str | None = None, *, droppable: Droppable = Droppable.NEVER
     ) -> int | None:
         """Queue one event the quickest durable way; its row id, or ``None`` until it gets one.
-        A ``droppable`` event (a page view) may be dropped when its key holds more than its share."""
+        A ``droppable`` event may be dropped when its key holds more than its share."""
         ...
 
     def drop_unsent(self, ordering_keys: Iterable[str]) -> int:

@@ -14,7 +14,7 @@ from typing import Final, NoReturn
 
 from . import sql
 from .connections import ConnectionPool, when_unlocked
-from .contract import KINDS, OutboxFullError
+from .contract import KINDS, Droppable, OutboxFullError
 from .journal import JournalRecord, JournalWriter, collect, ingest_lock
 
 __all__ = ["Intake"]
@@ -68,7 +68,7 @@ class Intake:
         body: bytes,
         ordering_key: str | None = None,
         *,
-        droppable: bool = False,
+        droppable: Droppable = Droppable.NEVER,
     ) -> int:
         """Queue one request; returns its row id once it is durable.
 
@@ -113,7 +113,7 @@ class Intake:
         return cursor.lastrowid if cursor.rowcount == 1 else None
 
     def put_event(
-        self, body: bytes, ordering_key: str | None = None, *, droppable: bool = False
+        self, body: bytes, ordering_key: str | None = None, *, droppable: Droppable = Droppable.NEVER
     ) -> int | None:
         """Queue one event the quick way: through the journal, without a system call.
 
@@ -235,24 +235,27 @@ class Intake:
             self._report_drops(dropped)
 
     def drop_unsent(self, ordering_keys: Iterable[str]) -> int:
-        """Drop every unsent row of these keys (an erasure, see ``Outbox.drop_unsent``)."""
+        """Drop every unsent row of these keys (an erasure, see ``Outbox.drop_unsent``); rows a
+        worker is sending now are marked erased. Returns how many rows were dropped or marked."""
         keys = list(ordering_keys)
-        dropped = 0
+        dropped = marked = 0
+        now = time.time()
         with self._pool.write() as connection:
             for start in range(0, len(keys), sql.IDS_PER_STATEMENT):
                 chunk = keys[start : start + sql.IDS_PER_STATEMENT]
-                statement = sql.DROP_UNSENT.format(marks=",".join("?" * len(chunk)))
-                dropped += connection.execute(statement, (time.time(), *chunk)).rowcount
+                marks = ",".join("?" * len(chunk))
+                dropped += connection.execute(sql.DROP_UNSENT.format(marks=marks), (now, *chunk)).rowcount
+                marked += connection.execute(sql.MARK_ERASED.format(marks=marks), (now, *chunk)).rowcount
             if dropped:
                 connection.execute(sql.COUNT_DROPPED, (dropped,))
-        return dropped
+        return dropped + marked
 
     def _report_drops(self, dropped: int) -> None:
         self._dropped_since_log += dropped
         now = time.monotonic()
         if now - self._last_drop_log >= _OVER_CAP_LOG_INTERVAL:
             logger.warning(
-                "datacue: %d page view(s) dropped since the last report: a visitor held more than"
+                "datacue: %d event(s) dropped since the last report: a visitor held more than"
                 " %d unsent events (DATACUE_OUTBOX_VISITOR_MAX); other visitors' events are kept",
                 self._dropped_since_log,
                 self.visitor_max,

@@ -44,7 +44,9 @@ __all__ = [
 JOURNAL_SUPPORTED: Final = fcntl is not None and hasattr(os, "posix_fallocate")
 
 SEGMENT_BYTES: Final = 4 * 1024 * 1024
-SUFFIX: Final = ".journal"
+#: Segments written now, and those a reader from before the droppable flag wrote (read both).
+SUFFIX: Final = ".journal3"
+OLD_SUFFIX: Final = ".journal"
 PENDING_SUFFIX: Final = ".tmp"
 #: A ``.tmp`` segment older than this (seconds) was left by a writer that died creating it.
 ABANDONED_SECONDS: Final = 60.0
@@ -55,10 +57,11 @@ _STAMPS = struct.Struct("<QdI")  # order stamp, created_at, key length
 _CHECKED_FROM: Final = _SIZE.size + _CRC.size
 _HEADER_BYTES: Final = _CHECKED_FROM + _STAMPS.size
 _NO_KEY: Final = 0xFFFFFFFF
-#: The key length's top bit marks an event that may be dropped when its visitor holds too many
-#: (a page view). Keys are far shorter than 2 GiB, and records written before the flag existed
-#: never set it.
-_DROPPABLE: Final = 0x80000000
+#: The key length's top two bits hold how droppable the event is (``Droppable``, 0 to 2). Keys are
+#: far shorter than 1 GiB. Segments with such records are named ``.journal3``, which a reader from
+#: before the flag skips instead of misreading; records of ``.journal`` segments never set it.
+_DROPPABLE_SHIFT: Final = 30
+_KEY_LENGTH_MASK: Final = (1 << _DROPPABLE_SHIFT) - 1
 #: ``size`` of the marker a writer leaves when it moves on to its next segment.
 _SEALED: Final = 0xFFFFFFFF
 #: Counters in ``appended``: one per writing process, and the last one shared (see Counting).
@@ -209,7 +212,7 @@ class JournalWriter:
             return
 
     def append(
-        self, ordering_key: str | None, body: bytes, created_at: float, droppable: bool = False
+        self, ordering_key: str | None, body: bytes, created_at: float, droppable: int = 0
     ) -> bool:
         """Write one record; once this returns it survives the process. True when the append
         was counted in this process's slot (see Counting; else the caller counts it).
@@ -220,7 +223,7 @@ class JournalWriter:
         if self._generation != forks.generation:
             self.forget_parents_segment()
         key = b"" if ordering_key is None else ordering_key.encode("utf-8")
-        key_length = _NO_KEY if ordering_key is None else len(key) | (_DROPPABLE if droppable else 0)
+        key_length = _NO_KEY if ordering_key is None else len(key) | (droppable << _DROPPABLE_SHIFT)
         size = _HEADER_BYTES + len(key) + len(body)
         with self._lock:
             if self._slot is None:
@@ -322,7 +325,7 @@ class JournalRecord:
     created_at: float
     ordering_key: str | None
     body: bytes
-    droppable: bool = False
+    droppable: int = 0
 
 
 @dataclass
@@ -345,7 +348,7 @@ def collect(folder: Path, offsets: dict[str, int], cut: int) -> Collected:
     for entry in entries:
         if entry.name.endswith(PENDING_SUFFIX):
             _remove_if_abandoned(entry)
-        elif entry.name.endswith(SUFFIX):
+        elif entry.name.endswith((SUFFIX, OLD_SUFFIX)):
             found.present.add(entry.name)
             _collect_file(Path(entry.path), offsets.get(entry.name, 0), cut, found)
     found.records.sort(key=lambda record: record.stamp)
@@ -387,11 +390,11 @@ def _collect_file(path: Path, start: int, cut: int, found: Collected) -> None:
                 waiting = True
                 break
             key_start = position + _HEADER_BYTES
-            droppable = key_length != _NO_KEY and bool(key_length & _DROPPABLE)
+            droppable = 0 if key_length == _NO_KEY else key_length >> _DROPPABLE_SHIFT
             if key_length == _NO_KEY:
                 ordering_key, body_start = None, key_start
             else:
-                key_length &= ~_DROPPABLE
+                key_length &= _KEY_LENGTH_MASK
                 ordering_key = data[key_start : key_start + key_length].decode("utf-8")
                 body_start = key_start + key_length
             found.records.append(

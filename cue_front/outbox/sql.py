@@ -13,7 +13,7 @@ from typing import Final
 from ..errors import DataCueError
 from .connections import when_unlocked
 
-#: 2: outbox_intake (the journal's read offsets); 3: droppable, 'dropped'; 4: outbox_sent.
+#: 2: outbox_intake (the journal's read offsets); 3: droppable, 'dropped'; 4: outbox_sent, erased.
 SCHEMA_VERSION: Final = 4
 
 
@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     response_body TEXT,
     failed_at REAL,
     done_at REAL,
-    droppable INTEGER NOT NULL DEFAULT 0
+    droppable INTEGER NOT NULL DEFAULT 0,
+    erased INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS outbox_unfinished_by_key ON outbox (ordering_key, id) WHERE state = 0;
 CREATE TABLE IF NOT EXISTS outbox_meta (name TEXT PRIMARY KEY, value);
@@ -49,14 +50,17 @@ CREATE TABLE IF NOT EXISTS outbox_sent (key TEXT PRIMARY KEY, digest TEXT NOT NU
 INSERT OR IGNORE INTO outbox_meta (name, value) VALUES
     ('deleted', 0), ('refused', 0), ('dropped', 0), ('last_error', NULL);
 """
-#: From schema 2, run before SCHEMA (whose statements are all "if not exists", so that it
-#: brings any older schema up to date).
-UPGRADE_FROM_2: Final = "ALTER TABLE outbox ADD COLUMN droppable INTEGER NOT NULL DEFAULT 0"
+#: The columns added since schema 2, by the version that added them: run before SCHEMA (whose
+#: statements are all "if not exists") to bring an older file up to date.
+ADDED_COLUMNS: Final = {
+    3: "ALTER TABLE outbox ADD COLUMN droppable INTEGER NOT NULL DEFAULT 0",
+    4: "ALTER TABLE outbox ADD COLUMN erased INTEGER NOT NULL DEFAULT 0",
+}
 # Columns, in short: ``state`` 0 pending, 1 done (delivered, or dropped and counted in
 # 'dropped'), 2 dead. ``due_at`` is when a pending row may be sent; a claim moves it to the
 # lease's end, so one comparison says "free to claim" both for a row waiting out its
 # backoff and for a row whose owner died. ``lease_owner`` is set while a claim holds the
-# row. ``droppable`` marks an event that may go when its visitor holds too many (a page view).
+# row. ``droppable`` says how far an event may go when its visitor holds too many (``Droppable``).
 
 # One statement, so a put is one round trip into SQLite and one commit. Rows are
 # counted as max(id) - deleted (see SCHEMA). Events stop at the cap (?7); REST writes
@@ -79,21 +83,37 @@ CROWDED_KEYS: Final = """
 SELECT ordering_key, COUNT(*) FROM outbox INDEXED BY outbox_unfinished_by_key
 WHERE state = 0 AND ordering_key IN ({marks}) GROUP BY ordering_key HAVING COUNT(*) > ?
 """
-# A crowded key's oldest droppable rows not held by a live lease, dropped: marked done, the body
-# erased, counted in 'dropped' (the caller adds the count).
+# A crowded key's droppable rows not held by a live lease, dropped, most droppable and oldest
+# first: marked done, the body erased, counted in 'dropped' (the caller adds the count). Of the
+# SUPERSEDED kind (cart updates) the newest is kept: it carries the whole cart.
 DROP_OLDEST: Final = """
 UPDATE outbox SET state = 1, body = x'', done_at = ?3 WHERE id IN (
     SELECT id FROM outbox INDEXED BY outbox_unfinished_by_key
-    WHERE state = 0 AND ordering_key = ?1 AND droppable = 1 AND (lease_owner IS NULL OR due_at <= ?3)
-    ORDER BY id LIMIT ?2
+    WHERE state = 0 AND ordering_key = ?1 AND droppable > 0 AND (lease_owner IS NULL OR due_at <= ?3)
+      AND NOT (droppable = 1 AND id = (
+          SELECT MAX(id) FROM outbox WHERE state = 0 AND ordering_key = ?1 AND droppable = 1))
+    ORDER BY droppable DESC, id LIMIT ?2
 )
 """
-# Every unsent row of some keys (?-marks filled in), dropped the same way (an erasure). A row in
-# flight now is dropped too: its ack finds it done already, and its retry or dead letter, which
-# only touch pending rows, leave it done; it is sent at most the once it is being sent.
+# Every unsent row of some keys (?-marks filled in), pending or dead, dropped the same way (an
+# erasure). A row a worker is sending now keeps its key's place in line (the erasure's delete
+# waits behind it): it is marked ``erased`` instead and settled by SETTLE_ERASED.
 DROP_UNSENT: Final = """
-UPDATE outbox SET state = 1, body = x'', done_at = ?1 WHERE state = 0 AND ordering_key IN ({marks})
+UPDATE outbox SET state = 1, body = x'', done_at = ?1
+WHERE (state = 2 OR (state = 0 AND (lease_owner IS NULL OR due_at <= ?1))) AND ordering_key IN ({marks})
 """
+MARK_ERASED: Final = """
+UPDATE outbox SET erased = 1
+WHERE state = 0 AND lease_owner IS NOT NULL AND due_at > ?1 AND ordering_key IN ({marks})
+"""
+# An erased row just settled by its worker: delivered (?2 = 1), it keeps state done and loses its
+# body; failed or handed back, it is dropped (the caller counts those in 'dropped').
+SETTLE_ERASED: Final = """
+UPDATE outbox SET state = 1, body = x'', done_at = ?1, lease_owner = NULL
+WHERE erased = 1 AND (?2 = 1 OR (state IN (0, 2) AND lease_owner IS NULL)) AND id IN ({marks})
+"""
+# (The numbered parameters stand before the ?-marks: SQLite numbers a bare ? after the largest
+# number seen so far in the text.)
 COUNT_DROPPED: Final = "UPDATE outbox_meta SET value = value + ? WHERE name = 'dropped'"
 
 ROW_COUNT: Final = """
@@ -160,8 +180,9 @@ def create_schema(connection: Connection, path: Path) -> None:
     connection.execute("BEGIN IMMEDIATE")
     try:
         upgrading = connection.execute("PRAGMA user_version").fetchone()[0]  # another process?
-        if upgrading == 2:
-            connection.execute(UPGRADE_FROM_2)
+        for added_in, statement in ADDED_COLUMNS.items():
+            if 0 < upgrading < added_in:
+                connection.execute(statement)
         for statement in SCHEMA.split(";"):
             if statement.strip():
                 connection.execute(statement)

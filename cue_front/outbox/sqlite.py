@@ -10,11 +10,11 @@ import os
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from . import sql
 from .connections import ConnectionPool
-from .contract import MAX_RESPONSE_CHARS, DeadLetter, OutboxRow, OutboxStats
+from .contract import MAX_RESPONSE_CHARS, DeadLetter, Droppable, OutboxRow, OutboxStats
 from .intake import Intake
 from .journal import JOURNAL_SUPPORTED, journal_folder, writer_for
 from .sent import SentDigests
@@ -53,6 +53,8 @@ class Outbox:
     ) -> None:
         if max_rows < 1:
             raise ValueError(f"max_rows must be at least 1, got {max_rows!r}")
+        if visitor_max is not None and visitor_max < 1:
+            raise ValueError(f"visitor_max must be at least 1, got {visitor_max!r}")
         if lease_seconds <= 0:
             raise ValueError(f"lease_seconds must be positive, got {lease_seconds!r}")
         synchronous = synchronous.upper()
@@ -97,7 +99,7 @@ class Outbox:
         body: bytes,
         ordering_key: str | None = None,
         *,
-        droppable: bool = False,
+        droppable: Droppable = Droppable.NEVER,
     ) -> int:
         """Queue one request; returns its row id once it is durable.
 
@@ -108,7 +110,7 @@ class Outbox:
         return self._intake.put(kind, method, path, body, ordering_key, droppable=droppable)
 
     def put_event(
-        self, body: bytes, ordering_key: str | None = None, *, droppable: bool = False
+        self, body: bytes, ordering_key: str | None = None, *, droppable: Droppable = Droppable.NEVER
     ) -> int | None:
         """Queue one event the quick way: through the journal, without a system call.
 
@@ -196,6 +198,7 @@ class Outbox:
                     f" WHERE id IN ({','.join('?' * len(chunk))}) AND state != 1",
                     (now, *chunk),
                 )
+                self._settle_erased(connection, chunk, delivered=True)
 
     def retry_later(
         self,
@@ -218,6 +221,7 @@ class Outbox:
                 " failed_at = ? WHERE id = ? AND state = 0 AND (?6 IS NULL OR lease_owner = ?6)",
                 (now + max(0.0, delay), status, error, now, row_id, owner),
             )
+            self._settle_erased(connection, [row_id], delivered=False)
             connection.execute("UPDATE outbox_meta SET value = ? WHERE name = 'last_error'", (error,))
 
     def release(self, row_ids: Iterable[int], *, delay: float = 0.0, owner: str | None = None) -> None:
@@ -232,6 +236,7 @@ class Outbox:
                 " WHERE id = ? AND state = 0 AND (?3 IS NULL OR lease_owner = ?3)",
                 [(due_at, row_id, owner) for row_id in ids],
             )
+            self._settle_erased(connection, ids, delivered=False)
 
     def dead_letter(
         self,
@@ -253,7 +258,18 @@ class Outbox:
                 " AND (?6 IS NULL OR lease_owner = ?6)",
                 (status, error, response_body, now, row_id, owner),
             )
+            self._settle_erased(connection, [row_id], delivered=False)
             connection.execute("UPDATE outbox_meta SET value = ? WHERE name = 'last_error'", (error,))
+
+    def _settle_erased(self, connection: Any, row_ids: list[int], *, delivered: bool) -> None:
+        """Within a settle's transaction: rows erased (``drop_unsent``) while in flight lose their
+        body; those that were not delivered are dropped and counted."""
+        for start in range(0, len(row_ids), sql.IDS_PER_STATEMENT):
+            chunk = row_ids[start : start + sql.IDS_PER_STATEMENT]
+            statement = sql.SETTLE_ERASED.format(marks=",".join("?" * len(chunk)))
+            settled = connection.execute(statement, (time.time(), int(delivered), *chunk)).rowcount
+            if settled and not delivered:
+                connection.execute(sql.COUNT_DROPPED, (settled,))
 
     # -- dead letters ---------------------------------------------------------------------
 

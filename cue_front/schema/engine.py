@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import functools
 import itertools
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -63,6 +64,13 @@ def describe(value: Any) -> str:
     if isinstance(value, str):
         shown = value if len(value) <= 40 else value[:37] + "..."
         return repr(shown)
+    if isinstance(value, int) and value.bit_length() > 128:
+        # repr() of an int past 4,300 digits raises; the size is all a reader needs anyway.
+        magnitude = abs(value)
+        digits = math.floor(math.log10(magnitude)) + 1
+        if magnitude < 10 ** (digits - 1):  # log10 rounds 999...9 up to the next power of ten
+            digits -= 1
+        return f"an integer of {digits:,} digits"
     if isinstance(value, (int, float, Decimal)):
         shown = repr(value) if not isinstance(value, Decimal) else f"Decimal('{value}')"
         return shown if len(shown) <= 40 else f"{shown[:37]}... ({len(shown)} characters)"
