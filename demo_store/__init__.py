@@ -3,11 +3,12 @@
 ``create_app(config)`` builds the shop; on first use it creates and seeds its
 database in the app's instance folder. ``python -m demo_store`` (``make demo``)
 also starts a DataCue emulator, imports the shop's history into it and serves
-both. The rooms: ``db`` (SQLite), ``seed`` (the generated shop), ``catalog``
-(products and DataCue's shapes of them), ``svg`` (pictures and banners),
-``customers`` (Flask-Login's users), ``integration`` (everything sent to DataCue),
-and the views: ``shop`` (browsing), ``basket`` (cart, checkout, orders) and
-``accounts``. Every form carries Flask-WTF's CSRF token.
+both. The rooms: ``db`` (SQLite through Flask-SQLAlchemy), ``models`` (its
+tables), ``seed`` (the generated shop), ``catalog`` (products and DataCue's
+shapes of them), ``svg`` (pictures and banners), ``customers`` (Flask-Login's
+users), ``integration`` (everything sent to DataCue, the declared model sync
+included), and the views: ``shop`` (browsing), ``basket`` (cart, checkout,
+orders) and ``accounts``. Every form carries Flask-WTF's CSRF token.
 """
 
 from __future__ import annotations
@@ -59,8 +60,8 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
         # Recommendations and banners are rendered on the server: the shop needs no CDN.
         # Events and store changes go through cue-front's durable outbox (the default delivery).
         DATACUE_SSR=True,
-        # Orders are created by the backend through datacue.queued (the guide's recommended
-        # way); the confirmation page's order_details must not be sent a second time.
+        # Orders reach DataCue from the backend, by the declared model sync (the guide's
+        # recommended way); the confirmation page's order_details must not be sent a second time.
         DATACUE_SSR_ORDERS=False,
         SESSION_COOKIE_HTTPONLY=True,
         # Browsers do not send the session with another site's form posts (CSRF tokens guard
@@ -72,6 +73,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
             app.config[name] = os.environ[name]
     if config:
         app.config.update(config)
+    app.config.setdefault("SQLALCHEMY_DATABASE_URI", db.sqlite_url(app.config["DEMO_DATABASE"]))
     if "SESSION_COOKIE_SECURE" not in (config or {}):
         # Served over https (PREFERRED_URL_SCHEME, behind a proxy that ends TLS): the session
         # cookie is never sent over plain http.
@@ -141,7 +143,7 @@ def _layout_context() -> dict[str, Any]:
         return cached
     layout = g._demo_layout = {
         "shop_name": SHOP_NAME,
-        "nav_categories": catalog.load_categories(db.get_db()),
+        "nav_categories": catalog.load_categories(),
         "cart_count": sum(quantity for _, _, quantity in basket.session_cart()),
     }
     return layout

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, abort, redirect, render_template, request
 from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response as BaseResponse
 
-from . import catalog, db, svg
+from . import catalog, svg
 from .catalog import SORTS
 
 __all__ = ["blueprint", "not_found"]
@@ -27,28 +27,25 @@ IMAGE_MAX_AGE = 24 * 3600
 
 @blueprint.get("/")
 def home() -> str:
-    connection = db.get_db()
-    categories = catalog.load_categories(connection)
+    categories = catalog.load_categories()
     return render_template("home.html", categories=categories, static_banner_link=STATIC_BANNER_LINK)
 
 
 @blueprint.get("/c/<category_id>")
 def category(category_id: str) -> str:
-    connection = db.get_db()
-    found = catalog.load_category(connection, category_id)
+    found = catalog.load_category(category_id)
     if found is None:
         abort(404)
     sort = request.args.get("sort", "featured")
     if sort not in SORTS:
         sort = "featured"
-    products = catalog.load_products(connection, category_id=category_id, sort=sort)
+    products = catalog.load_products(category_id=category_id, sort=sort)
     return render_template("category.html", category=found, products=products, sort=sort, sorts=SORTS)
 
 
 @blueprint.get("/p/<product_id>")
 def product(product_id: str) -> str:
-    connection = db.get_db()
-    found = catalog.load_product(connection, product_id)
+    found = catalog.load_product(product_id)
     if found is None:
         abort(404)
     selected = found.variant(request.args.get("variant"))
@@ -71,7 +68,7 @@ def search() -> BaseResponse | str:
     term = " ".join(request.args.get("q", "").split())[:100]
     if not term:
         return redirect(url_for("shop.home"))
-    products = catalog.search_products(db.get_db(), term)
+    products = catalog.search_products(term)
     return render_template("search.html", term=term, products=products)
 
 
@@ -85,7 +82,7 @@ def _svg(text: str) -> BaseResponse:
 
 @blueprint.get("/media/products/<product_id>/<colour>.svg")
 def product_image(product_id: str, colour: str) -> BaseResponse:
-    found = catalog.load_product(db.get_db(), product_id)
+    found = catalog.load_product(product_id)
     variant = None if found is None else next((v for v in found.colours if v.colour.lower() == colour), None)
     if found is None or variant is None:
         abort(404)
@@ -98,7 +95,7 @@ def banner_image(banner_id: str) -> BaseResponse:
     if banner_id == "static":
         return _svg(svg.static_banner_svg(*STATIC_BANNER))
     category_id, _, kind = banner_id.removeprefix("b-").rpartition("-")
-    found = catalog.load_category(db.get_db(), category_id)
+    found = catalog.load_category(category_id)
     if found is None or kind not in ("main", "sub"):
         abort(404)
     if kind == "main":
