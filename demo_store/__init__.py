@@ -7,8 +7,9 @@ both. The rooms: ``db`` (SQLite through Flask-SQLAlchemy), ``models`` (its
 tables), ``seed`` (the generated shop), ``catalog`` (products and DataCue's
 shapes of them), ``svg`` (pictures and banners), ``customers`` (Flask-Login's
 users), ``integration`` (everything sent to DataCue, the declared model sync
-included), and the views: ``shop`` (browsing), ``basket`` (cart, checkout,
-orders) and ``accounts``. Every form carries Flask-WTF's CSRF token.
+included), ``admin`` (``flask --app demo_store shop ...``: back-office edits),
+and the views: ``shop`` (browsing), ``basket`` (cart, checkout, orders) and
+``accounts``. Every form carries Flask-WTF's CSRF token.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect  # type: ignore[import-untyped
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException, NotFound
 
-from . import accounts, basket, catalog, db, integration, seed, shop
+from . import accounts, admin, basket, catalog, db, integration, seed, shop
 
 __all__ = ["SHOP_NAME", "configure_logging", "create_app"]
 
@@ -99,6 +100,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
     app.register_blueprint(shop.blueprint)
     app.register_blueprint(basket.blueprint)
     app.register_blueprint(accounts.blueprint)
+    app.cli.add_command(admin.shop_cli)
     app.register_error_handler(NotFound, shop.not_found)
     app.register_error_handler(CSRFError, _form_refused)
     app.register_error_handler(HTTPException, _http_error)
