@@ -115,14 +115,6 @@ def test_the_database_and_the_secret_live_in_the_instance_folder(
     assert check_password_hash(hashed, seed.DEMO_PASSWORD)
 
 
-def test_without_datacue_settings_the_app_says_how_to_start(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("DATACUE_API_KEY", raising=False)
-    with pytest.raises(RuntimeError, match="python -m demo_store"):
-        create_app(instance_path=str(tmp_path))
-
-
 def test_the_history_import_gives_datacue_the_whole_shop(emulator: RunningEmulator, shop: Flask) -> None:
     assert emulator.overview() == {
         "products": 48,
