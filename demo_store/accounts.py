@@ -191,6 +191,10 @@ def _wishlist_change(subtype: str) -> Response:
         integration.send(event)
         verb = "added to" if subtype == "add" else "removed from"
         flash(f"{product.name} {verb} your wishlist.", "success")
+    elif subtype == "add":
+        flash(f"{product.name} is already on your wishlist.", "notice")
+    else:
+        flash(f"{product.name} was not on your wishlist.", "notice")
     return redirect(back)
 
 

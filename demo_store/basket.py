@@ -107,6 +107,14 @@ def _quantity(text: str | None) -> int:
         return 1
 
 
+def _asked(text: str | None) -> int:
+    """How many a customer asked for (at least one), before any limit."""
+    try:
+        return max(1, int(text or "1"))
+    except ValueError:
+        return 1
+
+
 @blueprint.get("/cart")
 def cart() -> str:
     lines = load_cart()
@@ -124,7 +132,8 @@ def add_to_cart() -> Response:
         return redirect(product.path)
     stored = session_cart()
     in_cart = next((q for p, v, q in stored if (p, v) == (product.product_id, variant.variant_id)), 0)
-    wanted = min(in_cart + max(1, _quantity(request.form.get("quantity"))), variant.stock, MAX_QUANTITY)
+    asked = _asked(request.form.get("quantity"))
+    wanted = min(in_cart + asked, variant.stock, MAX_QUANTITY)
     if wanted <= in_cart:
         flash(f"Sorry, no more {product.name} ({variant.label}) in stock.", "error")
         return redirect(url_for("shop.product", product_id=product.product_id, variant=variant.variant_id))
@@ -135,8 +144,20 @@ def add_to_cart() -> Response:
         stored.append((*key, wanted))
     _save_cart(stored)
     _cart_changed()
-    flash(f"Added {product.name} ({variant.label}) to your cart.", "success")
+    added = "" if wanted - in_cart == 1 else f"{wanted - in_cart} of "
+    flash(f"Added {added}{product.name} ({variant.label}) to your cart.", "success")
+    if wanted < in_cart + asked:  # never silently fewer than asked for
+        flash(_fewer_than_asked(product, variant, asked, wanted), "notice")
     return redirect(url_for("basket.cart"))
+
+
+def _fewer_than_asked(product: catalog.Product, variant: catalog.Variant, asked: int, wanted: int) -> str:
+    if wanted == variant.stock:
+        return (
+            f"You asked for {asked}, but only {variant.stock} of {product.name} ({variant.label})"
+            f" {'is' if variant.stock == 1 else 'are'} left: your cart has {wanted}."
+        )
+    return f"You asked for {asked}: an order takes {MAX_QUANTITY} of an item at most, your cart has {wanted}."
 
 
 @blueprint.post("/cart/update")

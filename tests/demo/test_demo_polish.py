@@ -1,0 +1,96 @@
+"""What a newcomer met on a first walk through the demo store, each fixed where they would see it.
+
+Asking for more than is left says so; wishlisting a product twice says so. (The
+same, in Chromium: ``tests/browser/test_demo_polish.py``.)
+"""
+
+from __future__ import annotations
+
+import html5lib
+from flask import Flask
+from flask.testing import FlaskClient
+
+from cue_front.emulator import RunningEmulator
+from demo_store import catalog
+from demo_store.basket import MAX_QUANTITY
+from tests.support.demo_forms import add, log_in, received
+
+
+def flashes(html: str) -> list[tuple[str, str]]:
+    """The page's messages: (kind, text)."""
+    document = html5lib.parse(html, namespaceHTMLElements=False)
+    return [
+        (p.attrib["class"].split("--")[-1], "".join(p.itertext()))
+        for p in document.iter("p")
+        if "flash" in p.attrib.get("class", "").split()
+    ]
+
+
+def cart_quantities(html: str) -> dict[str, str]:
+    document = html5lib.parse(html, namespaceHTMLElements=False)
+    return {
+        form.attrib.get("id", ""): form.attrib.get("value", "")
+        for form in document.iter("input")
+        if form.attrib.get("name") == "quantity"
+    }
+
+
+def scarce_variant(shop: Flask, at_most: int = 5) -> tuple[catalog.Product, catalog.Variant]:
+    """A product and one of its variants with a few left, but more than one."""
+    with shop.app_context():
+        for product in catalog.load_products():
+            for variant in product.variants:
+                if 1 < variant.stock <= at_most:
+                    return product, variant
+    raise AssertionError("the seeded shop has no variant with a few left")
+
+
+def test_asking_for_more_than_is_left_says_so(shop: Flask, client: FlaskClient) -> None:
+    product, variant = scarce_variant(shop)
+    add(client, product.product_id, variant.variant_id, 10)
+    html = client.get("/cart").get_data(as_text=True)
+    assert flashes(html) == [
+        ("success", f"Added {variant.stock} of {product.name} ({variant.label}) to your cart."),
+        (
+            "notice",
+            f"You asked for 10, but only {variant.stock} of {product.name} ({variant.label}) are left:"
+            f" your cart has {variant.stock}.",
+        ),
+    ]
+    assert cart_quantities(html) == {"q-1": str(variant.stock)}
+
+
+def test_asking_for_more_than_an_order_takes_says_so(shop: Flask, client: FlaskClient) -> None:
+    with shop.app_context():
+        product = next(p for p in catalog.load_products() if p.variants[0].stock > MAX_QUANTITY + 2)
+        variant = product.variants[0]
+    add(client, product.product_id, variant.variant_id, 8)
+    add(client, product.product_id, variant.variant_id, 5)
+    html = client.get("/cart").get_data(as_text=True)
+    assert flashes(html)[-1] == (
+        "notice",
+        f"You asked for 5: an order takes {MAX_QUANTITY} of an item at most, your cart has {MAX_QUANTITY}.",
+    )
+    assert cart_quantities(html) == {"q-1": str(MAX_QUANTITY)}
+
+
+def test_a_quantity_that_is_left_adds_without_a_notice(shop: Flask, client: FlaskClient) -> None:
+    product, variant = scarce_variant(shop)
+    add(client, product.product_id, variant.variant_id, variant.stock)
+    kinds = [kind for kind, _ in flashes(client.get("/cart").get_data(as_text=True))]
+    assert kinds == ["success"]
+
+
+def test_wishlisting_a_product_already_there_says_so(client: FlaskClient, emulator: RunningEmulator) -> None:
+    log_in(client, "chloe@example.com")
+    client.post("/wishlist/add", data={"product_id": "p144", "variant_id": "no-variants"})
+    response = client.post("/wishlist/add", data={"product_id": "p144", "variant_id": "no-variants"})
+    assert flashes(client.get(response.headers["Location"]).get_data(as_text=True)) == [
+        ("notice", "Olive Wood Board is already on your wishlist.")
+    ]
+    assert len(received(emulator, "wishlist")) == 1  # DataCue heard of it once
+    client.post("/wishlist/remove", data={"product_id": "p144"})
+    response = client.post("/wishlist/remove", data={"product_id": "p144"})
+    assert flashes(client.get(response.headers["Location"]).get_data(as_text=True)) == [
+        ("notice", "Olive Wood Board was not on your wishlist.")
+    ]
