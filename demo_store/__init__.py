@@ -113,6 +113,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
     app.add_template_filter(cents)
     app.add_template_filter(dollars)
     app.add_template_filter(stars)
+    app.add_template_global(shop.viewed_variant)
     app.context_processor(_layout_context)
     return app
 

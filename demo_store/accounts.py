@@ -37,9 +37,10 @@ blueprint = Blueprint("accounts", __name__)
 #: Flask-Login: ``create_app`` initialises it on each app.
 login_manager = LoginManager()
 
-#: What survives a login: the cart and the orders placed as a guest in this browser. Nothing
-#: survives a logout: the next person at this browser starts afresh.
-_KEPT_ON_LOGIN = ("cart", "placed_orders")
+#: What survives a login: the cart, the orders placed as a guest in this browser and the variants
+#: viewed (DataCue's "Recently viewed" survives it too). Nothing survives a logout: the next
+#: person at this browser starts afresh.
+_KEPT_ON_LOGIN = ("cart", "placed_orders", "viewed")
 
 
 def _load_user(user_id: str) -> Customer | None:

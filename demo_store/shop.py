@@ -2,18 +2,27 @@
 
 Each page passes its documented DataCue fields to its template, which calls
 ``render_datacue`` in ``<head>`` before any widget (see ``templates/``).
+
+A product page's pageview names the product, not the colour and size on view
+(DataCue's product page has no field for it), so DataCue's "Recently viewed"
+cards come in a colour of DataCue's choosing. The session remembers which
+variant this browser last viewed of each product, and the cards show that one
+(:func:`viewed_variant`).
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from collections.abc import Mapping
+from typing import Any, Final
+
+from flask import Blueprint, Response, abort, redirect, render_template, request, session, url_for
 from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response as BaseResponse
 
 from . import catalog, svg
 from .catalog import SORTS
 
-__all__ = ["blueprint", "not_found"]
+__all__ = ["blueprint", "not_found", "viewed_variant"]
 
 blueprint = Blueprint("shop", __name__)
 
@@ -23,6 +32,9 @@ STATIC_BANNER_LINK = "/c/knitwear"
 
 #: Generated pictures never change for a given URL.
 IMAGE_MAX_AGE = 24 * 3600
+
+#: How many products' viewed variants the session keeps (DataCue's "Recently viewed" shows 10).
+VIEWED_KEPT: Final = 20
 
 
 @blueprint.get("/")
@@ -55,12 +67,28 @@ def product(product_id: str) -> str:
             (v for v in found.variants if v.available and (colour is None or v.colour.lower() == colour)),
             found.variants[0],
         )
+    _remember_viewed(found.product_id, selected.variant_id)
     return render_template(
         "product.html",
         product=found,
         selected=selected,
         product_update=catalog.product_update(found),
     )
+
+
+def _remember_viewed(product_id: str, variant_id: str) -> None:
+    viewed = [pair for pair in session.get("viewed", []) if pair[0] != product_id]
+    session["viewed"] = [*viewed, [product_id, variant_id]][-VIEWED_KEPT:]
+
+
+def viewed_variant(card: Mapping[str, Any]) -> catalog.Variant | None:
+    """The variant this browser last viewed of a recommended product (DataCue's product object), if any."""
+    product_id = card.get("product_id")
+    variant_id = next((v for p, v in reversed(session.get("viewed", [])) if p == product_id), None)
+    if variant_id is None:
+        return None
+    product = catalog.load_product(str(product_id))
+    return None if product is None else product.variant(variant_id)
 
 
 @blueprint.get("/search")

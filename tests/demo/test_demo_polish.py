@@ -1,7 +1,8 @@
 """What a newcomer met on a first walk through the demo store, each fixed where they would see it.
 
-Asking for more than is left says so; wishlisting a product twice says so. (The
-same, in Chromium: ``tests/browser/test_demo_polish.py``.)
+Asking for more than is left says so; wishlisting a product twice says so;
+"Recently viewed" shows the colour viewed. (The same, in Chromium:
+``tests/browser/test_demo_polish.py``.)
 """
 
 from __future__ import annotations
@@ -94,3 +95,31 @@ def test_wishlisting_a_product_already_there_says_so(client: FlaskClient, emulat
     assert flashes(client.get(response.headers["Location"]).get_data(as_text=True)) == [
         ("notice", "Olive Wood Board was not on your wishlist.")
     ]
+
+
+def recent_cards(html: str) -> dict[str, tuple[str, str]]:
+    """The "Recently viewed" cards: product id -> (link, picture)."""
+    document = html5lib.parse(html, namespaceHTMLElements=False)
+    return {
+        a.attrib["data-dc-product-id"]: (a.attrib["href"], next(a.iter("img")).attrib["src"])
+        for a in document.iter("a")
+        if a.attrib.get("data-dc-kind") == "recent"
+    }
+
+
+def test_recently_viewed_shows_the_colour_viewed(shop: Flask, client: FlaskClient) -> None:
+    with shop.app_context():
+        colours = catalog.load_product("p101").colours  # type: ignore[union-attr]
+    assert len(colours) >= 2
+    # DataCue is told the product, not the colour: whichever it shows, one of these two differs.
+    for variant in (colours[1], colours[0], colours[1]):
+        client.get(f"/p/p101?colour={variant.colour.lower()}")
+        client.get("/p/p144")
+        link, picture = recent_cards(client.get("/").get_data(as_text=True))["p101"]
+        assert picture == f"/media/products/p101/{variant.colour.lower()}.svg"
+        assert link.startswith("/p/p101?variant=") and link.split("=")[1].startswith(variant.colour.lower())
+    # A logged-in customer's "Recently viewed" (DataCue's, joined at login) keeps the colours too.
+    log_in(client, "ana@example.com")
+    assert recent_cards(client.get("/").get_data(as_text=True))["p101"][1].endswith(
+        f"/{colours[1].colour.lower()}.svg"
+    )
