@@ -1,7 +1,8 @@
 """What a newcomer met on a first walk through the demo store, each fixed where they would see it.
 
 Asking for more than is left says so; wishlisting a product twice says so;
-"Recently viewed" shows the colour viewed. (The same, in Chromium:
+"Recently viewed" shows the colour viewed; a product page's two rails share
+nothing and stay near the product. (The same, in Chromium:
 ``tests/browser/test_demo_polish.py``.)
 """
 
@@ -123,3 +124,32 @@ def test_recently_viewed_shows_the_colour_viewed(shop: Flask, client: FlaskClien
     assert recent_cards(client.get("/").get_data(as_text=True))["p101"][1].endswith(
         f"/{colours[1].colour.lower()}.svg"
     )
+
+
+def rails(html: str) -> dict[str, list[str]]:
+    """A product page's recommendation rails: kind -> product ids, in order."""
+    document = html5lib.parse(html, namespaceHTMLElements=False)
+    found: dict[str, list[str]] = {}
+    for a in document.iter("a"):
+        if "data-dc-product-id" in a.attrib:
+            found.setdefault(a.attrib["data-dc-kind"], []).append(a.attrib["data-dc-product-id"])
+    return found
+
+
+def test_a_product_page_s_rails_are_distinct_and_near_the_product(shop: Flask, client: FlaskClient) -> None:
+    with shop.app_context():
+        products = {p.product_id: p for p in catalog.load_products()}
+    for product_id, product in products.items():
+        shown = rails(client.get(f"/p/{product_id}").get_data(as_text=True))
+        similar, related = shown.get("similar", []), shown.get("related", [])
+        assert similar and not set(similar) & set(related), product_id
+        # "You may also like": products of its own category.
+        assert {products[other].category_id for other in similar} == {product.category_id}, product_id
+        # "Customers also bought": those of its own category first.
+        own = [products[other].category_id == product.category_id for other in related]
+        assert own == sorted(own, reverse=True), product_id
+    # The parka, where a newcomer once met a lamp.
+    parka = rails(client.get("/p/p101").get_data(as_text=True))
+    categories = {products[other].category_id for kind in ("similar", "related") for other in parka[kind]}
+    assert categories <= {"outerwear", "knitwear"}
+    assert {products[other].category_id for other in parka["similar"]} == {"outerwear"}
