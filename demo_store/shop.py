@@ -115,7 +115,7 @@ def product_image(product_id: str, colour: str) -> BaseResponse:
     if found is None or variant is None:
         abort(404)
     label = f"{found.name}, {variant.colour}"
-    return _svg(svg.product_svg(found.category_id, found.position, variant.colour_hex, label))
+    return _svg(svg.product_svg(found.kind, found.category_id, variant.colour_hex, label))
 
 
 @blueprint.get("/media/banners/<banner_id>.svg")

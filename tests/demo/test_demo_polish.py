@@ -1,21 +1,65 @@
 """What a newcomer met on a first walk through the demo store, each fixed where they would see it.
 
-Asking for more than is left says so; wishlisting a product twice says so;
-"Recently viewed" shows the colour viewed; a product page's two rails share
-nothing and stay near the product. (The same, in Chromium:
-``tests/browser/test_demo_polish.py``.)
+Each product is drawn as what it is; asking for more than is left says so;
+wishlisting a product twice says so; "Recently viewed" shows the colour viewed;
+a product page's two rails share nothing and stay near the product. (The same,
+in Chromium: ``tests/browser/test_demo_polish.py``.)
 """
 
 from __future__ import annotations
+
+import re
 
 import html5lib
 from flask import Flask
 from flask.testing import FlaskClient
 
 from cue_front.emulator import RunningEmulator
-from demo_store import catalog
+from demo_store import catalog, seed, svg
 from demo_store.basket import MAX_QUANTITY
 from tests.support.demo_forms import add, log_in, received
+
+
+def drawn_kind(picture: str) -> str:
+    match = re.search(r'<svg [^>]*data-kind="([^"]+)"', picture)
+    assert match is not None, picture[:200]
+    return match.group(1)
+
+
+def test_every_product_is_drawn_as_what_it_is(shop: Flask, client: FlaskClient) -> None:
+    assert set(seed.KINDS.values()) <= set(svg.DRAWINGS)
+    assert len(set(seed.KINDS.values())) == len(seed.KINDS)  # no two products of one kind
+    with shop.app_context():
+        products = catalog.load_products()
+    for product in products:
+        for variant in product.colours:
+            response = client.get(variant.photo_path)
+            assert response.status_code == 200
+            assert drawn_kind(response.get_data(as_text=True)) == seed.KINDS[product.name], product.name
+    expected = {
+        "Linen Tea Towels": "tea-towels",
+        "Copper Saucepan": "saucepan",
+        "Olive Wood Board": "board",
+        "Cast Iron Skillet": "skillet",
+        "Canvas Sneakers": "sneaker",
+        "Trail Running Shoes": "running-shoe",
+        "Stoneware Vase": "vase",
+    }
+    assert {name: seed.KINDS[name] for name in expected} == expected
+
+
+def test_no_two_products_of_a_category_look_alike() -> None:
+    """Drawn in one colour, with their names taken out, every product of a category differs."""
+    for category in seed.CATEGORIES:
+        pictures = {
+            re.sub(
+                r"<title>.*?</title>|data-kind=\"[^\"]+\"",
+                "",
+                svg.product_svg(kind, category.category_id, "#27406b", name),
+            )
+            for name, kind in category.products
+        }
+        assert len(pictures) == len(category.products), category.category_id
 
 
 def flashes(html: str) -> list[tuple[str, str]]:
