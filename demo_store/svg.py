@@ -470,8 +470,8 @@ def _duffel(fill: str, dark: str, light: str) -> str:
         + f'<ellipse cx="96" cy="246" rx="22" ry="60" fill="{mix(fill, "#000000", 0.2)}" {_stroke(dark, 4)}/>'
         + f'<ellipse cx="304" cy="246" rx="22" ry="60" fill="{mix(fill, "#000000", 0.2)}"'
         f" {_stroke(dark, 4)}/>"
-        + f'<line x1="120" y1="190" x2="280" y2="190" stroke="{light}" stroke-width="4" stroke-dasharray="4'
-        f' 4"/>' + f'<path d="M160 182 Q200 140 240 182" fill="none" {_stroke(dark, 10)}/>'
+        + f'<line x1="120" y1="190" x2="280" y2="190" stroke="{light}" stroke-width="4"'
+        ' stroke-dasharray="4 4"/>' + f'<path d="M160 182 Q200 140 240 182" fill="none" {_stroke(dark, 10)}/>'
     )
 
 
@@ -494,8 +494,8 @@ def _pouch(fill: str, dark: str, light: str) -> str:
     return (
         f'<path d="M150 214 L200 60 L250 214" fill="none" {_stroke(dark, 5)}/>'
         + f'<rect x="126" y="206" width="148" height="108" rx="22" fill="{fill}" {_stroke(dark)}/>'
-        + f'<line x1="142" y1="228" x2="258" y2="228" stroke="{light}" stroke-width="4" stroke-dasharray="4'
-        f' 3"/>' + f'<circle cx="256" cy="228" r="7" fill="{light}" {_stroke(dark, 3)}/>'
+        + f'<line x1="142" y1="228" x2="258" y2="228" stroke="{light}" stroke-width="4"'
+        ' stroke-dasharray="4 3"/>' + f'<circle cx="256" cy="228" r="7" fill="{light}" {_stroke(dark, 3)}/>'
     )
 
 
@@ -536,7 +536,7 @@ def _hip_pack(fill: str, dark: str, light: str) -> str:
         + f'<path d="M110 240 Q112 176 200 172 Q288 176 290 240 Q286 300 200 304 Q114 300 110 240 Z"'
         f' fill="{fill}" {_stroke(dark)}/>'
         + f'<path d="M126 212 Q200 190 274 212" fill="none" stroke="{light}" stroke-width="4"'
-        f' stroke-dasharray="4 3"/>' + f'<path d="M150 262 Q200 276 250 262" fill="none" {_stroke(dark, 4)}/>'
+        ' stroke-dasharray="4 3"/>' + f'<path d="M150 262 Q200 276 250 262" fill="none" {_stroke(dark, 4)}/>'
     )
 
 
