@@ -3,9 +3,11 @@
 ``create_app(config)`` builds the shop; on first use it creates and seeds its
 database in the app's instance folder. ``python -m demo_store`` (``make demo``)
 also starts a DataCue emulator, imports the shop's history into it and serves
-both. The rooms: ``db`` (SQLite), ``seed`` (the generated shop), ``catalog``
-(products and DataCue's shapes of them), ``svg`` (pictures and banners),
-``customers`` (Flask-Login's users), ``integration`` (everything sent to DataCue),
+both. The rooms: ``db`` (SQLite through Flask-SQLAlchemy), ``models`` (its
+tables), ``seed`` (the generated shop), ``catalog`` (products and DataCue's
+shapes of them), ``svg`` (pictures and banners), ``customers`` (Flask-Login's
+users), ``integration`` (everything sent to DataCue, the declared model sync
+included), ``admin`` (``flask --app demo_store shop ...``: back-office edits),
 and the views: ``shop`` (browsing), ``basket`` (cart, checkout, orders) and
 ``accounts``. Every form carries Flask-WTF's CSRF token.
 """
@@ -25,20 +27,15 @@ from flask_wtf.csrf import CSRFError, CSRFProtect  # type: ignore[import-untyped
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException, NotFound
 
-from . import accounts, basket, catalog, db, integration, seed, shop
+from cue_front.cli import datacue_cli
+
+from . import accounts, admin, basket, catalog, db, integration, seed, settings, shop
 
 __all__ = ["SHOP_NAME", "configure_logging", "create_app"]
 
 SHOP_NAME = "Fernhill Supply"
 
-#: Settings the shop reads from the environment when its config does not give them.
-ENVIRONMENT_SETTINGS = (
-    "DATACUE_API_KEY",
-    "DATACUE_API_SECRET",
-    "DATACUE_API_URL",
-    "DATACUE_EVENTS_URL",
-    "DATACUE_SHOP_URL",
-)
+logger = logging.getLogger("demo_store")
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -49,38 +46,40 @@ def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%H:%M:%S")
 
 
+#: The environment variable that moves the instance folder (as ``python -m demo_store --instance``).
+INSTANCE_VARIABLE = "DEMO_STORE_INSTANCE"
+
+
 def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | None = None) -> Flask:
-    """The shop. ``config`` overrides the defaults and the environment; ``instance_path`` moves
-    the database, the secret key and cue-front's outbox (tests use a temporary folder)."""
-    app = Flask(__name__, instance_path=instance_path)
+    """The shop. ``config`` overrides the defaults and the environment; ``instance_path`` (or
+    ``DEMO_STORE_INSTANCE``) moves the database, the secret key and cue-front's outbox.
+
+    DataCue's settings come from ``config``, the environment, or a running demo's note in the
+    instance folder (:mod:`demo_store.settings`); without any the app still loads, for ``--help``.
+    """
+    app = Flask(__name__, instance_path=instance_path or os.environ.get(INSTANCE_VARIABLE) or None)
     app.config.from_mapping(
         DEMO_DATABASE=os.path.join(app.instance_path, "demo-store.sqlite3"),
         DEMO_SEED=7,
         # Recommendations and banners are rendered on the server: the shop needs no CDN.
         # Events and store changes go through cue-front's durable outbox (the default delivery).
         DATACUE_SSR=True,
-        # Orders are created by the backend through datacue.queued (the guide's recommended
-        # way); the confirmation page's order_details must not be sent a second time.
+        # Orders reach DataCue from the backend, by the declared model sync (the guide's
+        # recommended way); the confirmation page's order_details must not be sent a second time.
         DATACUE_SSR_ORDERS=False,
         SESSION_COOKIE_HTTPONLY=True,
         # Browsers do not send the session with another site's form posts (CSRF tokens guard
         # them all the same: another origin on the same site is not "another site").
         SESSION_COOKIE_SAMESITE="Lax",
     )
-    for name in ENVIRONMENT_SETTINGS:
-        if os.environ.get(name):
-            app.config[name] = os.environ[name]
     if config:
         app.config.update(config)
+    has_datacue = bool(settings.resolve(app.config, Path(app.instance_path)))
+    app.config.setdefault("SQLALCHEMY_DATABASE_URI", db.sqlite_url(app.config["DEMO_DATABASE"]))
     if "SESSION_COOKIE_SECURE" not in (config or {}):
         # Served over https (PREFERRED_URL_SCHEME, behind a proxy that ends TLS): the session
         # cookie is never sent over plain http.
         app.config["SESSION_COOKIE_SECURE"] = app.config["PREFERRED_URL_SCHEME"] == "https"
-    if not app.config.get("DATACUE_API_KEY"):
-        raise RuntimeError(
-            "demo_store needs DataCue settings: run `python -m demo_store` (it starts an emulator),"
-            " or set DATACUE_API_KEY and DATACUE_API_SECRET"
-        )
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret(Path(app.instance_path))
     app.extensions["demo_store.seeded"] = seed.ensure_database(
@@ -89,11 +88,22 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
 
     configure_logging()  # before cue-front, which warns when its log goes nowhere
     db.init_app(app)
-    integration.datacue.init_app(app)
     accounts.login_manager.init_app(app)
-    # Every form post carries the browser's token; cue-front's events endpoint (JSON, from
-    # cue-front.js) checks the Origin of what it is sent instead.
-    CSRFProtect(app).exempt(app.blueprints["datacue"])
+    csrf = CSRFProtect(app)
+    if has_datacue:
+        integration.datacue.init_app(app)
+        # Every form post carries the browser's token; cue-front's events endpoint (JSON, from
+        # cue-front.js) checks the Origin of what it is sent instead.
+        csrf.exempt(app.blueprints["datacue"])
+        app.cli.add_command(admin.shop_cli)
+    else:
+        # Loaded all the same, for `flask --app demo_store ... --help`: its commands and pages
+        # say how to give it DataCue's settings.
+        logger.warning("%s", settings.NO_SETTINGS)
+        app.cli.add_command(settings.refusing(datacue_cli))
+        app.cli.add_command(settings.refusing(admin.shop_cli))
+        app.before_request(_no_settings_page)
+        return app
     app.register_blueprint(shop.blueprint)
     app.register_blueprint(basket.blueprint)
     app.register_blueprint(accounts.blueprint)
@@ -103,8 +113,14 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
     app.add_template_filter(cents)
     app.add_template_filter(dollars)
     app.add_template_filter(stars)
+    app.add_template_global(shop.viewed_variant)
     app.context_processor(_layout_context)
     return app
+
+
+def _no_settings_page() -> tuple[str, int, dict[str, str]]:
+    """Every page of a shop started without DataCue settings (``flask --app demo_store run``)."""
+    return f"{SHOP_NAME}: {settings.NO_SETTINGS}.\n", 503, {"Content-Type": "text/plain; charset=utf-8"}
 
 
 def _instance_secret(instance: Path) -> str:
@@ -141,7 +157,7 @@ def _layout_context() -> dict[str, Any]:
         return cached
     layout = g._demo_layout = {
         "shop_name": SHOP_NAME,
-        "nav_categories": catalog.load_categories(db.get_db()),
+        "nav_categories": catalog.load_categories(),
         "cart_count": sum(quantity for _, _, quantity in basket.session_cart()),
     }
     return layout

@@ -5,7 +5,9 @@ this process (unless ``DATACUE_API_KEY`` and ``DATACUE_API_SECRET`` are set, in
 which case it talks to the real DataCue), imports the shop's history into
 DataCue with cue-front's importer (the guide's step 1) when DataCue lacks it,
 registers the banners with the emulator, and serves the shop. Ctrl-C stops
-both. Everything it keeps is in the app's instance folder. Its log (cue-front's
+both. Everything it keeps is in the app's instance folder, and while it runs a
+note of where its emulator is, and its key and secret (``datacue-emulator.json``),
+so that ``flask --app demo_store datacue ...`` and ``shop ...`` work beside it. Its log (cue-front's
 refusals and delivery failures included) goes to the console; the links it
 sends DataCue (a cart's ``cart_link``) lead to the address it serves on, or to
 ``DATACUE_SHOP_URL`` when the environment gives one.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -31,7 +34,7 @@ from cue_front.emulator import RunningEmulator, run_emulator
 from cue_front.importer import ImportSummary
 from cue_front.outbox.journal import journal_folder
 
-from . import SHOP_NAME, configure_logging, create_app, integration, seed
+from . import INSTANCE_VARIABLE, SHOP_NAME, configure_logging, create_app, integration, seed, settings
 
 #: The instance files ``--reset`` removes: the shop, the emulator and cue-front's outbox.
 DATABASES = ("demo-store.sqlite3", "datacue-emulator.sqlite3", "datacue-outbox.sqlite3")
@@ -113,6 +116,15 @@ def _address(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+def _flask_command(instance: str | None) -> str:
+    """How to run ``flask`` for this demo from here: this environment's, on this instance folder."""
+    flask = Path(sys.executable).with_name("flask")
+    command = f"{_shown(flask) if flask.exists() else 'flask'} --app demo_store"
+    if instance is not None:
+        command = f"{INSTANCE_VARIABLE}={shlex.quote(_shown(instance))} {command}"
+    return command
+
+
 def _print_summary(summary: ImportSummary) -> None:
     print(f"    {summary.line()}", flush=True)
 
@@ -126,6 +138,7 @@ def main(arguments: Sequence[str] | None = None) -> int:
                 (instance / f"{name}{suffix}").unlink(missing_ok=True)
         # The outbox's journal of events not yet moved into it (see docs/delivery.md).
         shutil.rmtree(journal_folder(instance / DATABASES[2]), ignore_errors=True)
+        (instance / settings.RECORD_NAME).unlink(missing_ok=True)
     real_datacue = bool(os.environ.get("DATACUE_API_KEY") and os.environ.get("DATACUE_API_SECRET"))
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
@@ -154,6 +167,12 @@ def main(arguments: Sequence[str] | None = None) -> int:
         except OSError as error:
             print(f"cannot start: {error}", file=sys.stderr)
             return 1
+        if emulator is not None:
+            # For `flask --app demo_store ...` beside this demo (see demo_store/settings.py).
+            settings.record_emulator(
+                instance, {**emulator.config, "DATACUE_SHOP_URL": config["DATACUE_SHOP_URL"]}
+            )
+            stack.callback(settings.forget_emulator, instance)
         seeded = app.extensions["demo_store.seeded"]
         if seeded is not None:
             print(f"  seeded {_shown(app.config['DEMO_DATABASE'])}: {seeded.line()}")
@@ -173,6 +192,7 @@ def main(arguments: Sequence[str] | None = None) -> int:
             print(f"  Events debugger:  {emulator.url}/")
         accounts = ", ".join(account.email for account in seed.DEMO_ACCOUNTS)
         print(f"  Demo accounts:    {accounts} (password: {seed.DEMO_PASSWORD})")
+        print(f"  Command line:     {_flask_command(options.instance)} --help  (datacue, shop)")
         print("\nPress Ctrl-C to stop the shop and the emulator.", flush=True)
         try:
             server.serve_forever()

@@ -4,28 +4,30 @@ cue-front follows Flask-Login by itself: a login sends DataCue's login event,
 which carries both the new ``user_id`` and the browser's anonymous id, so DataCue
 joins what the visitor did before logging in to their account; a logout starts
 a new visitor in this browser, so the next person at it sees nothing of the last
-one. Registering creates the user in DataCue with the anonymous id too. The
-login and registration pages, where passwords are typed, carry no DataCue script.
+one. Registering writes the customer's row: the declared sync creates the user
+in DataCue, with the browser's anonymous id; a wishlist change is a storefront
+event (sent here) and a change to the customer's DataCue user (sent by the sync).
+The login and registration pages, where passwords are typed, carry no DataCue script.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime, timezone
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import LoginManager, login_user, logout_user
+from sqlalchemy import Integer, cast, func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
 
-from cue_front.errors import APIError, NetworkError
 from cue_front.identity import current_anonymous_id
 
-from . import catalog, db, integration
-from .customers import Customer, load_customer, logged_in
-from .integration import datacue
+from . import catalog, integration
+from .customers import Customer, customer_by_email, load_customer, logged_in
+from .db import db, write_transaction
+from .models import Order, WishlistItem
 from .seed import DEMO_ACCOUNTS, DEMO_PASSWORD, timestamp
 
 __all__ = ["blueprint", "login_manager", "safe_next"]
@@ -35,14 +37,15 @@ blueprint = Blueprint("accounts", __name__)
 #: Flask-Login: ``create_app`` initialises it on each app.
 login_manager = LoginManager()
 
-#: What survives a login: the cart and the orders placed as a guest in this browser. Nothing
-#: survives a logout: the next person at this browser starts afresh.
-_KEPT_ON_LOGIN = ("cart", "placed_orders")
+#: What survives a login: the cart, the orders placed as a guest in this browser and the variants
+#: viewed (DataCue's "Recently viewed" survives it too). Nothing survives a logout: the next
+#: person at this browser starts afresh.
+_KEPT_ON_LOGIN = ("cart", "placed_orders", "viewed")
 
 
 def _load_user(user_id: str) -> Customer | None:
     """Flask-Login's user loader: the customer whose id the session keeps."""
-    return load_customer(db.get_db(), user_id)
+    return load_customer(user_id)
 
 
 login_manager.user_loader(_load_user)
@@ -70,20 +73,20 @@ def _log_in(customer: Customer) -> None:
 def login() -> ResponseReturnValue:
     if request.method == "POST":
         email = request.form.get("email", "").strip()
-        row = db.get_db().execute("SELECT * FROM users WHERE email = ?", (email,)).fetchone()
+        customer = customer_by_email(email)
         password = request.form.get("password", "")
         if (
-            row is None
-            or row["password_hash"] is None
-            or not check_password_hash(row["password_hash"], password)
+            customer is None
+            or customer.password_hash is None
+            or not check_password_hash(customer.password_hash, password)
         ):
             flash("That email and password do not match an account.", "error")
             page = render_template(
                 "login.html", email=email, demo_accounts=DEMO_ACCOUNTS, demo_password=DEMO_PASSWORD
             )
             return page, 401
-        _log_in(Customer.from_row(row))
-        flash(f"Welcome back, {row['first_name']}.", "success")
+        _log_in(customer)
+        flash(f"Welcome back, {customer.first_name}.", "success")
         return redirect(safe_next(url_for("shop.home")))
     return render_template("login.html", email="", demo_accounts=DEMO_ACCOUNTS, demo_password=DEMO_PASSWORD)
 
@@ -97,11 +100,11 @@ def logout() -> Response:
     return redirect(url_for("shop.home"))
 
 
-def _registration_problems(connection: sqlite3.Connection, form: dict[str, str]) -> list[str]:
+def _registration_problems(form: dict[str, str]) -> list[str]:
     problems = []
     if "@" not in form["email"] or len(form["email"]) > 200:
         problems.append("Please give a valid email address.")
-    elif connection.execute("SELECT 1 FROM users WHERE email = ?", (form["email"],)).fetchone():
+    elif customer_by_email(form["email"]) is not None:
         problems.append("There is already an account with that email: log in instead.")
     if not form["first_name"]:
         problems.append("Please tell us your first name.")
@@ -118,56 +121,28 @@ def register() -> Response | str:
     form["password"] = request.form.get("password", "")
     if request.method == "GET":
         return render_template("register.html", form=form)
-    connection = db.get_db()
-    problems = _registration_problems(connection, form)
+    problems = _registration_problems(form)
     if problems:
         for problem in problems:
             flash(problem, "error")
         return render_template("register.html", form=form)
-    created_at = timestamp(datetime.now(timezone.utc))
-    with db.transaction(connection):
-        number = connection.execute(
-            "SELECT coalesce(max(CAST(substr(user_id, 2) AS INTEGER)), 1000) + 1 FROM users"
-        ).fetchone()[0]
+    with write_transaction() as db_session:
+        number = db_session.scalar(
+            select(func.coalesce(func.max(cast(func.substr(Customer.user_id, 2), Integer)), 1000) + 1)
+        )
         customer = Customer(
             user_id=f"u{number}",
             email=form["email"],
             first_name=form["first_name"],
             last_name=form["last_name"],
-            sex=None,
+            password_hash=generate_password_hash(form["password"]),
             location=form["location"] or None,
             segment="member",
+            created_at=timestamp(datetime.now(timezone.utc)),
         )
-        connection.execute(
-            "INSERT INTO users (user_id, email, first_name, last_name, password_hash, location, segment,"
-            " created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                customer.user_id,
-                customer.email,
-                customer.first_name,
-                customer.last_name,
-                generate_password_hash(form["password"]),
-                customer.location,
-                customer.segment,
-                created_at,
-            ),
-        )
-    user: dict[str, Any] = {
-        "user_id": customer.user_id,
-        "anonymous_id": current_anonymous_id(),
-        "email": customer.email,
-        "first_name": customer.first_name,
-        "profile": customer.profile,
-        "guest_account": False,
-        "timestamp": created_at,
-    }
-    if customer.last_name:
-        user["last_name"] = customer.last_name
-    try:
-        datacue.queued.users.create(user)
-    except (APIError, NetworkError) as error:  # only with DATACUE_DELIVERY = "sync"
-        integration.logger.warning("DataCue did not take user %s: %s", customer.user_id, error)
+        # This browser's history becomes the new user's (sent with the user's creation only).
+        customer.anonymous_id = current_anonymous_id()
+        db_session.add(customer)
     _log_in(customer)
     flash(f"Welcome, {form['first_name']}: your account is ready.", "success")
     return redirect(safe_next(url_for("shop.home")))
@@ -183,44 +158,46 @@ def wishlist() -> Response | str:
     customer = logged_in()
     if customer is None:
         return _login_first(url_for("accounts.wishlist"))
-    connection = db.get_db()
-    rows = connection.execute(
-        "SELECT product_id, variant_id FROM wishlist WHERE user_id = ? ORDER BY added_at DESC",
-        (customer.user_id,),
-    ).fetchall()
-    products = catalog.load_products(connection, product_ids=[row["product_id"] for row in rows])
+    newest_first = sorted(customer.wishlist, key=lambda item: item.added_at, reverse=True)
+    products = catalog.load_products(product_ids=[item.product_id for item in newest_first])
     return render_template("wishlist.html", products=products)
 
 
 def _wishlist_change(subtype: str) -> Response:
-    connection = db.get_db()
-    product = catalog.load_product(connection, request.form.get("product_id", ""))
+    product = catalog.load_product(request.form.get("product_id", ""))
     if product is None:
         abort(404)
     back = safe_next(product.path)
     customer = logged_in()
     if customer is None:
         return _login_first(back)
-    user_id = customer.user_id
     variant = product.variant(request.form.get("variant_id"))
     event: dict[str, Any] = {"type": "wishlist", "subtype": subtype, "product_id": product.product_id}
     if variant is not None and product.has_variants:
         event["variant_id"] = variant.variant_id
-    with db.transaction(connection):
-        if subtype == "add":
-            changed = connection.execute(
-                "INSERT OR IGNORE INTO wishlist (user_id, product_id, variant_id, added_at)"
-                " VALUES (?, ?, ?, ?)",
-                (user_id, product.product_id, event.get("variant_id"), timestamp(datetime.now(timezone.utc))),
-            ).rowcount
-        else:
-            changed = connection.execute(
-                "DELETE FROM wishlist WHERE user_id = ? AND product_id = ?", (user_id, product.product_id)
-            ).rowcount
+    with write_transaction():
+        # Through the customer's collection, so the customer changes and the declared sync sends
+        # their DataCue user again. (A WishlistItem deleted on its own would not: depends_on
+        # follows related rows that are added or changed, not those deleted.)
+        items = customer.wishlist
+        listed = next((item for item in items if item.product_id == product.product_id), None)
+        changed = (listed is None) if subtype == "add" else (listed is not None)
+        if subtype == "add" and listed is None:
+            added_at = timestamp(datetime.now(timezone.utc))
+            variant_id = event.get("variant_id")
+            items.append(
+                WishlistItem(product_id=product.product_id, variant_id=variant_id, added_at=added_at)
+            )
+        elif subtype == "remove" and listed is not None:
+            items.remove(listed)
     if changed:
         integration.send(event)
         verb = "added to" if subtype == "add" else "removed from"
         flash(f"{product.name} {verb} your wishlist.", "success")
+    elif subtype == "add":
+        flash(f"{product.name} is already on your wishlist.", "notice")
+    else:
+        flash(f"{product.name} was not on your wishlist.", "notice")
     return redirect(back)
 
 
@@ -239,15 +216,7 @@ def account() -> Response | str:
     customer = logged_in()
     if customer is None:
         return _login_first(url_for("accounts.account"))
-    orders = (
-        db.get_db()
-        .execute(
-            "SELECT o.order_id, o.status, o.created_at, sum(l.quantity) AS items,"
-            " sum(l.quantity * l.unit_price_cents) AS total_cents"
-            " FROM orders o JOIN order_lines l USING (order_id) WHERE o.user_id = ?"
-            " GROUP BY o.order_id ORDER BY o.number DESC",
-            (customer.user_id,),
-        )
-        .fetchall()
-    )
+    orders = db.session.scalars(
+        select(Order).where(Order.user_id == customer.user_id).order_by(Order.number.desc())
+    ).all()
     return render_template("account.html", user=customer, orders=orders)

@@ -1,34 +1,44 @@
-"""Everything the demo tells DataCue, in one room: identity, events, store changes, history and banners.
+"""Everything the demo tells DataCue, in one room: identity, events, store data, history and banners.
 
 - Identity: cue-front takes the user id from Flask-Login (``current_user.get_id()``);
   ``@datacue.profile_loader`` adds the customer's sex, location and segment.
 - Events: :func:`send` wraps ``cue_front.track`` so that a DataCue outage is
-  logged, never shown to the customer.
-- Store changes: :func:`queue_stock_changes` sends a product's full record
-  through ``datacue.queued`` after an order moves its stock.
-- History (the guide's step 1): ``@datacue.source(...)`` generators read the
-  shop's own tables, :func:`import_history` streams them with cue-front's
-  importer, and ``flask --app demo_store datacue import products`` does the same.
+  logged, never shown to the customer. Cart updates, checkout started and
+  wishlist changes are storefront events: the views send them.
+- Store data: ``@datacue.syncs`` declares which models are DataCue's products,
+  categories, users and orders, and how each row becomes DataCue's object. From
+  then on every commit sends what it created, changed or deleted (an order set
+  to cancelled is cancelled), through cue-front's outbox: no view calls the
+  client, and an edit from the command line (``flask --app demo_store shop
+  restock``) reaches DataCue the same way. A product's price or name is on its
+  row, so a change to it sends each of its variants (``depends_on``); a wishlist
+  is part of its customer's DataCue user.
+- History (the guide's step 1): :func:`import_history` streams the declared
+  models' rows through the same functions with cue-front's importer, as
+  ``flask --app demo_store datacue import products`` does.
 - Banners: DataCue keeps banners in its dashboard; the emulator takes them
   through :meth:`RunningEmulator.set_banners`, and :func:`banners` says which.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
-import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask
+from sqlalchemy import select
 
 from cue_front import DataCue, track
 from cue_front.errors import APIError, NetworkError
 from cue_front.importer import Importer, ImportSummary, IterableSource
 
-from . import catalog, db
-from .customers import logged_in, profile
+from . import catalog
+from .customers import logged_in
+from .db import db
+from .models import Category, Customer, Guest, Order, Product, Variant, WishlistItem, meta, set_meta
 
 if TYPE_CHECKING:
     from cue_front.emulator import RunningEmulator
@@ -38,13 +48,11 @@ __all__ = [
     "banners",
     "cart_lines",
     "datacue",
-    "guest_user",
     "import_history",
     "needs_import",
-    "order_user_id",
-    "queue_stock_changes",
     "register_banners",
     "send",
+    "shop_records",
 ]
 
 logger = logging.getLogger("demo_store")
@@ -65,7 +73,7 @@ def current_profile() -> dict[str, str] | None:
     return None if customer is None else customer.profile
 
 
-# -- events and store changes --------------------------------------------------------------
+# -- events --------------------------------------------------------------------------------
 
 
 def send(event: Mapping[str, Any]) -> None:
@@ -90,107 +98,76 @@ def cart_lines(lines: Iterable[tuple[str, str, int, int]]) -> list[dict[str, Any
     ]
 
 
-def order_user_id(order: sqlite3.Row) -> str:
-    """The DataCue ``user_id`` an order is recorded under: its customer's; for a guest checkout, their
-    email (the guide's way), or the fresh guest id given when that email already named someone."""
-    user_id: str = order["user_id"] or order["guest_id"] or order["email"]
-    return user_id
+# -- store data: the declared models -------------------------------------------------------
 
 
-def guest_user(order: sqlite3.Row) -> dict[str, Any]:
-    """DataCue's user for the guest of an order (its ``guest_id``, ``email``, ``name`` and
-    ``created_at``): known by their email, or by the fresh guest id, and then without the email,
-    which names another shopper already (see :func:`order_user_id`)."""
+@datacue.syncs(Category, "categories")
+def category_to_datacue(category: Category) -> dict[str, Any]:
+    return {"category_id": category.category_id, "name": category.name, "link": category.path}
+
+
+@datacue.syncs(Variant, "products", depends_on={Product: "variants"})
+def variant_to_datacue(variant: Variant) -> dict[str, Any]:
+    """DataCue's products are variants; the price, name and rating are the product's."""
+    return catalog.datacue_product(variant)
+
+
+@datacue.syncs(Customer, "users", depends_on={WishlistItem: "customer"})
+def customer_to_datacue(customer: Customer) -> dict[str, Any]:
     user: dict[str, Any] = {
-        "user_id": order["guest_id"] or order["email"],
-        "first_name": order["name"].split()[0],
-        "guest_account": True,
-        "timestamp": order["created_at"],
+        "user_id": customer.user_id,
+        "email": customer.email,
+        "first_name": customer.first_name,
+        "profile": customer.profile,
+        "guest_account": False,
+        "wishlist": [item.product_id for item in customer.wishlist],
+        "timestamp": customer.created_at,
     }
-    if order["guest_id"] is None:
-        user["email"] = order["email"]
+    if customer.last_name:
+        user["last_name"] = customer.last_name
+    if customer.anonymous_id:  # just registered: DataCue joins this browser's history to them
+        user["anonymous_id"] = customer.anonymous_id
     return user
 
 
-def queue_stock_changes(products: Iterable[catalog.Product], variant_keys: Iterable[tuple[str, str]]) -> None:
-    """Queue Update Product for each changed variant, with its whole record (new stock included)."""
-    by_id = {product.product_id: product for product in products}
-    for product_id, variant_id in dict.fromkeys(variant_keys):
-        product = by_id[product_id]
-        variant = product.variant(variant_id)
-        if variant is None:
-            continue
-        record = catalog.datacue_product(product, variant)
-        del record["product_id"], record["variant_id"]
-        try:
-            datacue.queued.products.update(product_id, variant_id, record)
-        except (APIError, NetworkError) as error:  # only with DATACUE_DELIVERY = "sync"
-            logger.warning("DataCue did not take the stock of %s/%s: %s", product_id, variant_id, error)
+@datacue.syncs(Guest, "users")
+def guest_to_datacue(guest: Guest) -> dict[str, Any]:
+    """A guest checkout's user: known by their email, or by ``guest-<order_id>`` and then without
+    the email, which names another shopper already (see basket.py)."""
+    user: dict[str, Any] = {
+        "user_id": guest.user_id,
+        "first_name": guest.first_name,
+        "guest_account": True,
+        "timestamp": guest.created_at,
+    }
+    if guest.email is not None:
+        user["email"] = guest.email
+    if guest.anonymous_id:  # the checkout's browser: its history becomes the guest's
+        user["anonymous_id"] = guest.anonymous_id
+    return user
+
+
+@datacue.syncs(Order, "orders")
+def order_to_datacue(order: Order) -> dict[str, Any]:
+    return {
+        "order_id": order.order_id,
+        "user_id": order.datacue_user_id,
+        "order_status": order.status,
+        "cart": cart_lines(
+            (line.product_id, line.variant_id, line.quantity, line.unit_price_cents) for line in order.lines
+        ),
+        "timestamp": order.created_at,
+    }
 
 
 # -- the history, for the importer ---------------------------------------------------------
 
 
-@datacue.source("categories")
-def category_records() -> Iterator[dict[str, Any]]:
-    for category in catalog.load_categories(db.get_db()):
-        yield {"category_id": category.category_id, "name": category.name, "link": category.path}
-
-
-@datacue.source("products")
-def product_records() -> Iterator[dict[str, Any]]:
-    yield from catalog.datacue_products(catalog.load_products(db.get_db()))
-
-
-@datacue.source("users")
-def user_records() -> Iterator[dict[str, Any]]:
-    connection = db.get_db()
-    wishlists: dict[str, list[str]] = {}
-    for row in connection.execute("SELECT user_id, product_id FROM wishlist ORDER BY added_at"):
-        wishlists.setdefault(row["user_id"], []).append(row["product_id"])
-    for row in connection.execute("SELECT * FROM users ORDER BY user_id"):
-        record: dict[str, Any] = {
-            "user_id": row["user_id"],
-            "email": row["email"],
-            "first_name": row["first_name"],
-            "last_name": row["last_name"],
-            "profile": profile(row),
-            "guest_account": False,
-            "timestamp": row["created_at"],
-        }
-        if row["user_id"] in wishlists:
-            record["wishlist"] = wishlists[row["user_id"]]
-        yield record
-    # Guest checkouts: DataCue knows these customers by their email, or by a fresh guest id.
-    guests = connection.execute(
-        "SELECT coalesce(guest_id, email) AS guest, guest_id, email, min(name) AS name,"
-        " min(created_at) AS created_at FROM orders WHERE user_id IS NULL GROUP BY guest ORDER BY guest"
-    )
-    for row in guests:
-        yield guest_user(row)
-
-
-@datacue.source("orders")
-def order_records() -> Iterator[dict[str, Any]]:
-    connection = db.get_db()
-    lines: dict[str, list[tuple[str, str, int, int]]] = {}
-    for row in connection.execute(
-        "SELECT order_id, product_id, variant_id, quantity, unit_price_cents FROM order_lines"
-        " ORDER BY order_id, product_id"
-    ):
-        lines.setdefault(row["order_id"], []).append(
-            (row["product_id"], row["variant_id"], row["quantity"], row["unit_price_cents"])
-        )
-    for row in connection.execute(
-        "SELECT order_id, user_id, guest_id, email, status, created_at FROM orders ORDER BY number"
-    ):
-        yield {
-            "order_id": row["order_id"],
-            "user_id": order_user_id(row),
-            "order_status": row["status"],
-            "cart": cart_lines(lines.get(row["order_id"], [])),
-            "timestamp": row["created_at"],
-        }
+def shop_records(app: Flask, resource: str) -> Iterator[dict[str, Any]]:
+    """The shop's records of a resource, read from its declared models (in an app context)."""
+    model_sync = app.extensions["datacue"].extension.model_sync
+    declarations = model_sync.for_resource(resource)
+    return itertools.chain.from_iterable(model_sync.rows(db.session, each) for each in declarations)
 
 
 def _import_flag(app: Flask) -> str:
@@ -200,10 +177,9 @@ def _import_flag(app: Flask) -> str:
 def needs_import(app: Flask) -> bool:
     """True unless this DataCue account already got the history and holds every product of it."""
     with app.app_context():
-        connection = db.get_db()
-        if db.meta(connection, _import_flag(app)) is None:
+        if meta(db.session(), _import_flag(app)) is None:
             return True
-        ours = {row["product_id"] for row in connection.execute("SELECT product_id FROM products")}
+        ours = set(db.session.scalars(select(Product.product_id)))
     held = set(app.extensions["datacue"].client.overview.products().ids)
     return not ours <= held
 
@@ -211,24 +187,24 @@ def needs_import(app: Flask) -> bool:
 def import_history(
     app: Flask, on_summary: Callable[[ImportSummary], None] | None = None
 ) -> list[ImportSummary]:
-    """Stream categories, products, users and orders into DataCue with cue-front's importer."""
+    """Stream categories, products, users and orders into DataCue with cue-front's importer, read
+    from the declared models through the same functions as every commit."""
     state = app.extensions["datacue"]
     rejects_folder = Path(app.instance_path)
     summaries = []
     with app.app_context():
         for resource in IMPORT_ORDER:
-            records = state.extension.sources[resource]()
             importer = Importer(
                 state.client, resource, rejects=rejects_folder / f"import-{resource}.rejects.jsonl"
             )
-            summary = importer.run(IterableSource(records, name=f"demo_store.{resource}"))
+            summary = importer.run(IterableSource(shop_records(app, resource), name=f"demo_store.{resource}"))
             summaries.append(summary)
             if on_summary is not None:
                 on_summary(summary)
         if all(summary.ok for summary in summaries):
-            connection = db.get_db()
-            with db.transaction(connection):
-                db.set_meta(connection, _import_flag(app), "yes")
+            session = db.session()
+            set_meta(session, _import_flag(app), "yes")
+            session.commit()
     return summaries
 
 
@@ -242,21 +218,21 @@ def banner_photo_path(banner_id: str) -> str:
 def banners(app: Flask) -> list[dict[str, Any]]:
     """A main and a sub banner per category, in the emulator's registration format."""
     with app.app_context():
-        categories = catalog.load_categories(db.get_db())
-    registered = []
-    for category in categories:
-        for kind in ("main", "sub"):
-            banner_id = f"b-{category.category_id}-{kind}"
-            registered.append(
-                {
-                    "banner_id": banner_id,
-                    "category_id": category.category_id,
-                    "kind": kind,
-                    "name": category.name if kind == "main" else f"New in {category.name}",
-                    "photo_url": banner_photo_path(banner_id),
-                    "link": category.path,
-                }
-            )
+        categories = catalog.load_categories()
+        registered = []
+        for category in categories:
+            for kind in ("main", "sub"):
+                banner_id = f"b-{category.category_id}-{kind}"
+                registered.append(
+                    {
+                        "banner_id": banner_id,
+                        "category_id": category.category_id,
+                        "kind": kind,
+                        "name": category.name if kind == "main" else f"New in {category.name}",
+                        "photo_url": banner_photo_path(banner_id),
+                        "link": category.path,
+                    }
+                )
     return registered
 
 

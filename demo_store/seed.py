@@ -2,9 +2,12 @@
 
 Everything comes from one ``random.Random(seed)``, so a seed gives the same shop
 every time (only the dates move with ``now``). The catalog has 48 products in 6
-categories; the 24 clothing and footwear products come in colours and sizes,
-the rest are single items (DataCue's ``no-variants``). Some variants are out of
-stock and two products are sold out entirely; about a third are discounted.
+categories, each of a kind its picture shows (a saucepan, a sneaker); the 24
+clothing and footwear products come in colours and sizes, the rest are single
+items (DataCue's ``no-variants``). Some variants are out of stock and two
+products are sold out entirely; about a third are discounted. The history's
+customers are 27 accounts (3 that log in) and 12 guests, who checked out once
+each without an account.
 
 The order history is what makes recommendations meaningful from the first page:
 each customer has two favourite categories, and products have natural partners
@@ -15,21 +18,26 @@ each customer has two favourite categories, and products have natural partners
 from __future__ import annotations
 
 import random
-import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
+from sqlalchemy import Connection, func, insert, inspect, select
+from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
 from . import db
+from .db import Base
+from .models import Category as CategoryRow
+from .models import Customer, Guest, Meta, Order, OrderLine, Product, Variant, WishlistItem, upgrade
 
 __all__ = [
     "CATEGORIES",
     "DEMO_ACCOUNTS",
     "DEMO_PASSWORD",
+    "KINDS",
     "SeedSummary",
     "ensure_database",
     "seed",
@@ -46,7 +54,8 @@ class Category:
     name: str
     tagline: str
     colour: str
-    products: tuple[str, ...]
+    #: Each product's name and kind (what it is: its picture, see svg.DRAWINGS).
+    products: tuple[tuple[str, str], ...]
     #: Sizes its products come in, or () for single items.
     sizes: tuple[str, ...]
     price_range: tuple[int, int]
@@ -61,14 +70,14 @@ CATEGORIES: Final = (
         "Coats and jackets for every kind of weather",
         "#27406b",
         (
-            "Alpine Parka",
-            "Harbour Raincoat",
-            "Quilted Liner Jacket",
-            "Wool Overcoat",
-            "Field Jacket",
-            "Trail Shell",
-            "Down Gilet",
-            "Canvas Chore Coat",
+            ("Alpine Parka", "parka"),
+            ("Harbour Raincoat", "raincoat"),
+            ("Quilted Liner Jacket", "quilted-jacket"),
+            ("Wool Overcoat", "overcoat"),
+            ("Field Jacket", "field-jacket"),
+            ("Trail Shell", "shell-jacket"),
+            ("Down Gilet", "gilet"),
+            ("Canvas Chore Coat", "chore-coat"),
         ),
         ("S", "M", "L", "XL"),
         (120, 320),
@@ -87,14 +96,14 @@ CATEGORIES: Final = (
         "Soft layers, knitted to last",
         "#7a2735",
         (
-            "Merino Crew Sweater",
-            "Cable Knit Cardigan",
-            "Fisherman Roll Neck",
-            "Lambswool V-Neck",
-            "Alpaca Hoodie",
-            "Ribbed Mock Neck",
-            "Breton Cotton Sweater",
-            "Fair Isle Pullover",
+            ("Merino Crew Sweater", "crew-sweater"),
+            ("Cable Knit Cardigan", "cardigan"),
+            ("Fisherman Roll Neck", "roll-neck"),
+            ("Lambswool V-Neck", "v-neck"),
+            ("Alpaca Hoodie", "hoodie"),
+            ("Ribbed Mock Neck", "mock-neck"),
+            ("Breton Cotton Sweater", "breton-sweater"),
+            ("Fair Isle Pullover", "fair-isle"),
         ),
         ("S", "M", "L", "XL"),
         (60, 180),
@@ -113,14 +122,14 @@ CATEGORIES: Final = (
         "Boots and shoes made for walking",
         "#6b4a2f",
         (
-            "Leather Chelsea Boots",
-            "Trail Running Shoes",
-            "Canvas Sneakers",
-            "Suede Desert Boots",
-            "Ridge Hiking Boots",
-            "Felted Wool Slippers",
-            "Penny Loafers",
-            "Tall Rain Boots",
+            ("Leather Chelsea Boots", "chelsea-boot"),
+            ("Trail Running Shoes", "running-shoe"),
+            ("Canvas Sneakers", "sneaker"),
+            ("Suede Desert Boots", "desert-boot"),
+            ("Ridge Hiking Boots", "hiking-boot"),
+            ("Felted Wool Slippers", "slipper"),
+            ("Penny Loafers", "loafer"),
+            ("Tall Rain Boots", "rain-boot"),
         ),
         ("40", "41", "42", "43", "44"),
         (80, 220),
@@ -139,14 +148,14 @@ CATEGORIES: Final = (
         "Carry everything, beautifully",
         "#2f5d46",
         (
-            "Waxed Canvas Backpack",
-            "Leather Tote",
-            "Weekender Duffel",
-            "Roll-Top Messenger",
-            "Crossbody Pouch",
-            "Padded Laptop Sleeve",
-            "Market Basket",
-            "Hip Pack",
+            ("Waxed Canvas Backpack", "backpack"),
+            ("Leather Tote", "tote"),
+            ("Weekender Duffel", "duffel"),
+            ("Roll-Top Messenger", "messenger"),
+            ("Crossbody Pouch", "pouch"),
+            ("Padded Laptop Sleeve", "laptop-sleeve"),
+            ("Market Basket", "basket"),
+            ("Hip Pack", "hip-pack"),
         ),
         (),
         (40, 190),
@@ -165,14 +174,14 @@ CATEGORIES: Final = (
         "Quiet things for calm rooms",
         "#b5542c",
         (
-            "Ceramic Table Lamp",
-            "Linen Cushion Cover",
-            "Wool Throw Blanket",
-            "Soy Wax Candle",
-            "Oak Picture Frame",
-            "Jute Doormat",
-            "Stoneware Vase",
-            "Cotton Bath Towel",
+            ("Ceramic Table Lamp", "lamp"),
+            ("Linen Cushion Cover", "cushion"),
+            ("Wool Throw Blanket", "throw"),
+            ("Soy Wax Candle", "candle"),
+            ("Oak Picture Frame", "frame"),
+            ("Jute Doormat", "doormat"),
+            ("Stoneware Vase", "vase"),
+            ("Cotton Bath Towel", "towel"),
         ),
         (),
         (18, 120),
@@ -191,14 +200,14 @@ CATEGORIES: Final = (
         "Tools for people who love to cook",
         "#c49a2c",
         (
-            "Enamel Coffee Pot",
-            "Stoneware Mug Set",
-            "Cast Iron Skillet",
-            "Olive Wood Board",
-            "Linen Tea Towels",
-            "Glass French Press",
-            "Ceramic Pour-Over",
-            "Copper Saucepan",
+            ("Enamel Coffee Pot", "coffee-pot"),
+            ("Stoneware Mug Set", "mug-set"),
+            ("Cast Iron Skillet", "skillet"),
+            ("Olive Wood Board", "board"),
+            ("Linen Tea Towels", "tea-towels"),
+            ("Glass French Press", "french-press"),
+            ("Ceramic Pour-Over", "pour-over"),
+            ("Copper Saucepan", "saucepan"),
         ),
         (),
         (14, 140),
@@ -212,6 +221,9 @@ CATEGORIES: Final = (
         ),
     ),
 )
+
+#: Each product's kind, by its name.
+KINDS: Final = {name: kind for category in CATEGORIES for name, kind in category.products}
 
 #: Colour name -> hex, for variants and for the generated pictures.
 COLOURS: Final = {
@@ -321,12 +333,13 @@ class SeedSummary:
     products: int
     variants: int
     users: int
+    guests: int
     orders: int
 
     def line(self) -> str:
         return (
             f"{self.products} products ({self.variants} variants) in {self.categories} categories,"
-            f" {self.users} customers, {self.orders} past orders"
+            f" {self.users} customers and {self.guests} guests, {self.orders} past orders"
         )
 
 
@@ -356,138 +369,137 @@ def _stock(rng: random.Random, sold_out: bool) -> int:
     return rng.randint(1, 24)
 
 
-def _seed_catalog(connection: sqlite3.Connection, rng: random.Random) -> list[tuple[str, str, int, str]]:
-    """Categories, products and variants; returns ``(product_id, category_id, price, variants)``."""
+def _insert(connection: Connection, model: type[Base], rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        connection.execute(insert(model), list(rows))
+
+
+def _seed_catalog(connection: Connection, rng: random.Random) -> list[tuple[str, str, int, str]]:
+    """Categories, products and variants; returns ``(product_id, category_id, price, variant_id)``."""
     products: list[tuple[str, str, int, str]] = []
+    rows: dict[type[Base], list[dict[str, Any]]] = {CategoryRow: [], Product: [], Variant: []}
     number = 100
     # One product with variants and one without are sold out entirely.
     sold_out = {("footwear", 6), ("home", 4)}
     for position, category in enumerate(CATEGORIES):
-        connection.execute(
-            "INSERT INTO categories (category_id, name, tagline, colour, position) VALUES (?, ?, ?, ?, ?)",
-            (category.category_id, category.name, category.tagline, category.colour, position),
+        rows[CategoryRow].append(
+            {
+                "category_id": category.category_id,
+                "name": category.name,
+                "tagline": category.tagline,
+                "colour": category.colour,
+                "position": position,
+            }
         )
-        for index, name in enumerate(category.products):
+        for index, (name, kind) in enumerate(category.products):
             number += 1
             product_id = f"p{number}"
             brand = rng.choice(BRANDS)
             material = rng.choice(category.materials)
             features = " ".join(rng.sample(category.features, 2))
-            description = f"The {name.lower()} by {brand}, in {material}. {features}"
             full_cents = _price_cents(rng, *category.price_range)
             price_cents = _discounted(rng, full_cents) if rng.random() < 0.35 else full_cents
             rating = rng.randint(48, 70) if rng.random() < 0.1 else rng.randint(72, 98)
-            connection.execute(
-                "INSERT INTO products (product_id, category_id, name, brand, description, rating,"
-                " price_cents, full_price_cents, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    product_id,
-                    category.category_id,
-                    name,
-                    brand,
-                    description,
-                    rating,
-                    price_cents,
-                    full_cents,
-                    index,
-                ),
+            rows[Product].append(
+                {
+                    "product_id": product_id,
+                    "category_id": category.category_id,
+                    "name": name,
+                    "brand": brand,
+                    "description": f"The {name.lower()} by {brand}, in {material}. {features}",
+                    "rating": rating,
+                    "price_cents": price_cents,
+                    "full_price_cents": full_cents,
+                    "position": index,
+                    "kind": kind,
+                }
             )
             is_sold_out = (category.category_id, index) in sold_out
-            variant_ids = []
             if category.sizes:
                 colours = rng.sample(sorted(COLOURS), rng.choice((2, 3)))
                 start = rng.randrange(0, len(category.sizes) - 3)
                 sizes = category.sizes[start : start + rng.choice((3, 4))]
-                rows = [(colour, size) for colour in colours for size in sizes]
-                for variant_position, (colour, size) in enumerate(rows):
-                    variant_id = f"{_slug(colour)}-{_slug(size)}"
-                    variant_ids.append(variant_id)
-                    connection.execute(
-                        "INSERT INTO variants (product_id, variant_id, colour, colour_hex, size, stock,"
-                        " position) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            product_id,
-                            variant_id,
-                            colour,
-                            COLOURS[colour],
-                            size,
-                            _stock(rng, is_sold_out),
-                            variant_position,
-                        ),
-                    )
+                choices: list[tuple[str, str | None]] = [(c, size) for c in colours for size in sizes]
             else:
-                colour = rng.choice(sorted(COLOURS))
-                variant_ids.append("no-variants")
-                connection.execute(
-                    "INSERT INTO variants (product_id, variant_id, colour, colour_hex, size, stock, position)"
-                    " VALUES (?, ?, ?, ?, NULL, ?, 0)",
-                    (product_id, "no-variants", colour, COLOURS[colour], _stock(rng, is_sold_out)),
+                choices = [(rng.choice(sorted(COLOURS)), None)]
+            for variant_position, (colour, size) in enumerate(choices):
+                variant_id = "no-variants" if size is None else f"{_slug(colour)}-{_slug(size)}"
+                rows[Variant].append(
+                    {
+                        "product_id": product_id,
+                        "variant_id": variant_id,
+                        "colour": colour,
+                        "colour_hex": COLOURS[colour],
+                        "size": size,
+                        "stock": _stock(rng, is_sold_out),
+                        "position": variant_position,
+                    }
                 )
-            products.extend((product_id, category.category_id, price_cents, v) for v in variant_ids)
+                products.append((product_id, category.category_id, price_cents, variant_id))
+    for model, model_rows in rows.items():
+        _insert(connection, model, model_rows)
     return products
 
 
 def _seed_users(
-    connection: sqlite3.Connection,
+    connection: Connection,
     rng: random.Random,
     now: datetime,
     password_hasher: Callable[[str], str],
 ) -> list[tuple[str, tuple[str, str]]]:
     """Demo accounts and the customers of the history; returns ``(user_id, favourites)``."""
     users: list[tuple[str, tuple[str, str]]] = []
+    rows: list[dict[str, Any]] = []
     category_ids = [category.category_id for category in CATEGORIES]
     demo_hash = password_hasher(DEMO_PASSWORD)
     for number, account in enumerate(DEMO_ACCOUNTS, start=1001):
-        user_id = f"u{number}"
         joined = now - timedelta(days=HISTORY_DAYS + rng.randint(10, 60))
-        connection.execute(
-            "INSERT INTO users (user_id, email, first_name, last_name, password_hash, sex, location, segment,"
-            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                user_id,
-                account.email,
-                account.first_name,
-                account.last_name,
-                demo_hash,
-                account.sex,
-                account.location,
-                account.segment,
-                timestamp(joined),
-            ),
+        rows.append(
+            {
+                "user_id": f"u{number}",
+                "email": account.email,
+                "first_name": account.first_name,
+                "last_name": account.last_name,
+                "password_hash": demo_hash,
+                "sex": account.sex,
+                "location": account.location,
+                "segment": account.segment,
+                "created_at": timestamp(joined),
+            }
         )
-        users.append((user_id, account.favourites))
+        users.append((f"u{number}", account.favourites))
     first_names = rng.sample(_FIRST_NAMES, CUSTOMERS)
     for offset, first_name in enumerate(first_names):
         user_id = f"u{1001 + len(DEMO_ACCOUNTS) + offset}"
         last_name = rng.choice(_LAST_NAMES)
-        email = f"{_slug(first_name)}.{_slug(last_name)}.{offset}@example.net"
         joined = now - timedelta(days=HISTORY_DAYS + rng.randint(1, 400))
         favourites = rng.sample(category_ids, 2)
-        connection.execute(
-            "INSERT INTO users (user_id, email, first_name, last_name, password_hash, sex, location, segment,"
-            " created_at) VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?)",
-            (
-                user_id,
-                email,
-                first_name,
-                last_name,
-                rng.choice(("female", "male")),
-                rng.choice(_LOCATIONS),
-                rng.choice(_SEGMENTS),
-                timestamp(joined),
-            ),
+        rows.append(
+            {
+                "user_id": user_id,
+                "email": f"{_slug(first_name)}.{_slug(last_name)}.{offset}@example.net",
+                "first_name": first_name,
+                "last_name": last_name,
+                "password_hash": None,
+                "sex": rng.choice(("female", "male")),
+                "location": rng.choice(_LOCATIONS),
+                "segment": rng.choice(_SEGMENTS),
+                "created_at": timestamp(joined),
+            }
         )
         users.append((user_id, (favourites[0], favourites[1])))
+    _insert(connection, Customer, rows)
     return users
 
 
 def _seed_orders(
-    connection: sqlite3.Connection,
+    connection: Connection,
     rng: random.Random,
     now: datetime,
     catalog: Sequence[tuple[str, str, int, str]],
     users: Sequence[tuple[str, tuple[str, str]]],
-) -> int:
+) -> tuple[int, int]:
+    """The order history, customers' and guests'; returns how many orders, and how many guests."""
     by_product: dict[str, list[tuple[str, int, str]]] = {}
     for product_id, category_id, price, variant_id in catalog:
         by_product.setdefault(product_id, []).append((category_id, price, variant_id))
@@ -522,12 +534,16 @@ def _seed_orders(
         for _ in range(ORDERS + GUEST_ORDERS)
     )
     guest_slots = set(rng.sample(range(len(moments)), GUEST_ORDERS))
-    emails = dict(connection.execute("SELECT user_id, email FROM users").fetchall())
-    names = {
-        row["user_id"]: f"{row['first_name']} {row['last_name']}"
-        for row in connection.execute("SELECT user_id, first_name, last_name FROM users")
+    people = {
+        row.user_id: (row.email, f"{row.first_name} {row.last_name}")
+        for row in connection.execute(
+            select(Customer.user_id, Customer.email, Customer.first_name, Customer.last_name)
+        )
     }
     category_ids = [category.category_id for category in CATEGORIES]
+    orders: list[dict[str, Any]] = []
+    lines: list[dict[str, Any]] = []
+    guests: list[dict[str, Any]] = []
     for number, moment in enumerate(moments, start=10001):
         order_id = f"o{number}"
         if number - 10001 in guest_slots:
@@ -536,89 +552,114 @@ def _seed_orders(
             name = f"{rng.choice(_FIRST_NAMES)} {rng.choice(_LAST_NAMES)}"
             favourites_pair = rng.sample(category_ids, 2)
             favourites = (favourites_pair[0], favourites_pair[1])
+            # Each guest of the history checked out once, with an email nobody else had.
+            first_name = name.split()[0]
+            guests.append(
+                {"user_id": email, "email": email, "first_name": first_name, "created_at": timestamp(moment)}
+            )
         else:
             user_id, favourites = rng.choices(customers, weights)[0]
-            email, name = emails[user_id], names[user_id]
+            email, name = people[user_id]
         status = "cancelled" if rng.random() < 0.04 else "completed"
-        connection.execute(
-            "INSERT INTO orders (number, order_id, user_id, email, name, address, status, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                number,
-                order_id,
-                user_id,
-                email,
-                name,
-                f"{rng.randint(1, 99)} Example Street",
-                status,
-                timestamp(moment),
-            ),
+        orders.append(
+            {
+                "number": number,
+                "order_id": order_id,
+                "user_id": user_id,
+                "guest_id": None,
+                "email": email,
+                "name": name,
+                "address": f"{rng.randint(1, 99)} Example Street",
+                "status": status,
+                "created_at": timestamp(moment),
+            }
         )
         for product_id in basket(favourites):
             _, price, variant_id = rng.choice(by_product[product_id])
-            connection.execute(
-                "INSERT INTO order_lines (order_id, product_id, variant_id, quantity, unit_price_cents)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (order_id, product_id, variant_id, 2 if rng.random() < 0.15 else 1, price),
+            lines.append(
+                {
+                    "order_id": order_id,
+                    "product_id": product_id,
+                    "variant_id": variant_id,
+                    "quantity": 2 if rng.random() < 0.15 else 1,
+                    "unit_price_cents": price,
+                }
             )
-    return len(moments)
+    _insert(connection, Guest, guests)
+    _insert(connection, Order, orders)
+    _insert(connection, OrderLine, lines)
+    return len(moments), len(guests)
 
 
-def _seed_wishlists(connection: sqlite3.Connection, rng: random.Random, now: datetime) -> None:
+def _seed_wishlists(connection: Connection, rng: random.Random, now: datetime) -> None:
+    rows: list[dict[str, Any]] = []
     for number, account in enumerate(DEMO_ACCOUNTS, start=1001):
-        candidates = [
-            row["product_id"]
-            for row in connection.execute(
-                "SELECT product_id FROM products WHERE category_id IN (?, ?) ORDER BY product_id",
-                account.favourites,
+        candidates = list(
+            connection.scalars(
+                select(Product.product_id)
+                .where(Product.category_id.in_(account.favourites))
+                .order_by(Product.product_id)
             )
-        ]
+        )
         for product_id in rng.sample(candidates, 2):
-            connection.execute(
-                "INSERT INTO wishlist (user_id, product_id, variant_id, added_at) VALUES (?, ?, NULL, ?)",
-                (f"u{number}", product_id, timestamp(now - timedelta(days=rng.randint(1, 30)))),
+            rows.append(
+                {
+                    "user_id": f"u{number}",
+                    "product_id": product_id,
+                    "variant_id": None,
+                    "added_at": timestamp(now - timedelta(days=rng.randint(1, 30))),
+                }
             )
-
-
-def _fill(
-    connection: sqlite3.Connection, seed: int, now: datetime | None, password_hasher: Callable[[str], str]
-) -> SeedSummary:
-    rng = random.Random(seed)
-    now = now or datetime.now(timezone.utc)
-    catalog = _seed_catalog(connection, rng)
-    users = _seed_users(connection, rng, now, password_hasher)
-    orders = _seed_orders(connection, rng, now, catalog, users)
-    _seed_wishlists(connection, rng, now)
-    db.set_meta(connection, "seeded_at", timestamp(now))
-    return SeedSummary(
-        categories=len(CATEGORIES),
-        products=len({row[0] for row in catalog}),
-        variants=len(catalog),
-        users=len(users),
-        orders=orders,
-    )
+    _insert(connection, WishlistItem, rows)
 
 
 def seed(
-    connection: sqlite3.Connection,
+    connection: Connection,
     *,
     seed: int = 7,
     now: datetime | None = None,
     password_hasher: Callable[[str], str] = generate_password_hash,
 ) -> SeedSummary:
-    """Fill an empty database (schema already created) with the whole shop, in one transaction."""
-    with db.transaction(connection):
-        return _fill(connection, seed, now, password_hasher)
+    """Fill an empty database (its tables made) with the whole shop, in the connection's transaction.
+
+    Written with SQLAlchemy Core, not through a session: the declared DataCue sync follows
+    sessions only, and the history reaches DataCue by its import (the guide's step 1).
+    """
+    rng = random.Random(seed)
+    now = now or datetime.now(timezone.utc)
+    catalog = _seed_catalog(connection, rng)
+    users = _seed_users(connection, rng, now, password_hasher)
+    orders, guests = _seed_orders(connection, rng, now, catalog, users)
+    _seed_wishlists(connection, rng, now)
+    _insert(connection, Meta, [{"key": "seeded_at", "value": timestamp(now)}])
+    return SeedSummary(
+        categories=len(CATEGORIES),
+        products=len({row[0] for row in catalog}),
+        variants=len(catalog),
+        users=len(users),
+        guests=guests,
+        orders=orders,
+    )
 
 
 def ensure_database(path: str | Path, *, seed_value: int = 7) -> SeedSummary | None:
-    """Create and seed the database at ``path`` unless it is seeded already; the summary if it seeded."""
+    """Create and seed the database at ``path`` unless it is seeded already; the summary if it seeded.
+
+    A database of an earlier demo is brought up to date instead (:func:`models.upgrade`).
+    """
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with db.connect(path) as connection:
-        connection.executescript(db.SCHEMA)
-        # Checked under the write lock: two processes starting at once seed (or upgrade) it once.
-        with db.transaction(connection):
-            db.upgrade(connection)
-            if db.meta(connection, "seeded_at") is not None:
+    engine = db.engine_for(path)
+    try:
+        with engine.connect() as connection:
+            guests_were_missing = not inspect(connection).has_table(Guest.__tablename__)
+            connection.rollback()
+        Base.metadata.create_all(engine)
+        # Under the write lock (BEGIN IMMEDIATE): two processes starting at once seed (or upgrade) it once.
+        with Session(engine) as session, session.begin():
+            connection = session.connection(execution_options={db.IMMEDIATE: True})
+            upgrade(connection, KINDS, guests_were_missing=guests_were_missing)
+            if session.scalar(select(func.count()).select_from(Meta).where(Meta.key == "seeded_at")):
                 return None
-            return _fill(connection, seed_value, None, generate_password_hash)
+            return seed(connection, seed=seed_value)
+    finally:
+        engine.dispose()

@@ -2,18 +2,27 @@
 
 Each page passes its documented DataCue fields to its template, which calls
 ``render_datacue`` in ``<head>`` before any widget (see ``templates/``).
+
+A product page's pageview names the product, not the colour and size on view
+(DataCue's product page has no field for it), so DataCue's "Recently viewed"
+cards come in a colour of DataCue's choosing. The session remembers which
+variant this browser last viewed of each product, and the cards show that one
+(:func:`viewed_variant`).
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from collections.abc import Mapping
+from typing import Any, Final
+
+from flask import Blueprint, Response, abort, redirect, render_template, request, session, url_for
 from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response as BaseResponse
 
-from . import catalog, db, svg
+from . import catalog, svg
 from .catalog import SORTS
 
-__all__ = ["blueprint", "not_found"]
+__all__ = ["blueprint", "not_found", "viewed_variant"]
 
 blueprint = Blueprint("shop", __name__)
 
@@ -24,31 +33,31 @@ STATIC_BANNER_LINK = "/c/knitwear"
 #: Generated pictures never change for a given URL.
 IMAGE_MAX_AGE = 24 * 3600
 
+#: How many products' viewed variants the session keeps (DataCue's "Recently viewed" shows 10).
+VIEWED_KEPT: Final = 20
+
 
 @blueprint.get("/")
 def home() -> str:
-    connection = db.get_db()
-    categories = catalog.load_categories(connection)
+    categories = catalog.load_categories()
     return render_template("home.html", categories=categories, static_banner_link=STATIC_BANNER_LINK)
 
 
 @blueprint.get("/c/<category_id>")
 def category(category_id: str) -> str:
-    connection = db.get_db()
-    found = catalog.load_category(connection, category_id)
+    found = catalog.load_category(category_id)
     if found is None:
         abort(404)
     sort = request.args.get("sort", "featured")
     if sort not in SORTS:
         sort = "featured"
-    products = catalog.load_products(connection, category_id=category_id, sort=sort)
+    products = catalog.load_products(category_id=category_id, sort=sort)
     return render_template("category.html", category=found, products=products, sort=sort, sorts=SORTS)
 
 
 @blueprint.get("/p/<product_id>")
 def product(product_id: str) -> str:
-    connection = db.get_db()
-    found = catalog.load_product(connection, product_id)
+    found = catalog.load_product(product_id)
     if found is None:
         abort(404)
     selected = found.variant(request.args.get("variant"))
@@ -58,6 +67,7 @@ def product(product_id: str) -> str:
             (v for v in found.variants if v.available and (colour is None or v.colour.lower() == colour)),
             found.variants[0],
         )
+    _remember_viewed(found.product_id, selected.variant_id)
     return render_template(
         "product.html",
         product=found,
@@ -66,12 +76,27 @@ def product(product_id: str) -> str:
     )
 
 
+def _remember_viewed(product_id: str, variant_id: str) -> None:
+    viewed = [pair for pair in session.get("viewed", []) if pair[0] != product_id]
+    session["viewed"] = [*viewed, [product_id, variant_id]][-VIEWED_KEPT:]
+
+
+def viewed_variant(card: Mapping[str, Any]) -> catalog.Variant | None:
+    """The variant this browser last viewed of a recommended product (DataCue's product object), if any."""
+    product_id = card.get("product_id")
+    variant_id = next((v for p, v in reversed(session.get("viewed", [])) if p == product_id), None)
+    if variant_id is None:
+        return None
+    product = catalog.load_product(str(product_id))
+    return None if product is None else product.variant(variant_id)
+
+
 @blueprint.get("/search")
 def search() -> BaseResponse | str:
     term = " ".join(request.args.get("q", "").split())[:100]
     if not term:
         return redirect(url_for("shop.home"))
-    products = catalog.search_products(db.get_db(), term)
+    products = catalog.search_products(term)
     return render_template("search.html", term=term, products=products)
 
 
@@ -85,12 +110,12 @@ def _svg(text: str) -> BaseResponse:
 
 @blueprint.get("/media/products/<product_id>/<colour>.svg")
 def product_image(product_id: str, colour: str) -> BaseResponse:
-    found = catalog.load_product(db.get_db(), product_id)
+    found = catalog.load_product(product_id)
     variant = None if found is None else next((v for v in found.colours if v.colour.lower() == colour), None)
     if found is None or variant is None:
         abort(404)
     label = f"{found.name}, {variant.colour}"
-    return _svg(svg.product_svg(found.category_id, found.position, variant.colour_hex, label))
+    return _svg(svg.product_svg(found.kind, found.category_id, variant.colour_hex, label))
 
 
 @blueprint.get("/media/banners/<banner_id>.svg")
@@ -98,7 +123,7 @@ def banner_image(banner_id: str) -> BaseResponse:
     if banner_id == "static":
         return _svg(svg.static_banner_svg(*STATIC_BANNER))
     category_id, _, kind = banner_id.removeprefix("b-").rpartition("-")
-    found = catalog.load_category(db.get_db(), category_id)
+    found = catalog.load_category(category_id)
     if found is None or kind not in ("main", "sub"):
         abort(404)
     if kind == "main":

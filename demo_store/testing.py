@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ __all__ = [
     "FormClient",
     "anonymous_id",
     "create_test_app",
+    "rows",
     "seed_template",
 ]
 
@@ -101,3 +103,13 @@ def anonymous_id(client: FlaskClient) -> str:
     if cookie is None:
         raise AssertionError("no anonymous id cookie was set")
     return cookie.value.rsplit(".", 1)[0]
+
+
+def rows(app: Flask, sql: str, *parameters: object) -> list[sqlite3.Row]:
+    """What the shop's database holds, read with plain SQL beside the models (a test's own look)."""
+    connection = sqlite3.connect(app.config["DEMO_DATABASE"])
+    try:
+        connection.row_factory = sqlite3.Row
+        return connection.execute(sql, parameters).fetchall()
+    finally:
+        connection.close()

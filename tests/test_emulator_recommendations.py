@@ -83,9 +83,57 @@ def test_the_product_bought_most_often_with_this_one_ranks_first(shop: RunningEm
     assert ids(related) == ["h1", "s1"]
 
 
-def test_with_no_co_purchases_related_falls_back_to_the_categorys_best_sellers(shop: RunningEmulator) -> None:
-    assert ids(product_page(shop, "j2")["related_product_skus"]) == ["j1"]
-    assert ids(product_page(shop, "h2")["related_product_skus"]) == ["h1"]
+def test_with_no_co_purchases_related_falls_back_to_the_categorys_best_sellers(
+    emulator: RunningEmulator,
+) -> None:
+    jeans = [_product(f"r{n}", f"Red Slim Jeans {n}", "jeans", description="red slim") for n in range(11)]
+    plain = _product("k1", "Plain Trousers", "jeans", brand="Other", description="cotton twill")
+    assert emulator.rest("POST", "/batch/products", {"batch": [*jeans, plain]}).status_code == 201
+    sold = {"batch": [_order("o1", "u1", ("k1", 2))]}
+    assert emulator.rest("POST", "/batch/orders", sold).status_code == 201
+
+    answer = product_page(emulator, "r0")
+
+    # The ten most like r0 are its similar products; the category's best seller, less like it, is related.
+    assert ids(answer["similar_product_skus"]) == [f"r{n}" for n in range(1, 11)]
+    assert ids(answer["related_product_skus"]) == ["k1"]
+
+
+def test_a_best_seller_the_similar_list_shows_is_not_related_too(shop: RunningEmulator) -> None:
+    answer = product_page(shop, "j2")
+
+    assert ids(answer["similar_product_skus"]) == ["j1"]
+    assert answer["related_product_skus"] is None
+
+
+def test_bought_together_in_its_own_category_comes_first_and_leaves_the_similar_list(
+    shop: RunningEmulator,
+) -> None:
+    before = product_page(shop, "j1")
+    assert ids(before["similar_product_skus"]) == ["j2"]
+    shop.rest("POST", "/orders", _order("o7", "buyer7", ("j1", 1), ("j2", 1)))
+
+    after = product_page(shop, "j1")
+
+    # j2, a pair of jeans bought once with j1, comes before shoes bought twice with it.
+    assert ids(after["related_product_skus"]) == ["j2", "h1", "s1"]
+    assert ids(after["similar_product_skus"]) == []
+
+
+def test_similar_products_are_of_its_own_categories(emulator: RunningEmulator) -> None:
+    catalog = [
+        _product("c1", "Alpine Parka", "coats", description="warm recycled nylon, made to last"),
+        _product("c2", "Wool Overcoat", "coats", description="boiled wool"),
+        _product("l1", "Parka Lamp", "home", description="warm light, recycled nylon shade, made to last"),
+        _product("n1", "Alpine Parka Too", "", description="warm recycled nylon"),
+    ]
+    catalog[3]["categories"] = []
+    assert emulator.rest("POST", "/batch/products", {"batch": catalog}).status_code == 201
+
+    # The lamp is much like the parka, in name and description: it is not a coat.
+    assert ids(product_page(emulator, "c1")["similar_product_skus"]) == ["c2"]
+    # A product without categories is compared with all.
+    assert ids(product_page(emulator, "n1")["similar_product_skus"])[0] == "c1"
 
 
 def test_with_nothing_related_the_list_is_null(shop: RunningEmulator) -> None:
@@ -102,12 +150,20 @@ def test_a_product_never_received_gets_an_answer_too(shop: RunningEmulator) -> N
     assert ids(answer["recent_product_skus"]) == ["s1"]
 
 
-def test_similar_products_share_name_brand_categories_and_description(shop: RunningEmulator) -> None:
-    similar = ids(product_page(shop, "j1")["similar_product_skus"])
+def test_similar_products_share_name_brand_categories_and_description(emulator: RunningEmulator) -> None:
+    catalog = [
+        _product("j1", "Blue Slim Jeans", "jeans", "Zayra", description="slim fit denim"),
+        _product("j2", "Black Jeans", "jeans", "Other", description="wide leg"),
+        _product("j3", "Blue Jeans", "jeans", "Other", description="wide leg"),
+        _product("j4", "Grey Jeans", "jeans", "Zayra", description="wide leg"),
+        _product("j5", "Grey Jeans", "jeans", "Other", description="slim fit denim"),
+        _product("s1", "Blue Slim Shirt", "shirts", "Zayra", description="slim fit denim"),
+    ]
+    assert emulator.rest("POST", "/batch/products", {"batch": catalog}).status_code == 201
 
-    assert similar[0] == "j2"
-    assert "s2" in similar  # "Blue" is in both names
-    assert "t1" not in similar
+    # A word of the name weighs most, then three of the description, then the brand; the shirt,
+    # most like it of all, is no pair of jeans.
+    assert ids(product_page(emulator, "j1")["similar_product_skus"]) == ["j3", "j5", "j4", "j2"]
 
 
 def test_out_of_stock_and_unavailable_products_never_appear(shop: RunningEmulator) -> None:
@@ -265,7 +321,7 @@ _SHOPS = st.fixed_dictionaries({
 
 @settings(max_examples=25, deadline=None)
 @given(shop=_SHOPS)
-def test_no_list_ever_shows_the_viewed_product_an_unrecommendable_one_or_a_duplicate(
+def test_no_list_ever_shows_the_viewed_product_an_unrecommendable_one_a_duplicate_or_another_list_s(
     emulator_server: RunningEmulator, shop: dict[str, Any]
 ) -> None:
     emulator = emulator_server
@@ -290,3 +346,5 @@ def test_no_list_ever_shows_the_viewed_product_an_unrecommendable_one_or_a_dupli
             assert len(shown) == len(set(shown)) <= 10, name
             assert set(shown) <= recommendable, name
             assert viewed not in shown, name
+        if viewed is not None:  # a product page's two lists share nothing
+            assert not set(ids(answer["similar_product_skus"])) & set(ids(answer["related_product_skus"]))

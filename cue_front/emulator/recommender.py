@@ -12,22 +12,31 @@ in any list. Every list holds at most ``LIST_SIZE`` products; ties are always
 broken by units sold (more first) and then by product id, so the same data
 gives the same answer.
 
-similar (product page)
-    Content similarity. A product is a bag of terms: the words of its name
-    (weight 3), its brand (2), its category ids (2) and the words of its
-    description (1), each weighted by its inverse document frequency,
-    ``log(1 + products / products having the term)``. Products are ranked by
-    the cosine similarity of these vectors. A term shared by more than a tenth
-    of the catalogue (and by more than 200 products) says nothing about a
-    product and is ignored, which also keeps the work per request small.
+A product page's two lists never show the same product, and both favour the
+viewed product's own categories: a parka's page offers coats and what parka
+buyers bought, not a lamp.
 
 related (product page)
     Co-purchase. Every non-cancelled order counts once for each pair of
-    distinct products in its cart; products are ranked by how many orders
-    they share with the viewed product. Slots left over are filled with the
-    best sellers (units sold in non-cancelled orders; a product never sold is
-    no best seller) of its categories, its first category first. With
-    nothing to show the list is ``null``, as in the guide's example.
+    distinct products in its cart. The products bought with the viewed one
+    come first if they share one of its categories, then the others; each
+    group by how many orders they share with it. Slots left over are filled
+    with the best sellers (units sold in non-cancelled orders; a product never
+    sold is no best seller) of its categories, its first category first, less
+    those the similar list shows. With nothing to show the list is ``null``,
+    as in the guide's example.
+
+similar (product page)
+    Content similarity among the products sharing a category with the viewed
+    one (all products, for a product without categories: a lamp is never like
+    a parka, however alike their descriptions), less the products bought with
+    it (the related list shows those). A product is a bag of terms: the words
+    of its name (weight 3), its brand (2), its category ids (2) and the words
+    of its description (1), each weighted by its inverse document frequency,
+    ``log(1 + products / products having the term)``; products are ranked by
+    the cosine similarity of these vectors. A term shared by more than a
+    tenth of the catalogue (and by more than 200 products) says nothing about
+    a product and is ignored, which also keeps the work per request small.
 
 related (home)
     Category affinity. A visitor's affinity for a category is the sum of the
@@ -361,7 +370,7 @@ class Recommender:
         return norm
 
     def similar_ids(self, product_id: str) -> list[str]:
-        """Every product sharing a telling term with this one, the most similar first."""
+        """The products of its categories sharing a telling term with this one, the most similar first."""
         self._similarity_ready()
         cached = self._similar_cache.get(product_id)
         if cached is not None:
@@ -382,31 +391,52 @@ class Recommender:
                     dot[other] += own * self.catalog.terms[other][term]
         own_norm = self._norm(product_id) or 1.0
         units = self.sales.units
-        scored = [(-score / (own_norm * (self._norm(other) or 1.0)), -units[other], other)
-                  for other, score in dot.items() if other in self.catalog.cards]
+        categories = set(self.catalog.categories_of.get(product_id, ()))
+        categories_of = self.catalog.categories_of
+        scored = [
+            (-score / (own_norm * (self._norm(other) or 1.0)), -units[other], other)
+            for other, score in dot.items()
+            if other in self.catalog.cards
+            and not (categories and categories.isdisjoint(categories_of.get(other, ())))
+        ]
         ranked = [other for _, _, other in heapq.nsmallest(LIST_SIZE * 3, scored)]
         self._similar_cache[product_id] = ranked
         return ranked
 
     def similar(self, product_id: str) -> list[ProductCard]:
-        return self._cards(self.similar_ids(product_id), {product_id}, LIST_SIZE)
+        """Like this product, less what the related list shows as bought with it."""
+        bought_with = set(self.bought_with(product_id))
+        return self._cards(self.similar_ids(product_id), {product_id} | bought_with, LIST_SIZE)
 
     # -- related ------------------------------------------------------------------------------
 
-    def related_to_product(self, product_id: str) -> list[ProductCard]:
-        """Bought together with the product, then its categories' best sellers."""
+    def bought_with(self, product_id: str) -> list[str]:
+        """The recommendable products bought with this one: those of its categories first, then
+        the others; each by orders shared with it. At most ``LIST_SIZE``."""
         units = self.sales.units
         partners = self.sales.together.get(product_id, Counter())
-        bought_with = heapq.nsmallest(
-            LIST_SIZE * 3,
-            (other for other in partners if other in self.catalog.cards),
-            key=lambda other: (-partners[other], -units[other], other),
+        categories = set(self.catalog.categories_of.get(product_id, ()))
+        categories_of = self.catalog.categories_of
+        return heapq.nsmallest(
+            LIST_SIZE,
+            (other for other in partners if other in self.catalog.cards and other != product_id),
+            key=lambda other: (
+                categories.isdisjoint(categories_of.get(other, ())),
+                -partners[other],
+                -units[other],
+                other,
+            ),
         )
-        cards = self._cards(bought_with, {product_id}, LIST_SIZE)
+
+    def related_to_product(self, product_id: str) -> list[ProductCard]:
+        """Bought together with the product, then its categories' best sellers the similar list
+        does not show."""
+        cards = self._cards(self.bought_with(product_id), {product_id}, LIST_SIZE)
+        similar = {card.product_id for card in self.similar(product_id)}
         for category in self.catalog.categories_of.get(product_id, ()):
             if len(cards) == LIST_SIZE:
                 break
-            shown = {product_id} | {card.product_id for card in cards}
+            shown = {product_id} | similar | {card.product_id for card in cards}
             cards += self._cards(self.category_best_sellers(category), shown, LIST_SIZE - len(cards))
         return cards
 

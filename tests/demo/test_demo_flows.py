@@ -13,9 +13,11 @@ import html5lib
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import text
 
 from cue_front.emulator import RunningEmulator
-from demo_store import catalog, db
+from demo_store import catalog
+from demo_store.db import write_transaction
 from demo_store.testing import anonymous_id
 from tests.support.demo_forms import add, checkout, log_in, received, rest_calls
 from tests.support.pages_html import config_from_html
@@ -23,7 +25,7 @@ from tests.support.pages_html import config_from_html
 
 def product(shop: Flask, product_id: str) -> catalog.Product:
     with shop.app_context():
-        found = catalog.load_product(db.get_db(), product_id)
+        found = catalog.load_product(product_id)
     assert found is not None
     return found
 
@@ -270,10 +272,8 @@ def test_the_checkout_form_asks_again_for_what_is_missing(
 
 def test_an_item_sold_out_meanwhile_stops_the_order(shop: Flask, emulator: RunningEmulator) -> None:
     first, second = shop.test_client(), shop.test_client()
-    with shop.app_context():
-        connection = db.get_db()
-        with db.transaction(connection):
-            connection.execute("UPDATE variants SET stock = 1 WHERE product_id = 'p146'")
+    with shop.app_context(), write_transaction() as session:
+        session.execute(text("UPDATE variants SET stock = 1 WHERE product_id = 'p146'"))
     add(first, "p146", "no-variants")
     add(second, "p146", "no-variants")
     assert checkout(first, email="first@example.org").status_code == 302

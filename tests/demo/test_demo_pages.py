@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from cue_front.emulator import RunningEmulator
-from demo_store import catalog, db
+from demo_store import catalog
 from demo_store.testing import anonymous_id, create_test_app
 from tests.support.pages_html import config_from_html, script_elements
 
@@ -71,7 +71,7 @@ def test_recommendations_know_a_demo_customer_from_their_order_history(
     html = page(client, "/")
     assert config_from_html(html)["user_id"] == "u1002"
     with shop.app_context():
-        category_of = {p.product_id: p.category_id for p in catalog.load_products(db.get_db())}
+        category_of = {p.product_id: p.category_id for p in catalog.load_products()}
     picked = [
         category_of[card["data-dc-product-id"]] for card in cards(html) if card["data-dc-kind"] == "related"
     ]
@@ -113,7 +113,7 @@ def test_product_page_sends_every_variant_and_shows_similar_and_related(
     client: FlaskClient, shop: Flask, emulator: RunningEmulator
 ) -> None:
     with shop.app_context():
-        product = catalog.load_product(db.get_db(), "p117")
+        product = catalog.load_product("p117")
     assert product is not None and len(product.variants) > 1
     html = page(client, "/p/p117")
     config = config_from_html(html)
@@ -153,7 +153,7 @@ def test_sold_out_product_cannot_be_added(
     client: FlaskClient, shop: Flask, emulator: RunningEmulator
 ) -> None:
     with shop.app_context():
-        product = catalog.load_product(db.get_db(), "p123")
+        product = catalog.load_product("p123")
     assert product is not None and not product.in_stock  # every size sold out
     html = page(client, "/p/p123")
     assert "Sold out" in html and 'data-test="add-to-cart"' not in html

@@ -19,8 +19,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from cue_front.emulator import RunningEmulator
-from demo_store import db, integration
-from demo_store.testing import anonymous_id, create_test_app
+from demo_store import integration
+from demo_store.testing import anonymous_id, create_test_app, rows
 from tests.support.demo_forms import add, checkout, log_in, received, rest_calls
 from tests.support.pages_html import config_from_html
 
@@ -120,8 +120,7 @@ def test_cue_front_js_posts_its_events_without_a_form_token(
 
 def seeded_guest(shop: Flask) -> tuple[str, str]:
     """An email of the seeded history's guest checkouts, and that guest's first name."""
-    with shop.app_context():
-        row = db.get_db().execute("SELECT email, name FROM orders WHERE user_id IS NULL LIMIT 1").fetchone()
+    (row,) = rows(shop, "SELECT email, name FROM orders WHERE user_id IS NULL LIMIT 1")
     return row["email"], row["name"].split()[0]
 
 
@@ -132,8 +131,7 @@ def assert_claimed_nobody(
     user_id: their first name there, or ``None`` for no such user) kept their profile and got none
     of the guest's history. Returns the guest id."""
     guest = f"guest-{order_id}"
-    with shop.app_context():
-        row = db.get_db().execute("SELECT * FROM orders WHERE order_id = ?", (order_id,)).fetchone()
+    (row,) = rows(shop, "SELECT * FROM orders WHERE order_id = ?", order_id)
     assert row["user_id"] is None and row["guest_id"] == guest
     orders = [call["body"] for call in rest_calls(emulator, "orders.create")]
     assert [order["user_id"] for order in orders if order["order_id"] == order_id] == [guest]
