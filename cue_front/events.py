@@ -29,7 +29,11 @@ __all__ = ["build_envelope", "check_own_links", "deliver", "send_event_now", "tr
 
 
 def visitor_key(visitor: str) -> str:
-    """The ordering key of a visitor's events (by user id, else anonymous id): never reordered."""
+    """The ordering key of a visitor's events (by user id, else anonymous id): never reordered.
+
+    An event that carries both ids also shares its anonymous id's key (see :func:`deliver`), so
+    the events a browser sent before its login stay ahead of the ones after it.
+    """
     return f"visitor:{visitor}"
 
 
@@ -181,8 +185,14 @@ def deliver(state: DataCueState, envelope: Mapping[str, Any], body: bytes | None
         return True
     try:
         event = envelope["event"]
-        key = visitor_key(user.get("user_id") or user.get("anonymous_id"))
-        row_id = state.outbox.put_event(body, key, droppable=event.get("type") == "pageview")
+        user_id, anonymous_id = user.get("user_id"), user.get("anonymous_id")
+        if user_id and anonymous_id:
+            key, shared_key = visitor_key(user_id), visitor_key(anonymous_id)
+        else:
+            key, shared_key = visitor_key(user_id or anonymous_id), None
+        row_id = state.outbox.put_event(
+            body, key, droppable=event.get("type") == "pageview", shared_key=shared_key
+        )
     except OutboxFullError as error:
         refused_since_last_log = state.count_refusal()
         if refused_since_last_log:  # loud, but one line a minute, not one per event in an outage

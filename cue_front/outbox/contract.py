@@ -113,13 +113,20 @@ class OutboxBackend(Protocol):
         ordering_key: str | None = None,
         *,
         droppable: bool = False,
+        shared_key: str | None = None,
     ) -> int:
         """Queue one request; its row id once it is durable. Events past the cap, and store
-        changes past their own bound, raise :class:`OutboxFullError`."""
+        changes past their own bound, raise :class:`OutboxFullError`. ``shared_key``: a key
+        held in common with other rows (see docs/delivery.md, "Ordering")."""
         ...
 
     def put_event(
-        self, body: bytes, ordering_key: str | None = None, *, droppable: bool = False
+        self,
+        body: bytes,
+        ordering_key: str | None = None,
+        *,
+        droppable: bool = False,
+        shared_key: str | None = None,
     ) -> int | None:
         """Queue one event the quickest durable way; its row id, or ``None`` until it gets one.
         A ``droppable`` event (a page view) may be dropped when its key holds more than its share."""
@@ -136,7 +143,8 @@ class OutboxBackend(Protocol):
     # -- delivery -----------------------------------------------------------------------
 
     def claim(self, owner: str, limit: int = 100) -> list[OutboxRow]:
-        """Lease up to ``limit`` due rows to ``owner``, oldest first, at most one per ordering key."""
+        """Lease up to ``limit`` due rows to ``owner``, oldest first: none while an earlier row
+        of its ordering key is unfinished, nor one its shared key orders after (see "Ordering")."""
         ...
 
     def ack(self, row_ids: Iterable[int]) -> None:

@@ -59,6 +59,8 @@ _NO_KEY: Final = 0xFFFFFFFF
 #: (a page view). Keys are far shorter than 2 GiB, and records written before the flag existed
 #: never set it.
 _DROPPABLE: Final = 0x80000000
+#: Between a record's ordering key and its shared key, when it has one: a byte UTF-8 never holds.
+_SHARED_KEY_MARK: Final = b"\xff"
 #: ``size`` of the marker a writer leaves when it moves on to its next segment.
 _SEALED: Final = 0xFFFFFFFF
 #: Counters in ``appended``: one per writing process, and the last one shared (see Counting).
@@ -209,7 +211,12 @@ class JournalWriter:
             return
 
     def append(
-        self, ordering_key: str | None, body: bytes, created_at: float, droppable: bool = False
+        self,
+        ordering_key: str | None,
+        body: bytes,
+        created_at: float,
+        droppable: bool = False,
+        shared_key: str | None = None,
     ) -> bool:
         """Write one record; once this returns it survives the process. True when the append
         was counted in this process's slot (see Counting; else the caller counts it).
@@ -220,6 +227,8 @@ class JournalWriter:
         if self._generation != forks.generation:
             self.forget_parents_segment()
         key = b"" if ordering_key is None else ordering_key.encode("utf-8")
+        if shared_key is not None and ordering_key is not None:
+            key += _SHARED_KEY_MARK + shared_key.encode("utf-8")
         key_length = _NO_KEY if ordering_key is None else len(key) | (_DROPPABLE if droppable else 0)
         size = _HEADER_BYTES + len(key) + len(body)
         with self._lock:
@@ -323,6 +332,7 @@ class JournalRecord:
     ordering_key: str | None
     body: bytes
     droppable: bool = False
+    shared_key: str | None = None
 
 
 @dataclass
@@ -388,17 +398,20 @@ def _collect_file(path: Path, start: int, cut: int, found: Collected) -> None:
                 break
             key_start = position + _HEADER_BYTES
             droppable = key_length != _NO_KEY and bool(key_length & _DROPPABLE)
+            shared_key = None
             if key_length == _NO_KEY:
                 ordering_key, body_start = None, key_start
             else:
                 key_length &= ~_DROPPABLE
-                ordering_key = data[key_start : key_start + key_length].decode("utf-8")
+                keys = data[key_start : key_start + key_length]
+                if _SHARED_KEY_MARK in keys:
+                    own, shared = keys.split(_SHARED_KEY_MARK, 1)
+                    ordering_key, shared_key = own.decode("utf-8"), shared.decode("utf-8")
+                else:
+                    ordering_key = keys.decode("utf-8")
                 body_start = key_start + key_length
-            found.records.append(
-                JournalRecord(
-                    stamp, created_at, ordering_key, data[body_start : position + record_size], droppable
-                )
-            )
+            body = data[body_start : position + record_size]
+            found.records.append(JournalRecord(stamp, created_at, ordering_key, body, droppable, shared_key))
             position = _aligned(position + record_size)
     finally:
         os.close(fd)

@@ -98,17 +98,26 @@ class Outbox:
         ordering_key: str | None = None,
         *,
         droppable: bool = False,
+        shared_key: str | None = None,
     ) -> int:
         """Queue one request; returns its row id once it is durable.
 
         Raises :class:`OutboxFullError` for an event when the outbox is full even after
         pruning delivered rows, and for a ``"rest"`` row past ``store_max`` more (see
         docs/delivery.md). A ``droppable`` event may be dropped if its key holds too many.
+        ``shared_key`` is a key the row holds in common with others (see "Ordering").
         """
-        return self._intake.put(kind, method, path, body, ordering_key, droppable=droppable)
+        return self._intake.put(
+            kind, method, path, body, ordering_key, droppable=droppable, shared_key=shared_key
+        )
 
     def put_event(
-        self, body: bytes, ordering_key: str | None = None, *, droppable: bool = False
+        self,
+        body: bytes,
+        ordering_key: str | None = None,
+        *,
+        droppable: bool = False,
+        shared_key: str | None = None,
     ) -> int | None:
         """Queue one event the quick way: through the journal, without a system call.
 
@@ -116,7 +125,7 @@ class Outbox:
         (it gets its row id when :meth:`ingest` moves it into the outbox) and the row id
         when the journal is off or cannot take it.
         """
-        return self._intake.put_event(body, ordering_key, droppable=droppable)
+        return self._intake.put_event(body, ordering_key, droppable=droppable, shared_key=shared_key)
 
     def ingest(self) -> int:
         """Move journaled events into the outbox, in order; returns how many.
