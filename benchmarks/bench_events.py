@@ -37,12 +37,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from benchmarks.report import Result
 from cue_front.encoding import encode_json
-from cue_front.outbox import DeliveryWorker, Outbox
-from cue_front.transport import Transport
+from cue_front.outbox import Outbox
 
 DELIVERY_EVENTS = 20_000
 BASELINE_EVENTS = 2_000
@@ -206,71 +203,6 @@ def event_body(seq: int) -> bytes:
             "timestamp": "2026-01-23 00:30:08.276Z",
         }
     )
-
-
-# -- delivery ---------------------------------------------------------------------------------
-
-
-def naive_rate(events_url: str, transport: Transport) -> float:
-    """Events/s posting each event with ``requests.post``, the way a shop would without cue-front."""
-    headers = transport.events_headers()
-    bodies = [event_body(seq) for seq in range(BASELINE_EVENTS)]
-    started = time.perf_counter()
-    for body in bodies:
-        requests.post(events_url, data=body, headers=headers, timeout=(3.05, 10)).raise_for_status()
-    return BASELINE_EVENTS / (time.perf_counter() - started)
-
-
-def outbox_rate(folder: Path, events_url: str, transport: Transport, run: int) -> float:
-    """Events/s one worker drains from a full outbox into the sink (the put is not timed)."""
-    with Outbox(folder / f"delivery-{run}.sqlite3") as outbox:
-        for seq in range(DELIVERY_EVENTS):
-            body = event_body(seq)
-            outbox.put("event", "POST", "", body, f"visitor:{seq % 2000}")
-        outbox.checkpoint()
-        worker = DeliveryWorker(outbox, transport)
-        try:
-            started = time.perf_counter()
-            emptied = worker.flush(120)
-            elapsed = time.perf_counter() - started
-        finally:
-            worker.stop()
-        if not emptied or outbox.stats().delivered != DELIVERY_EVENTS:
-            raise RuntimeError(f"the outbox was not drained: {outbox.stats()}")
-    return DELIVERY_EVENTS / elapsed
-
-
-def measure_delivery(folder: Path, sink_port: int) -> list[Result]:
-    events_url = f"http://127.0.0.1:{sink_port}/"
-    with Transport(API_KEY, API_SECRET, api_url=events_url + "v1", events_url=events_url) as transport:
-        naive_rate(events_url, transport)  # warm up both sides
-        baseline = figure = 0.0
-        # Alternated, best of three each, so that both see the same machine.
-        for run in range(3):
-            baseline = max(baseline, naive_rate(events_url, transport))
-            figure = max(figure, outbox_rate(folder, events_url, transport, run))
-    expected = 4 * BASELINE_EVENTS + 3 * DELIVERY_EVENTS
-    received = sink_count(sink_port)
-    if received != expected:
-        raise RuntimeError(f"the sink received {received} events, expected {expected}")
-    return [
-        Result(
-            measure="delivery: outbox -> loopback sink, 1 process",
-            baseline=baseline,
-            figure=figure,
-            unit="events/s",
-            goal=f">= {DELIVERY_RATIO_GOAL:g}x requests.post per event",
-            passed=figure >= DELIVERY_RATIO_GOAL * baseline,
-        ),
-        Result(
-            measure="delivery: events/s per process",
-            baseline=None,
-            figure=figure,
-            unit="events/s",
-            goal=f">= {DELIVERY_RATE_GOAL:,.0f}/s",
-            passed=figure >= DELIVERY_RATE_GOAL,
-        ),
-    ]
 
 
 # -- track() ----------------------------------------------------------------------------------
@@ -457,8 +389,7 @@ def measure_endpoint(folder: Path, sink_port: int) -> list[Result]:
 
 def run() -> list[Result]:
     with tempfile.TemporaryDirectory(prefix="bench-events-") as folder, serving(SINK_SOURCE) as sink_port:
-        results = measure_delivery(Path(folder), sink_port)
-        results += measure_track(Path(folder), sink_port)
+        results = measure_track(Path(folder), sink_port)
         results += measure_endpoint(Path(folder), sink_port)
     return results
 
