@@ -64,7 +64,8 @@ class OutboxStats:
     ``oldest_pending_age`` is the age in seconds of the oldest undelivered row
     (pending or in flight); ``last_error`` the latest failure of any row;
     ``refused`` counts the events refused because the outbox was full, ``dropped`` the
-    events dropped unsent (a visitor over their share, or an erasure).
+    events dropped unsent (a visitor over their share, or an erasure). ``next_due_in`` is
+    :meth:`OutboxBackend.next_due_in` as of the same moment as the counts.
     """
 
     pending: int
@@ -75,6 +76,7 @@ class OutboxStats:
     last_error: str | None
     refused: int
     dropped: int = 0
+    next_due_in: float | None = None
 
 
 @dataclass(frozen=True)

@@ -343,6 +343,7 @@ class Outbox:
                     (now,),
                 ).fetchone()
                 meta = dict(connection.execute("SELECT name, value FROM outbox_meta").fetchall())
+                (due_at,) = connection.execute(sql.NEXT_DUE).fetchone()
             finally:
                 connection.execute("COMMIT")
         return OutboxStats(
@@ -355,6 +356,7 @@ class Outbox:
             last_error=meta["last_error"],
             refused=int(meta["refused"]),
             dropped=int(meta["dropped"]),
+            next_due_in=None if due_at is None else max(0.0, due_at - now),
         )
 
     def next_due_in(self) -> float | None:

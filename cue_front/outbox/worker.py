@@ -343,7 +343,7 @@ class DeliveryWorker:
                 if stats.in_flight:  # in flight elsewhere: this process's thread, another process
                     time.sleep(min(left, 0.02))
                     continue
-                due_in = self.outbox.next_due_in()
+                due_in = stats.next_due_in  # as of the counts: nobody had a row in flight then
                 if due_in is None:
                     return True
                 if due_in >= left:
