@@ -47,13 +47,26 @@ def build_envelope(
     timestamp: datetime | str | None = None,
 ) -> dict[str, Any]:
     """The validated events-API body for ``event``; raises :class:`ValidationError`."""
+    return _envelope(None, event, user_id, anonymous_id, profile, context, timestamp)
+
+
+def _envelope(
+    state: DataCueState | None,
+    event: Mapping[str, Any],
+    user_id: Any,
+    anonymous_id: Any,
+    profile: Any,
+    context: Mapping[str, Any] | None,
+    timestamp: datetime | str | None,
+) -> dict[str, Any]:
+    """:func:`build_envelope`, for a caller that holds the app's state already (``track()``)."""
     if has_request_context():
         # g and request are context-local lookups: made once here, not once per
         # identity (this runs on every track()).
         request_namespace = vars(g._get_current_object())
         current_request = request._get_current_object()  # type: ignore[attr-defined]
         if user_id is UNSET or anonymous_id is UNSET or profile is UNSET:
-            state = get_state()
+            state = state or get_state()
             if user_id is UNSET:
                 # A login changes who is logged in during this very request: ask the loader again.
                 user_id = request_user_id(state, request_namespace, fresh=event.get("type") == "login")
@@ -89,18 +102,20 @@ def build_envelope(
     envelope["timestamp"] = schema.timestamp_now() if timestamp is None else timestamp
     validated: dict[str, Any] = schema.validate(schema.EVENT_ENVELOPE, envelope)
     cart_link = validated["event"].get("cart_link")
-    if cart_link is not None:
-        validated = _with_own_cart_link(validated, cart_link)
+    if cart_link is not None and cart_link.startswith("/"):
+        validated = _with_own_cart_link(validated, cart_link, state)
     return validated
 
 
-def _with_own_cart_link(envelope: dict[str, Any], cart_link: str) -> dict[str, Any]:
+def _with_own_cart_link(
+    envelope: dict[str, Any], cart_link: str, state: DataCueState | None
+) -> dict[str, Any]:
     """The envelope with a relative ``cart_link`` made absolute on the shop's own address.
 
     The shop's address is ``DATACUE_SHOP_URL`` (or ``SERVER_NAME``), never a request's ``Host``
     header, which a client chooses; with neither set, a relative link stays relative.
     """
-    shop_url = get_state().shop_url
+    shop_url = (state or get_state()).shop_url
     if shop_url is None or not cart_link.startswith("/") or cart_link.startswith("//"):
         return envelope
     return {**envelope, "event": {**envelope["event"], "cart_link": shop_url + cart_link}}
@@ -150,14 +165,7 @@ def track(
     if not has_consent(state):
         return False  # nothing is sent, queued or set in a cookie for this visitor
     try:
-        envelope = build_envelope(
-            event,
-            user_id=user_id,
-            anonymous_id=anonymous_id,
-            profile=profile,
-            context=context,
-            timestamp=timestamp,
-        )
+        envelope = _envelope(state, event, user_id, anonymous_id, profile, context, timestamp)
         return deliver(state, envelope)  # encoding there refuses text that is not valid Unicode
     except (ValidationError, PayloadTooLargeError) as error:
         if state.strict:
@@ -176,8 +184,9 @@ def deliver(state: DataCueState, envelope: Mapping[str, Any], body: bytes | None
         body = encode_json(envelope)
     check_body_size(body)
     user = envelope["user"]
-    # Whatever this visitor just did may change what DataCue recommends to them.
-    state.recommendation_cache.forget(user.get("user_id"), user.get("anonymous_id"))
+    if state.ssr:  # only server-side rendering keeps recommendations (recommendations.py)
+        # Whatever this visitor just did may change what DataCue recommends to them.
+        state.recommendation_cache.forget(user.get("user_id"), user.get("anonymous_id"))
     if state.delivery_mode == "off":
         return True
     if state.delivery_mode == "sync":

@@ -186,7 +186,8 @@ def end_visitor() -> None:
 
 def _flask_login_user_id(app: Flask) -> str | None:
     """The default user id: Flask-Login's ``current_user.get_id()``, when the app uses Flask-Login."""
-    if flask_login is None or not hasattr(app, "login_manager"):
+    # vars(), not hasattr(): a missing attribute costs hasattr an exception, on every track().
+    if flask_login is None or "login_manager" not in vars(app):
         return None
     user = flask_login.current_user
     if not user or not user.is_authenticated:
@@ -244,22 +245,24 @@ def _signers(app: Flask) -> list[_AnonymousIdSigner]:
     (newest last, as Flask lists them): cookies signed before a key rotation stay valid."""
     secret_key = app.config.get("SECRET_KEY")
     fallbacks = app.config.get("SECRET_KEY_FALLBACKS") or ()
-    known = _signers_by_app.get(app)
-    if known is not None and known[0] is secret_key and known[1] is fallbacks:
-        return known[2]  # on every track(): two identity tests instead of building the list
+    known = _signers_by_app.get(id(app))
+    if known is not None and known[0]() is app and known[1] is secret_key and known[2] is fallbacks:
+        return known[3]  # on every track(): a few identity tests instead of building the list
     if not secret_key:
         raise ConfigurationError(
             "cue-front signs anonymous visitor ids with the app's SECRET_KEY, which is not set"
         )
     signers = [_signer_for(key) for key in (secret_key, *reversed(fallbacks))]
-    _signers_by_app[app] = (secret_key, fallbacks, signers)
+    if len(_signers_by_app) > 64:  # apps made and dropped (tests): start afresh
+        _signers_by_app.clear()
+    _signers_by_app[id(app)] = (weakref.ref(app), secret_key, fallbacks, signers)
     return signers
 
 
-#: Each app's signers, with the ``SECRET_KEY`` and fallbacks they were made for.
-_signers_by_app: weakref.WeakKeyDictionary[Flask, tuple[object, object, list[_AnonymousIdSigner]]] = (
-    weakref.WeakKeyDictionary()
-)
+#: Each app's signers, by ``id(app)`` (a weak key would make a weak reference on every lookup),
+#: with the app itself (weakly: an id may be reused), and the ``SECRET_KEY`` and fallbacks they
+#: were made for.
+_signers_by_app: dict[int, tuple[weakref.ref[Flask], object, object, list[_AnonymousIdSigner]]] = {}
 
 
 @functools.lru_cache(maxsize=8)

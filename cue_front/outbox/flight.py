@@ -172,12 +172,15 @@ class Flight:
         return self._reachable.get(origin, False) or not self._connecting[origin]
 
     def _idle_connection(self, origin: Origin, now: float) -> Connection | None:
+        """A kept-alive connection to ``origin``. It stays registered with the selector for
+        reading, idle or not: each change of registration is a system call, and every system
+        call lets go of the GIL (see docs/delivery.md, "The worker beside the shop")."""
         idle = self._idle.get(origin)
         while idle:
             connection = idle.pop()
-            self._unwatch(connection.fileno())
             if now - connection.idle_since < IDLE_CONNECTION_SECONDS:
                 return connection
+            self._unwatch(connection.fileno())
             connection.close()
         return None
 
@@ -201,6 +204,8 @@ class Flight:
             tls=self.sender.tls_for(request.origin),
         )
         sending = _Sending(row, claim, request, exchange, probing=connection is None)
+        if connection is not None:  # watched already (for reading), as an idle connection
+            sending.connection, sending.fd = connection, connection.fileno()
         if sending.probing:
             self._connecting[request.origin] += 1
         self.sending.add(sending)
@@ -263,13 +268,14 @@ class Flight:
             failed_to_connect = isinstance(exchange.result, Failure) and exchange.result.unreachable
             self._reachable[origin] = not failed_to_connect
         if exchange.phase is Phase.DONE:
-            self._unwatch(sending.fd)
             self.sending.discard(sending)
             kept = exchange.kept
             if kept is not None:
                 kept.idle_since = now
                 self._idle.setdefault(origin, []).append(kept)
-                self._watch(kept.fileno(), kept, selectors.EVENT_READ)
+                self._watch(kept.fileno(), kept, selectors.EVENT_READ)  # watched as it was
+            else:
+                self._unwatch(sending.fd)
             assert exchange.result is not None
             self._settle(sending, self.sender.outcome(exchange.method, exchange.url, exchange.result), now)
             return
@@ -280,9 +286,9 @@ class Flight:
 
     def _watch(self, fd: int, watched: _Sending | Connection, events: int) -> None:
         if fd in self._watched:
+            self._watched[fd] = watched
             if self._selector.get_key(fd).events != events:
                 self._selector.modify(fd, events)
-            self._watched[fd] = watched
             return
         self._selector.register(fd, events)
         self._watched[fd] = watched
