@@ -32,10 +32,8 @@ import gc
 import http.client
 import ipaddress
 import json
-import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -303,6 +301,14 @@ def measure_track(folder: Path, sink_port: int) -> list[Result]:
             passed=p99_separate <= P99_PROCESS_GOAL,
         ),
         Result(
+            measure="delivered while track() runs flat out (no I/O): cue-front vs Segment's consumer",
+            baseline=statistics.median(delivered["Segment"]),
+            figure=statistics.median(delivered["cue-front"]),
+            unit="events/s",
+            goal="reported (the GIL: see REPORT.md)",
+            passed=True,
+        ),
+        Result(
             measure="track() p50 vs PostHog capture()",
             baseline=median_of(pos, 0.5),
             figure=median_of(cue, 0.5),
@@ -380,88 +386,128 @@ def profile_track(shop: Shop) -> dict[str, float]:
 
 # -- the worker beside a busy request thread --------------------------------------------------
 
-ECHO_SOURCE = r"""
-import os, sys
-while True:
-    data = os.read(0, 65536)
-    if not data:
-        break
-    os.write(1, data)
+# A shop served by werkzeug (threaded) in a process of its own: ``POST /cart`` tracks the cart
+# update; ``POST /fill`` tracks ``n`` of them back to back in one request (a backlog, made while
+# the delivery thread is starved); ``GET /backlog`` says how many rows wait.
+BUSY_SHOP_SOURCE = r"""
+import sys
+from flask import Flask, Response, request
+from werkzeug.serving import WSGIRequestHandler, make_server
+from cue_front import DataCue, track
+from cue_front.state import get_state
+
+class Quiet(WSGIRequestHandler):
+    def log_request(self, *args, **kwargs):
+        pass
+
+events_url, outbox_path = sys.argv[1], sys.argv[2]
+app = Flask("bench_busy_shop")
+app.config.update(
+    SECRET_KEY="bench-shop-secret",
+    DATACUE_API_KEY="bench-key",
+    DATACUE_API_SECRET="bench-secret",
+    DATACUE_EVENTS_URL=events_url,
+    DATACUE_API_URL=events_url + "v1",
+    DATACUE_OUTBOX_PATH=outbox_path,
+)
+DataCue(app)
+ITEM = {"product_id": "p1", "variant_id": "v1", "unit_price": 99.5, "quantity": 1, "currency": "USD"}
+EVENT = {"type": "cart", "subtype": "update", "cart": [ITEM], "cart_link": "https://shop.example/cart"}
+
+@app.post("/cart")
+def cart():
+    track(EVENT)
+    return Response(status=204)
+
+@app.post("/fill")
+def fill():
+    for number in range(int(request.args["n"])):  # 2,000 visitors' events
+        track(EVENT, anonymous_id=f"07d35b1a-5776-4ddf-8f1c-{number % 2000:012d}")
+    return Response(status=204)
+
+@app.get("/backlog")
+def backlog():
+    return str(get_state().outbox.unfinished())
+
+server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Quiet)
+print(server.server_port, flush=True)
+server.serve_forever()
 """
 
 
-def measure_starvation(folder: Path, sink_port: int) -> list[Result]:
-    """The delivery thread's events/s beside a request loop, against its rate alone."""
-    from cue_front import track
-
-    shop = Shop(folder, sink_port)
-    state = shop.state
+def shop_request(
+    port: int, method: str, path: str, connection: http.client.HTTPConnection | None = None
+) -> str:
+    own = connection or http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     try:
-        # Alone: a backlog of events, drained by the thread with nothing else running.
-        shop.timed(lambda visitor: track(CART_EVENT), 10_000)
-        state.delivery.flush(60)
-        shop.timed(lambda visitor: track(CART_EVENT), 10_000)
-        before = sink_state(sink_port)["received"]
-        started = time.perf_counter()
-        state.delivery.notify()
-        wait_until_drained(shop)
-        alone = (sink_state(sink_port)["received"] - before) / (time.perf_counter() - started)
-
-        def loop(call: Callable[[int], object]) -> float:
-            """Events/s delivered while ``call`` runs back to back for a while."""
-            shop.timed(call, 200)
-            before = sink_state(sink_port)["received"]
-            started = time.perf_counter()
-            while time.perf_counter() - started < STARVATION_SECONDS:
-                shop.timed(call, 200)
-            rate = (sink_state(sink_port)["received"] - before) / (time.perf_counter() - started)
-            state.delivery.flush(60)
-            return rate
-
-        flat_out = loop(lambda visitor: track(CART_EVENT))
-        echo = subprocess.Popen(
-            [sys.executable, "-c", ECHO_SOURCE], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-        )
-        assert echo.stdin is not None and echo.stdout is not None
-        request_in, answer_out = echo.stdin.fileno(), echo.stdout.fileno()
-        request_bytes = b"POST /cart HTTP/1.1\r\nHost: shop\r\nContent-Length: 40\r\n\r\n" + b"x" * 40
-
-        def served(visitor: int) -> None:
-            # A server reads each request from a socket and writes its answer: the GIL is let
-            # go while the bytes come and go (here through a pipe to another process).
-            os.write(request_in, request_bytes)
-            os.read(answer_out, 65536)
-            track(CART_EVENT)
-
-        try:
-            serving_loop = loop(served)
-        finally:
-            echo.stdin.close()
-            echo.wait(5)
+        own.request(method, path, body=b"" if method == "POST" else None, headers={"Cookie": "x=1"})
+        answer = own.getresponse()
+        text = answer.read().decode()
+        if answer.status >= 400:
+            raise RuntimeError(f"{method} {path} answered {answer.status}")
+        return text
     finally:
-        state.delivery.stop()
+        if connection is None:
+            own.close()
+
+
+def measure_starvation(folder: Path, sink_port: int) -> list[Result]:
+    """The delivery thread of a shop serving requests flat out, against its rate alone."""
+    events_url = f"http://127.0.0.1:{sink_port}/"
+    with serving(BUSY_SHOP_SOURCE, events_url, str(folder / "busy.sqlite3")) as port:
+        # Alone: a backlog (made in one request, the thread starved meanwhile), then drained
+        # with nothing else running.
+        shop_request(port, "POST", "/fill?n=1000")
+        while int(shop_request(port, "GET", "/backlog")):
+            time.sleep(0.05)
+        alone = []
+        for _ in range(2):
+            shop_request(port, "POST", "/fill?n=20000")
+            before, started = sink_state(sink_port)["received"], time.perf_counter()
+            while int(shop_request(port, "GET", "/backlog")):
+                time.sleep(0.02)
+            alone.append((sink_state(sink_port)["received"] - before) / (time.perf_counter() - started))
+        # Busy: requests back to back over two kept-alive connections, each tracking an event.
+        served = [0, 0]
+        stop = time.perf_counter() + STARVATION_SECONDS
+
+        def client(slot: int) -> None:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            try:
+                while time.perf_counter() < stop:
+                    shop_request(port, "POST", "/cart", connection)
+                    served[slot] += 1
+            finally:
+                connection.close()
+
+        import threading
+
+        before, started = sink_state(sink_port)["received"], time.perf_counter()
+        clients = [threading.Thread(target=client, args=(slot,)) for slot in range(2)]
+        for thread in clients:
+            thread.start()
+        for thread in clients:
+            thread.join()
+        elapsed = time.perf_counter() - started
+        busy = (sink_state(sink_port)["received"] - before) / elapsed
+        arrivals = sum(served) / elapsed
+        backlog = int(shop_request(port, "GET", "/backlog"))
+    idle = statistics.median(alone)
     print(
-        f"  delivery thread: alone {alone:,.0f} events/s; beside track() flat out {flat_out:,.0f};"
-        f" beside a request loop that waits on I/O {serving_loop:,.0f}",
+        f"  delivery thread: alone {', '.join(f'{rate:,.0f}' for rate in alone)} events/s; in a shop"
+        f" serving requests flat out, {arrivals:,.0f} events/s tracked, {busy:,.0f} delivered meanwhile,"
+        f" {backlog} waiting at the end",
         file=sys.stderr,
     )
     return [
         Result(
-            measure="delivery thread beside a request loop waiting on I/O, vs alone",
-            baseline=alone,
-            figure=serving_loop,
+            measure="delivery thread in a shop serving flat out (events/s), vs alone",
+            baseline=idle,
+            figure=busy,
             unit="events/s",
-            goal=f">= {FLOOR_GOAL:.0%} of alone",
-            passed=serving_loop >= FLOOR_GOAL * alone,
-        ),
-        Result(
-            measure="delivery thread beside track() flat out (no I/O), vs alone",
-            baseline=alone,
-            figure=flat_out,
-            unit="events/s",
-            goal="reported (see REPORT.md)",
-            passed=True,
-        ),
+            goal=f">= {FLOOR_GOAL:.0%} of alone, or all that arrives",
+            passed=busy >= FLOOR_GOAL * idle or busy >= 0.95 * arrivals,
+        )
     ]
 
 
@@ -569,8 +615,7 @@ def run() -> list[Result]:
     sys.addaudithook(only_loopback)
     with tempfile.TemporaryDirectory(prefix="bench-events-") as folder, distant_sink(0.0) as sink_port:
         results = measure_track(Path(folder), sink_port)
-        (Path(folder) / "starvation").mkdir()
-        results += measure_starvation(Path(folder) / "starvation", sink_port)
+        results += measure_starvation(Path(folder), sink_port)
         results += measure_endpoint(Path(folder), sink_port)
     return results
 

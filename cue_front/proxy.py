@@ -67,9 +67,14 @@ def _origin_of(url: str) -> tuple[str, str] | None:
 
 
 def _check_same_origin() -> None:
+    claimed = request.headers.get("Origin") or request.headers.get("Referer")
+    # The usual case, an Origin exactly this site's, without building and parsing two URLs
+    # (a tenth of the endpoint's own time); anything else is judged below, as it always was.
+    # request.scheme and request.host honour ProxyFix's X-Forwarded-Proto/Host.
+    if claimed is not None and claimed.lower() == f"{request.scheme}://{request.host}".lower():
+        return
     # request.host_url honours ProxyFix's X-Forwarded-Proto/Host when the shop uses it.
     own = _origin_of(request.host_url)
-    claimed = request.headers.get("Origin") or request.headers.get("Referer")
     if not claimed or claimed == "null" or own is None or _origin_of(claimed) != own:
         raise CrossOriginEvent("events are only accepted from this site's own pages")
 

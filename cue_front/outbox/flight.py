@@ -101,6 +101,8 @@ class Flight:
         self._connecting: Counter[Origin] = Counter()
         self._selector = selectors.DefaultSelector()
         self._watched: dict[int, _Sending | Connection] = {}
+        #: What each watched descriptor is registered for (the selector's own record is slower to ask).
+        self._interest: dict[int, int] = {}
         self._resolver = Resolver()
         self._executor: ThreadPoolExecutor | None = None
         self._closed = False
@@ -285,15 +287,18 @@ class Flight:
         self._watch(sending.fd, sending, exchange.events)
 
     def _watch(self, fd: int, watched: _Sending | Connection, events: int) -> None:
-        if fd in self._watched:
-            self._watched[fd] = watched
-            if self._selector.get_key(fd).events != events:
-                self._selector.modify(fd, events)
-            return
-        self._selector.register(fd, events)
         self._watched[fd] = watched
+        registered = self._interest.get(fd)
+        if registered == events:
+            return
+        if registered is None:
+            self._selector.register(fd, events)
+        else:
+            self._selector.modify(fd, events)
+        self._interest[fd] = events
 
     def _unwatch(self, fd: int) -> None:
+        self._interest.pop(fd, None)
         if self._watched.pop(fd, None) is not None:
             with contextlib.suppress(KeyError, ValueError, OSError):
                 self._selector.unregister(fd)
@@ -426,6 +431,7 @@ class Flight:
                 connection.close()
         self._idle.clear()
         self._watched.clear()
+        self._interest.clear()
         self._selector.close()
         if self._executor is not None:
             self._executor.shutdown(wait=False)

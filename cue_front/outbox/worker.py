@@ -88,6 +88,8 @@ class DeliveryWorker:
         self.backoff_max = backoff_max
         self.idle_interval = idle_interval
         self.linger = linger
+        #: Rows claimed at a time while a backlog drains (the outbox hands out at most 500).
+        self._backlog_claim = max(batch_size, min(500, 4 * max_in_flight))
         self._stopped = False
         self._reset_for_this_process()
         request_seconds = sum(transport.timeout)
@@ -190,6 +192,7 @@ class DeliveryWorker:
         flight = Flight(self, self.max_in_flight)
         failures = 0
         wanted = True  # a claim is wanted: woken, keys freed, or a backlog
+        backlog = False  # the last claim took all it asked for
         look_again = 0.0  # when to claim anyway (a retry falls due)
         claimed_at = -CLAIM_INTERVAL
         acks_seen = 0
@@ -219,8 +222,11 @@ class DeliveryWorker:
                         flight.flush_acks(now, force=True)  # first: the keys they hold are free then
                         acks_seen = flight.acks_written
                         claimed_at = now
-                        got = flight.claim(self.batch_size)
-                        wanted = got >= self.batch_size  # a backlog: again as soon as there is room
+                        # In a backlog, bigger claims: a claim reads the whole queue, whatever it takes.
+                        size = self._backlog_claim if wanted and backlog else self.batch_size
+                        got = flight.claim(size)
+                        backlog = got >= size
+                        wanted = backlog  # a backlog: again as soon as there is room
                         if not got and not flight.busy:
                             look_again = now + self._idle_wait()
                         elif not wanted:
@@ -316,6 +322,7 @@ class DeliveryWorker:
         deadline = time.monotonic() + max(0.0, timeout)
         flight = Flight(self, self.max_in_flight, deadline)
         wanted = True
+        backlog = False
         acks_seen = 0
         try:
             while True:
@@ -327,7 +334,8 @@ class DeliveryWorker:
                 if wanted and flight.room > 0 and len(flight.queue) < self.max_in_flight:
                     flight.flush_acks(now, force=True)
                     acks_seen = flight.acks_written
-                    wanted = flight.claim(self.batch_size) >= self.batch_size
+                    size = self._backlog_claim if backlog else self.batch_size
+                    backlog = wanted = flight.claim(size) >= size
                 flight.start(now)
                 if flight.busy:
                     flight.wait(min(deadline - now, self.linger if flight.room > 0 else 1.0))
