@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from cue_front.outbox import DeliveryWorker, Outbox
 from cue_front.outbox.exchange import ProtocolError, parse_answer
 from cue_front.transport import Transport
 from tests.support.outbox_process import event_body
+from tests.support.waiting import wait_for
 
 CHUNKED = (
     b"HTTP/1.1 400 Bad Request\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
@@ -78,9 +80,10 @@ def test_an_endless_head_is_refused() -> None:
 
 
 @contextlib.contextmanager
-def raw_server(answers: list[bytes]) -> Iterator[str]:
+def raw_server(answers: list[bytes], idle_close: float | None = None) -> Iterator[str]:
     """A server answering its n-th request with ``answers[n]`` as raw bytes, then closing that
-    connection when the answer says so; yields its events URL."""
+    connection when the answer says so (or after ``idle_close`` seconds without a request, as
+    servers close idle kept-alive connections); yields its events URL."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.05)
     closing = threading.Event()
@@ -90,8 +93,11 @@ def raw_server(answers: list[bytes]) -> Iterator[str]:
         with connection, contextlib.suppress(OSError):
             buffer = b""
             while not closing.is_set():
+                if idle_close is not None and not buffer:
+                    connection.settimeout(idle_close)
                 while b"\r\n\r\n" not in buffer:
                     chunk = connection.recv(65536)
+                    connection.settimeout(5)
                     if not chunk:
                         return
                     buffer += chunk
@@ -146,3 +152,23 @@ def test_every_framing_is_read_and_settles_its_row(tmp_path: Path) -> None:
         (letter,) = outbox.dead_letters()
         assert (letter.status, letter.response_body) == (400, '{"error": "bad event"}')
         assert outbox.stats().delivered == 4
+
+
+def test_a_kept_alive_connection_the_server_closed_while_idle_is_not_used_again(tmp_path: Path) -> None:
+    answer = b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"
+    with raw_server([answer] * 4, idle_close=0.1) as events_url, Outbox(tmp_path / "o.sqlite3") as outbox:
+        transport = Transport(API_KEY, API_SECRET, api_url=events_url + "v1", events_url=events_url)
+        worker = DeliveryWorker(outbox, transport, backoff_base=60, idle_interval=0.05)
+        try:
+            worker.ensure_running()
+            for seq in range(2):
+                outbox.put("event", "POST", "", event_body(seq, "v1"), "v1")
+                worker.notify()
+                wait_for(lambda: outbox.unfinished() == 0)
+                time.sleep(0.5)  # the server closes the idle connection meanwhile
+        finally:
+            worker.stop()
+            transport.close()
+        stats = outbox.stats()
+        # Sent on a new connection, at once: not on the closed one, failed, and retried a minute later.
+        assert (stats.delivered, stats.last_error) == (2, None)

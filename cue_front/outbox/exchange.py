@@ -12,6 +12,7 @@ import contextlib
 import enum
 import errno
 import os
+import select
 import selectors
 import socket
 import ssl
@@ -196,6 +197,17 @@ class Connection:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.close()
+
+    def closed_meanwhile(self) -> bool:
+        """Whether the server closed this idle connection since it was last watched (one ``poll()``;
+        not ``select()``, which fails past descriptor 1023; Windows has no ``poll()``, nor that limit)."""
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(self.sock, select.POLLIN)
+            readable = bool(poller.poll(0))
+        else:  # pragma: no cover - Windows
+            readable = bool(select.select([self.sock], [], [], 0)[0])
+        return readable and self.closed_while_idle()
 
     def closed_while_idle(self) -> bool:
         """Whether the server closed this idle connection (or sent what no request asked for).

@@ -36,6 +36,8 @@ ACK_DELAY: Final = 0.005
 ACK_BATCH: Final = 100
 #: Seconds a kept-alive connection may stay idle before it is closed.
 IDLE_CONNECTION_SECONDS: Final = 30.0
+#: A connection idle longer than this is checked before it is used again (one ``poll()``).
+RECHECK_AFTER: Final = 0.05
 #: The longest wait for the answers of requests sent through a proxy (they block a thread each),
 #: checked this often.
 PROXY_POLL_SECONDS: Final = 0.01
@@ -180,7 +182,11 @@ class Flight:
         idle = self._idle.get(origin)
         while idle:
             connection = idle.pop()
-            if now - connection.idle_since < IDLE_CONNECTION_SECONDS:
+            idle_for = now - connection.idle_since
+            # Idle a while, the loop may not have watched it (it sleeps when nothing is in flight):
+            # asked once more whether the server has closed it (a server closes idle connections).
+            fresh = idle_for < RECHECK_AFTER or not connection.closed_meanwhile()
+            if idle_for < IDLE_CONNECTION_SECONDS and fresh:
                 return connection
             self._unwatch(connection.fileno())
             connection.close()
