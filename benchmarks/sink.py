@@ -56,9 +56,17 @@ class Recorded:
     body: bytes
     signature_ok: bool
     received_at: float
+    #: When its answer began to be written (monotonic, as ``received_at``); 0.0 until then.
+    answered_at: float = 0.0
 
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None
+
+
+class _Server(ThreadingHTTPServer):
+    # Many clients connect at once (a delivery worker keeps up to 64 requests in flight):
+    # the default backlog of 5 would drop their SYNs, and each retries a second later.
+    request_queue_size = 256
 
 
 class Sink:
@@ -90,7 +98,7 @@ class Sink:
         self._choosers: dict[tuple[str, str], Callable[[bytes], Answer]] = {}
         self._lock = threading.Lock()
         self._closing = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = _Server(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
@@ -243,6 +251,8 @@ class Sink:
                 if answer.delay:
                     sink._closing.wait(answer.delay)
                 payload = answer.encoded()
+                # Taken before the answer is written: the client cannot have it any earlier.
+                recorded.answered_at = time.monotonic()
                 try:
                     self.send_response(answer.status)
                     for name, value in answer.headers.items():
@@ -252,12 +262,26 @@ class Sink:
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
                     self.wfile.write(payload)
+                    self.wfile.flush()
                 except OSError:  # the client went away (a killed import)
                     self.close_connection = True
 
             do_GET = do_POST = do_PUT = do_DELETE = _handle
 
         return Handler
+
+
+def peak_in_flight(requests: Iterable[Recorded]) -> int:
+    """The most of ``requests`` the sink held at once, between receiving each and answering it."""
+    moments = []
+    for request in requests:
+        moments.append((request.received_at, 1))
+        moments.append((request.answered_at, -1))
+    peak = held = 0
+    for _, change in sorted(moments):  # an answer (-1) sorts before a request received that instant
+        held += change
+        peak = max(peak, held)
+    return peak
 
 
 def answers(status: int, count: int, **kwargs: Any) -> Iterable[Answer]:

@@ -30,7 +30,11 @@ __all__ = ["build_envelope", "check_own_links", "deliver", "send_event_now", "tr
 
 
 def visitor_key(visitor: str) -> str:
-    """The ordering key of a visitor's events (by user id, else anonymous id): never reordered."""
+    """The ordering key of a visitor's events (by user id, else anonymous id): never reordered.
+
+    An event that carries both ids also shares its anonymous id's key (see :func:`deliver`), so
+    the events a browser sent before its login stay ahead of the ones after it.
+    """
     return f"visitor:{visitor}"
 
 
@@ -44,13 +48,26 @@ def build_envelope(
     timestamp: datetime | str | None = None,
 ) -> dict[str, Any]:
     """The validated events-API body for ``event``; raises :class:`ValidationError`."""
+    return _envelope(None, event, user_id, anonymous_id, profile, context, timestamp)
+
+
+def _envelope(
+    state: DataCueState | None,
+    event: Mapping[str, Any],
+    user_id: Any,
+    anonymous_id: Any,
+    profile: Any,
+    context: Mapping[str, Any] | None,
+    timestamp: datetime | str | None,
+) -> dict[str, Any]:
+    """:func:`build_envelope`, for a caller that holds the app's state already (``track()``)."""
     if has_request_context():
         # g and request are context-local lookups: made once here, not once per
         # identity (this runs on every track()).
         request_namespace = vars(g._get_current_object())
         current_request = request._get_current_object()  # type: ignore[attr-defined]
         if user_id is UNSET or anonymous_id is UNSET or profile is UNSET:
-            state = get_state()
+            state = state or get_state()
             if user_id is UNSET:
                 # A login changes who is logged in during this very request: ask the loader again.
                 user_id = request_user_id(state, request_namespace, fresh=event.get("type") == "login")
@@ -87,17 +104,19 @@ def build_envelope(
     validated: dict[str, Any] = schema.validate(schema.EVENT_ENVELOPE, envelope)
     cart_link = validated["event"].get("cart_link")
     if cart_link is not None:
-        validated = _with_own_cart_link(validated, cart_link)
+        validated = _with_own_cart_link(validated, cart_link, state)
     return validated
 
 
-def _with_own_cart_link(envelope: dict[str, Any], cart_link: str) -> dict[str, Any]:
+def _with_own_cart_link(
+    envelope: dict[str, Any], cart_link: str, state: DataCueState | None
+) -> dict[str, Any]:
     """The envelope with a relative ``cart_link`` made absolute on the shop's own address.
 
     The shop's address is ``DATACUE_SHOP_URL`` (or ``SERVER_NAME``), never a request's ``Host``
     header, which a client chooses; with neither set, a relative link stays relative.
     """
-    shop_url = get_state().shop_url
+    shop_url = (state or get_state()).shop_url
     if shop_url is None or not is_path_on_this_site(cart_link):
         return envelope
     scheme, netloc = origin(shop_url) or ("", "")
@@ -139,14 +158,7 @@ def track(
     if not has_consent(state):
         return False  # nothing is sent, queued or set in a cookie for this visitor
     try:
-        envelope = build_envelope(
-            event,
-            user_id=user_id,
-            anonymous_id=anonymous_id,
-            profile=profile,
-            context=context,
-            timestamp=timestamp,
-        )
+        envelope = _envelope(state, event, user_id, anonymous_id, profile, context, timestamp)
         return deliver(state, envelope)  # encoding there refuses text that is not valid Unicode
     except (ValidationError, PayloadTooLargeError) as error:
         if state.strict:
@@ -165,16 +177,24 @@ def deliver(state: DataCueState, envelope: Mapping[str, Any], body: bytes | None
         body = encode_json(envelope)
     check_body_size(body)
     user = envelope["user"]
-    # Whatever this visitor just did may change what DataCue recommends to them.
-    state.recommendation_cache.forget(user.get("user_id"), user.get("anonymous_id"))
+    if state.ssr:  # only server-side rendering keeps recommendations (recommendations.py)
+        # Whatever this visitor just did may change what DataCue recommends to them.
+        state.recommendation_cache.forget(user.get("user_id"), user.get("anonymous_id"))
     if state.delivery_mode == "off":
         return True
     if state.delivery_mode == "sync":
         state.client.transport.send_event(body)
         return True
     try:
-        key = visitor_key(user.get("user_id") or user.get("anonymous_id"))
-        row_id = state.outbox.put_event(body, key, droppable=_droppable(envelope["event"]))
+        event = envelope["event"]
+        user_id, anonymous_id = user.get("user_id"), user.get("anonymous_id")
+        if user_id and anonymous_id:
+            key, shared_key = visitor_key(user_id), visitor_key(anonymous_id)
+        else:
+            key, shared_key = visitor_key(user_id or anonymous_id), None
+        row_id = state.outbox.put_event(
+            body, key, droppable=_droppable(event), shared_key=shared_key
+        )
     except OutboxFullError as error:
         refused_since_last_log = state.count_refusal()
         if refused_since_last_log:  # loud, but one line a minute, not one per event in an outage

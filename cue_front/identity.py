@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import uuid
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -89,8 +90,9 @@ def request_user_id(
     cached = request_namespace.get("_datacue_user_id", UNSET)
     if cached is not UNSET and not fresh:
         return cached  # type: ignore[no-any-return]
-    loader = (state or get_state()).extension.user_id_loader_callback
-    user_id = loader() if loader is not None else _flask_login_user_id()
+    state = state or get_state()
+    loader = state.extension.user_id_loader_callback
+    user_id = loader() if loader is not None else _flask_login_user_id(state.app)
     if user_id is not None and not isinstance(user_id, str):
         user_id = str(user_id)
     request_namespace["_datacue_user_id"] = user_id
@@ -183,9 +185,10 @@ def end_visitor() -> None:
     request_namespace["_datacue_visitor_ended"] = True
 
 
-def _flask_login_user_id() -> str | None:
+def _flask_login_user_id(app: Flask) -> str | None:
     """The default user id: Flask-Login's ``current_user.get_id()``, when the app uses Flask-Login."""
-    if flask_login is None or not hasattr(current_app, "login_manager"):
+    # vars(), not hasattr(): a missing attribute costs hasattr an exception, on every track().
+    if flask_login is None or "login_manager" not in vars(app):
         return None
     user = flask_login.current_user
     if not user or not user.is_authenticated:
@@ -204,32 +207,63 @@ class _AnonymousIdSigner:
     with ``key_derivation="none"`` and ``hashlib.sha1`` itself (OpenSSL's HMAC): the
     same signatures, with itsdangerous's own parsing and constant-time comparison.
     Cookies made before stay valid; the tests compare the two signers.
+
+    A cookie that verified is remembered (up to :data:`VERIFIED_COOKIES` of them): a returning
+    visitor's next request finds it in a dict instead of parsing and verifying it again,
+    which took 8 of the 14 us that identity cost each ``track()`` (benchmarks/REPORT.md).
+    Only cookies this signer verified are kept, so a forged one is never found there.
     """
 
     def __init__(self, secret_key: str | bytes) -> None:
         derived = Signer(secret_key, salt=_SALT).derive_key()
         self.signer = Signer(derived, salt=_SALT, key_derivation="none", digest_method=hashlib.sha1)
+        self._verified: dict[str, str] = {}
 
     def sign(self, anonymous_id: str) -> str:
         return self.signer.sign(anonymous_id).decode("ascii")
 
     def unsign(self, cookie: str) -> str | None:
         """The anonymous id in ``cookie``; ``None`` when it is forged, tampered or malformed."""
+        known = self._verified.get(cookie)
+        if known is not None:
+            return known
         try:
-            return self.signer.unsign(cookie).decode("ascii")
+            anonymous_id = self.signer.unsign(cookie).decode("ascii")
         except (BadSignature, UnicodeDecodeError):
             return None
+        if len(self._verified) >= VERIFIED_COOKIES:
+            self._verified = {}  # a new dict: a thread reading the old one meanwhile is unharmed
+        self._verified[cookie] = anonymous_id
+        return anonymous_id
+
+
+#: Verified anonymous-id cookies remembered per secret key (about 150 bytes each).
+VERIFIED_COOKIES = 20_000
 
 
 def _signers(app: Flask) -> list[_AnonymousIdSigner]:
     """The signer of the current ``SECRET_KEY``, then one for each of ``SECRET_KEY_FALLBACKS``
     (newest last, as Flask lists them): cookies signed before a key rotation stay valid."""
-    if not app.secret_key:
+    secret_key = app.config.get("SECRET_KEY")
+    fallbacks = app.config.get("SECRET_KEY_FALLBACKS") or ()
+    known = _signers_by_app.get(id(app))
+    if known is not None and known[0]() is app and known[1] is secret_key and known[2] is fallbacks:
+        return known[3]  # on every track(): a few identity tests instead of building the list
+    if not secret_key:
         raise ConfigurationError(
             "cue-front signs anonymous visitor ids with the app's SECRET_KEY, which is not set"
         )
-    fallbacks = app.config.get("SECRET_KEY_FALLBACKS") or ()
-    return [_signer_for(key) for key in (app.secret_key, *reversed(fallbacks))]
+    signers = [_signer_for(key) for key in (secret_key, *reversed(fallbacks))]
+    if len(_signers_by_app) > 64:  # apps made and dropped (tests): start afresh
+        _signers_by_app.clear()
+    _signers_by_app[id(app)] = (weakref.ref(app), secret_key, fallbacks, signers)
+    return signers
+
+
+#: Each app's signers, by ``id(app)`` (a weak key would make a weak reference on every lookup),
+#: with the app itself (weakly: an id may be reused), and the ``SECRET_KEY`` and fallbacks they
+#: were made for.
+_signers_by_app: dict[int, tuple[weakref.ref[Flask], object, object, list[_AnonymousIdSigner]]] = {}
 
 
 @functools.lru_cache(maxsize=8)

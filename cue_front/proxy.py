@@ -59,9 +59,14 @@ class TooManyEvents(TooManyRequests):
 
 
 def _check_same_origin() -> None:
+    claimed = request.headers.get("Origin") or request.headers.get("Referer")
+    # The usual case, an Origin exactly this site's, without building and parsing two URLs
+    # (profiled: a seventh of the view's own time); anything else is judged below, as before.
+    # request.scheme and request.host honour ProxyFix's X-Forwarded-Proto/Host.
+    if claimed is not None and claimed.lower() == f"{request.scheme}://{request.host}".lower():
+        return
     # request.host_url honours ProxyFix's X-Forwarded-Proto/Host when the shop uses it.
     own = origin(request.host_url, as_written=True)
-    claimed = request.headers.get("Origin") or request.headers.get("Referer")
     if not claimed or claimed == "null" or own is None or origin(claimed, as_written=True) != own:
         raise CrossOriginEvent("events are only accepted from this site's own pages")
 

@@ -2,7 +2,8 @@
 
 ``datacue.queued.products.update(...)`` validates exactly as ``datacue.client`` does,
 then writes the request to the outbox and returns; the delivery worker sends it. Changes
-to one entity share an ordering key, so they are never reordered.
+to one entity share an ordering key, and a batch orders after and before the changes to
+its collection's entities, so they are never reordered.
 """
 
 from __future__ import annotations
@@ -26,31 +27,39 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["OutboxSender", "QueuedClient", "ordering_key"]
+__all__ = ["OutboxSender", "QueuedClient", "ordering_key", "ordering_keys"]
 
 #: What a queued call answers: accepted for delivery, nothing more is known yet.
 QUEUED = Reply(status=202)
 
 
-def ordering_key(method: str, path: str, body: bytes) -> str:
-    """Which entity a REST call changes (``products/p1``), so its changes stay in order.
+def ordering_keys(method: str, path: str, body: bytes) -> tuple[str, str | None]:
+    """The ordering key of a REST call and the key it shares: which entity it changes, and its
+    collection (``("products/p1", "products")``), so that its changes stay in order.
 
-    Batch and delete-all calls touch many entities; they share one key per
-    collection (``batch/products``) and so stay in order among themselves.
+    A call that touches many entities of a collection (a batch, a delete of them all) takes
+    the collection's own key (``products``): it waits for every earlier change to an entity
+    of the collection, and every later one waits for it (docs/delivery.md, "Ordering").
     """
     parts = [part for part in path.split("/") if part]
     if parts and parts[0] == "batch":
-        return "/".join(parts[:2])
+        return "/".join(parts[1:2]) or "batch", None
     if len(parts) >= 2:
-        return f"{parts[0]}/{parts[1]}"
+        return f"{parts[0]}/{parts[1]}", parts[0]
     if parts and method == "POST" and body:
         resource = RESOURCES.get(parts[0])
         if resource is not None:
             entity = json.loads(body).get(resource.id_field)
             # Spelled as in the entity's own URLs (quoted), so a create and a later update or
             # delete of one entity share their key.
-            return f"{parts[0]}/{quote(str(entity), safe='')}"
-    return "/".join(parts)
+            return f"{parts[0]}/{quote(str(entity), safe='')}", parts[0]
+    return "/".join(parts), None
+
+
+def ordering_key(method: str, path: str, body: bytes) -> str:
+    """Which entity a REST call changes (``products/p1``), or its collection for a batch
+    (``products``): the first of :func:`ordering_keys`."""
+    return ordering_keys(method, path, body)[0]
 
 
 class OutboxSender:
@@ -66,8 +75,9 @@ class OutboxSender:
             return state.client.transport.send(method, path, body, retry=retry)
         if state.delivery_mode == "off":
             return QUEUED
+        key, shared_key = ordering_keys(method, path, body)
         try:
-            row_id = state.outbox.put("rest", method, path, body, ordering_key(method, path, body))
+            row_id = state.outbox.put("rest", method, path, body, key, shared_key=shared_key)
         except OutboxFullError as error:  # loud: the shop's data is refused, not dropped quietly
             logger.error("datacue: %s %s not queued: %s", method, path, error)
             signals.outbox_full.send(state.app, kind="rest", error=str(error))

@@ -52,6 +52,10 @@ DEFAULTS: dict[str, Any] = {
     # How long a process may hold claimed rows before another may send them again. The delivery
     # worker listens for an answer that comes after the read timeout until a second before then.
     "DATACUE_OUTBOX_LEASE_SECONDS": 30.0,
+    # Requests the delivery worker of each process keeps in flight at once (never two of one
+    # visitor or one entity): at 50 ms from DataCue, 64 deliver about 1,200 events/s. Steady
+    # traffic uses few (events/s times the round trip); all of them only while a backlog drains.
+    "DATACUE_DELIVERY_IN_FLIGHT": 64,
     # The delivery worker's retry backoff in seconds: (first wait, longest wait).
     "DATACUE_DELIVERY_BACKOFF": (0.5, 300.0),
     # REST and events HTTP timeouts in seconds: (connect, read).

@@ -112,6 +112,7 @@ class DataCueState:
             self.outbox,
             self.client.transport,
             sender=self.app,
+            max_in_flight=int(self._config["DATACUE_DELIVERY_IN_FLIGHT"]),
             backoff_base=float(first_wait),
             backoff_max=float(longest_wait),
         )

@@ -251,7 +251,9 @@ def test_408_and_429_are_retried_and_retry_after_is_honoured(
 ) -> None:
     sink.script("POST", "/events/", Answer(408), Answer(429, headers={"Retry-After": "120"}))
     put_events(outbox, 5)
-    worker = make_worker(sink)
+    # One request at a time, so that nothing else is on its way when the 429 comes (with many
+    # in flight, what was sent already is answered: see tests/test_in_flight.py).
+    worker = make_worker(sink, max_in_flight=1)
 
     # The 429 stops the batch: the rest of it waits with the rate-limited row.
     assert worker.run_once() == 2
@@ -386,7 +388,8 @@ def test_a_worker_killed_mid_delivery_loses_nothing(
         child.send_signal(signal.SIGKILL)
         _, errors = child.communicate()
     assert child.returncode == -signal.SIGKILL, errors.decode()
-    assert outbox.unfinished() == total  # the batch in hand was never acked
+    # What it had in hand (claimed, in flight, answered but not yet acknowledged) is unfinished.
+    assert 0 < outbox.unfinished() < total
 
     emulator.set_faults()
     # A restarted worker sends the dead process's rows once its lease runs out.
@@ -540,7 +543,8 @@ def test_delivery_over_tls_checks_the_certificate(
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
     assert outbox.retry_now() == 2
     assert deliver() is True
-    assert [(r.method, r.path, r.signature_ok) for r in sink.received()] == [
+    # Two keys: sent side by side, in either order.
+    assert sorted((r.method, r.path, r.signature_ok) for r in sink.received()) == [
         ("POST", "/events/", True),
         ("PUT", "/v1/users/u1", True),
     ]

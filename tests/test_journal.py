@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from typing import IO, Any
 
 import pytest
 
-from cue_front.outbox import Outbox, OutboxFullError, OutboxRow
+from cue_front.outbox import Droppable, Outbox, OutboxFullError, OutboxRow
 from cue_front.outbox.journal import JournalWriter, collect, journal_folder
 from tests.support.outbox_process import HELPER, event_body, journaled_body
 
@@ -319,3 +320,36 @@ def test_an_append_cut_short_after_its_record_is_whole_is_never_written_over(pat
         assert outbox.ingest() == 1
         assert [seq_of(row) for batch in claim_batches(outbox) for row in batch] == [0, 1, 2]
     writer.close()
+
+
+def test_a_record_keeps_its_droppable_class_and_shared_key_and_older_segments_are_still_read(
+    path: Path,
+) -> None:
+    folder = journal_folder(path)
+    writer = JournalWriter(folder)
+    writer.append("visitor:u1", b'{"n":1}', time.time(), int(Droppable.SUPERSEDED), "visitor:a1")
+    writer.append("visitor:u1", b'{"n":2}', time.time(), int(Droppable.YES))
+    writer.close()
+    (segment,) = segments(path)
+    found = collect(folder, {}, time.monotonic_ns())
+    assert [(r.ordering_key, r.shared_key, r.droppable) for r in found.records] == [
+        ("visitor:u1", "visitor:a1", Droppable.SUPERSEDED),
+        ("visitor:u1", None, Droppable.YES),
+    ]
+    # A segment the previous version left (named .journal3, records without a shared key) is
+    # still moved into the outbox after an upgrade: nothing accepted before it is lost.
+    older = JournalWriter(folder)
+    older.append("visitor:u2", b'{"n":3}', time.time(), int(Droppable.YES))
+    older.close()
+    (newest,) = set(segments(path)) - {segment}
+    newest.rename(newest.with_suffix(".journal3"))
+    with Outbox(path) as outbox:
+        assert outbox.ingest() == 3
+    with sqlite3.connect(path) as connection:
+        rows = connection.execute("SELECT ordering_key, shared_key, droppable, body FROM outbox").fetchall()
+    connection.close()
+    assert sorted(rows, key=lambda row: bytes(row[3])) == [
+        ("visitor:u1", "visitor:a1", Droppable.SUPERSEDED, b'{"n":1}'),
+        ("visitor:u1", None, Droppable.YES, b'{"n":2}'),
+        ("visitor:u2", None, Droppable.YES, b'{"n":3}'),
+    ]

@@ -1,7 +1,7 @@
-"""Answers that come after the read timeout, as the delivery worker's listener thread hears them.
+"""Answers that come after the read timeout, as the delivery worker hears them.
 
-A row not answered within the read timeout is listened for (``LateAnswers`` in
-``cue_front/outbox/late_answers.py``) instead of being sent again. These tests drive it over
+A row not answered within the read timeout keeps its slot and is waited for (docs/delivery.md,
+"Late answers") instead of being sent again. These tests drive the worker over
 real loopback sockets: the scriptable sink of ``benchmarks/sink.py`` (also behind TLS)
 and a raw HTTP server of their own, whose answer to each event (late, a head whose
 body never comes, none) is chosen by the event's number and how many copies of it

@@ -6,6 +6,7 @@ loopback. Each test commits as a shop's views would and reads what DataCue recei
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -164,6 +165,10 @@ def test_deletes_and_cancellations_in_commit_order(shop: Flask, emulator: Runnin
     db.session.commit()
     delivered(shop)
     emulator.reset()
+    outbox = shop.extensions["datacue"].outbox
+    with sqlite3.connect(outbox.path) as connection:
+        (before,) = connection.execute("SELECT MAX(id) FROM outbox").fetchone()
+    connection.close()
     db.session.get(Order, "o1").status = "cancelled"
     db.session.commit()
     db.session.delete(db.session.get(Variant, "v2"))
@@ -171,10 +176,17 @@ def test_deletes_and_cancellations_in_commit_order(shop: Flask, emulator: Runnin
     db.session.delete(db.session.get(Customer, "u1"))
     db.session.commit()
     delivered(shop)
-    assert sent(emulator) == [
-        ("PUT", "/v1/orders/o1"),
+    # Queued in commit order; three entities, so delivered side by side (each in its own order).
+    with sqlite3.connect(outbox.path) as connection:
+        queued = connection.execute(
+            "SELECT method, path FROM outbox WHERE id > ? ORDER BY id", (before,)
+        ).fetchall()
+    connection.close()
+    assert queued == [("PUT", "/orders/o1"), ("DELETE", "/products/p1/v2"), ("DELETE", "/users/u1")]
+    assert sorted(sent(emulator)) == [
         ("DELETE", "/v1/products/p1/v2"),
         ("DELETE", "/v1/users/u1"),
+        ("PUT", "/v1/orders/o1"),
     ]
     assert emulator.requests(type="orders")[0]["body"] == {"order_status": "cancelled"}
 

@@ -342,7 +342,7 @@ def test_the_journal_writes_segments_old_readers_skip_and_reads_both(tmp_path: A
     outbox = Outbox(tmp_path / "outbox.sqlite3")
     outbox.put_event(b'{"e": 1}', "visitor:v1")
     names = [path.name for path in journal_folder(outbox.path).iterdir() if "journal" in path.name]
-    assert names and all(name.endswith(".journal3") for name in names)
+    assert names and all(name.endswith(".journal4") for name in names)
     assert outbox.ingest() == 1
     outbox.close()
 

@@ -1,8 +1,8 @@
 """The durable outbox: requests owed to DataCue (events and store changes), kept until delivered.
 
 ``contract`` is the queue's Protocol; ``sqlite`` its backend on one host, with the intake
-``journal``; ``worker`` drains it through ``sender`` (and ``late_answers``). The design is
-in docs/delivery.md.
+``journal``; ``worker`` drains it, many requests in ``flight`` at once, each an ``exchange``
+built by ``sender``. The design is in docs/delivery.md.
 """
 
 from .contract import (

@@ -78,7 +78,8 @@ class OutboxStats:
     ``oldest_pending_age`` is the age in seconds of the oldest undelivered row
     (pending or in flight); ``last_error`` the latest failure of any row;
     ``refused`` counts the events refused because the outbox was full, ``dropped`` the
-    events dropped unsent (a visitor over their share, or an erasure).
+    events dropped unsent (a visitor over their share, or an erasure). ``next_due_in`` is
+    :meth:`OutboxBackend.next_due_in` as of the same moment as the counts.
     """
 
     pending: int
@@ -89,6 +90,7 @@ class OutboxStats:
     last_error: str | None
     refused: int
     dropped: int = 0
+    next_due_in: float | None = None
 
 
 @dataclass(frozen=True)
@@ -127,13 +129,20 @@ class OutboxBackend(Protocol):
         ordering_key: str | None = None,
         *,
         droppable: Droppable = Droppable.NEVER,
+        shared_key: str | None = None,
     ) -> int:
         """Queue one request; its row id once it is durable. Events past the cap, and store
-        changes past their own bound, raise :class:`OutboxFullError`."""
+        changes past their own bound, raise :class:`OutboxFullError`. ``shared_key``: a key
+        held in common with other rows (see docs/delivery.md, "Ordering")."""
         ...
 
     def put_event(
-        self, body: bytes, ordering_key: str | None = None, *, droppable: Droppable = Droppable.NEVER
+        self,
+        body: bytes,
+        ordering_key: str | None = None,
+        *,
+        droppable: Droppable = Droppable.NEVER,
+        shared_key: str | None = None,
     ) -> int | None:
         """Queue one event the quickest durable way; its row id, or ``None`` until it gets one.
         A ``droppable`` event may be dropped when its key holds more than its share."""
@@ -150,7 +159,8 @@ class OutboxBackend(Protocol):
     # -- delivery -----------------------------------------------------------------------
 
     def claim(self, owner: str, limit: int = 100) -> list[OutboxRow]:
-        """Lease up to ``limit`` due rows to ``owner``, oldest first, at most one per ordering key."""
+        """Lease up to ``limit`` due rows to ``owner``, oldest first: none while an earlier row
+        of its ordering key is unfinished, nor one its shared key orders after (see "Ordering")."""
         ...
 
     def ack(self, row_ids: Iterable[int]) -> None:

@@ -69,6 +69,7 @@ class Intake:
         ordering_key: str | None = None,
         *,
         droppable: Droppable = Droppable.NEVER,
+        shared_key: str | None = None,
     ) -> int:
         """Queue one request; returns its row id once it is durable.
 
@@ -77,10 +78,14 @@ class Intake:
         """
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        if ordering_key is None:
+            shared_key = None  # a row with no key of its own waits for nothing
         if kind == "event" and self._journal is not None:
             self.ingest()  # events journaled before this one get their ids first: order kept
         now = time.time()
-        values = (kind, method, path, body, ordering_key, now, self.max_rows, self.store_max, droppable)
+        values = (
+            kind, method, path, body, ordering_key, now, self.max_rows, self.store_max, droppable, shared_key
+        )
         connection = self._pool.acquire(intake=True)
         try:
             row_id = self._insert(connection, values)
@@ -113,7 +118,12 @@ class Intake:
         return cursor.lastrowid if cursor.rowcount == 1 else None
 
     def put_event(
-        self, body: bytes, ordering_key: str | None = None, *, droppable: Droppable = Droppable.NEVER
+        self,
+        body: bytes,
+        ordering_key: str | None = None,
+        *,
+        droppable: Droppable = Droppable.NEVER,
+        shared_key: str | None = None,
     ) -> int | None:
         """Queue one event the quick way: through the journal, without a system call.
 
@@ -127,10 +137,12 @@ class Intake:
         """
         journal = self._journal
         if journal is None or self._pool.closed:
-            return self.put("event", "POST", "", body, ordering_key, droppable=droppable)
+            return self.put(
+                "event", "POST", "", body, ordering_key, droppable=droppable, shared_key=shared_key
+            )
         try:
             if journal.counted and self._room_left(journal) > _EXACT_ROOM:
-                if not journal.append(ordering_key, body, time.time(), droppable):
+                if not journal.append(ordering_key, body, time.time(), droppable, shared_key):
                     self._count_direct_row()  # only if this process lost its slot meanwhile
             else:
                 with journal.ingest_mutex, ingest_lock(journal.folder):
@@ -141,11 +153,13 @@ class Intake:
                             self._rows_at_ingest = int(connection.execute(sql.ROW_COUNT).fetchone()[0])
                         if self._rows_at_ingest >= self.max_rows:
                             self._refuse()
-                    if not journal.append(ordering_key, body, time.time(), droppable):
+                    if not journal.append(ordering_key, body, time.time(), droppable, shared_key):
                         journal.count_shared(1)  # no slot for this process: counted here, locked
         except OSError as error:  # no segment could be made (a full disk): SQLite says why
             logger.warning("datacue: the outbox journal at %s cannot take events: %s", journal.folder, error)
-            return self.put("event", "POST", "", body, ordering_key, droppable=droppable)
+            return self.put(
+                "event", "POST", "", body, ordering_key, droppable=droppable, shared_key=shared_key
+            )
         return None
 
     def _room_left(self, journal: JournalWriter) -> int:
@@ -295,4 +309,11 @@ class Intake:
 
 def _ingest_values(record: JournalRecord) -> tuple[object, ...]:
     """The values of :data:`sql.INGEST` for one journal record (due as soon as it was made)."""
-    return (record.body, record.ordering_key, record.created_at, record.created_at, record.droppable)
+    return (
+        record.body,
+        record.ordering_key,
+        record.created_at,
+        record.created_at,
+        record.droppable,
+        record.shared_key,
+    )

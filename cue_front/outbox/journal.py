@@ -44,9 +44,10 @@ __all__ = [
 JOURNAL_SUPPORTED: Final = fcntl is not None and hasattr(os, "posix_fallocate")
 
 SEGMENT_BYTES: Final = 4 * 1024 * 1024
-#: Segments written now, and those a reader from before the droppable flag wrote (read both).
-SUFFIX: Final = ".journal3"
-OLD_SUFFIX: Final = ".journal"
+#: Segments written now (records may carry a shared key), and those earlier writers left: before
+#: shared keys (``.journal3``) and before the droppable flag (``.journal``). All are read.
+SUFFIX: Final = ".journal4"
+OLD_SUFFIXES: Final = (".journal3", ".journal")
 PENDING_SUFFIX: Final = ".tmp"
 #: A ``.tmp`` segment older than this (seconds) was left by a writer that died creating it.
 ABANDONED_SECONDS: Final = 60.0
@@ -58,10 +59,12 @@ _CHECKED_FROM: Final = _SIZE.size + _CRC.size
 _HEADER_BYTES: Final = _CHECKED_FROM + _STAMPS.size
 _NO_KEY: Final = 0xFFFFFFFF
 #: The key length's top two bits hold how droppable the event is (``Droppable``, 0 to 2). Keys are
-#: far shorter than 1 GiB. Segments with such records are named ``.journal3``, which a reader from
-#: before the flag skips instead of misreading; records of ``.journal`` segments never set it.
+#: far shorter than 1 GiB. Records of ``.journal`` segments never set them.
 _DROPPABLE_SHIFT: Final = 30
 _KEY_LENGTH_MASK: Final = (1 << _DROPPABLE_SHIFT) - 1
+#: Between a record's ordering key and its shared key, when it has one: a byte UTF-8 never holds.
+#: Only ``.journal4`` segments hold it, which a reader from before shared keys skips.
+_SHARED_KEY_MARK: Final = b"\xff"
 #: ``size`` of the marker a writer leaves when it moves on to its next segment.
 _SEALED: Final = 0xFFFFFFFF
 #: Counters in ``appended``: one per writing process, and the last one shared (see Counting).
@@ -212,7 +215,12 @@ class JournalWriter:
             return
 
     def append(
-        self, ordering_key: str | None, body: bytes, created_at: float, droppable: int = 0
+        self,
+        ordering_key: str | None,
+        body: bytes,
+        created_at: float,
+        droppable: int = 0,
+        shared_key: str | None = None,
     ) -> bool:
         """Write one record; once this returns it survives the process. True when the append
         was counted in this process's slot (see Counting; else the caller counts it).
@@ -223,6 +231,8 @@ class JournalWriter:
         if self._generation != forks.generation:
             self.forget_parents_segment()
         key = b"" if ordering_key is None else ordering_key.encode("utf-8")
+        if shared_key is not None and ordering_key is not None:
+            key += _SHARED_KEY_MARK + shared_key.encode("utf-8")
         key_length = _NO_KEY if ordering_key is None else len(key) | (droppable << _DROPPABLE_SHIFT)
         size = _HEADER_BYTES + len(key) + len(body)
         with self._lock:
@@ -326,6 +336,7 @@ class JournalRecord:
     ordering_key: str | None
     body: bytes
     droppable: int = 0
+    shared_key: str | None = None
 
 
 @dataclass
@@ -348,7 +359,7 @@ def collect(folder: Path, offsets: dict[str, int], cut: int) -> Collected:
     for entry in entries:
         if entry.name.endswith(PENDING_SUFFIX):
             _remove_if_abandoned(entry)
-        elif entry.name.endswith((SUFFIX, OLD_SUFFIX)):
+        elif entry.name.endswith((SUFFIX, *OLD_SUFFIXES)):
             found.present.add(entry.name)
             _collect_file(Path(entry.path), offsets.get(entry.name, 0), cut, found)
     found.records.sort(key=lambda record: record.stamp)
@@ -391,17 +402,20 @@ def _collect_file(path: Path, start: int, cut: int, found: Collected) -> None:
                 break
             key_start = position + _HEADER_BYTES
             droppable = 0 if key_length == _NO_KEY else key_length >> _DROPPABLE_SHIFT
+            shared_key = None
             if key_length == _NO_KEY:
                 ordering_key, body_start = None, key_start
             else:
                 key_length &= _KEY_LENGTH_MASK
-                ordering_key = data[key_start : key_start + key_length].decode("utf-8")
+                keys = data[key_start : key_start + key_length]
+                if _SHARED_KEY_MARK in keys:
+                    own, shared = keys.split(_SHARED_KEY_MARK, 1)
+                    ordering_key, shared_key = own.decode("utf-8"), shared.decode("utf-8")
+                else:
+                    ordering_key = keys.decode("utf-8")
                 body_start = key_start + key_length
-            found.records.append(
-                JournalRecord(
-                    stamp, created_at, ordering_key, data[body_start : position + record_size], droppable
-                )
-            )
+            body = data[body_start : position + record_size]
+            found.records.append(JournalRecord(stamp, created_at, ordering_key, body, droppable, shared_key))
             position = _aligned(position + record_size)
     finally:
         os.close(fd)

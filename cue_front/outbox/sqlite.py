@@ -100,17 +100,26 @@ class Outbox:
         ordering_key: str | None = None,
         *,
         droppable: Droppable = Droppable.NEVER,
+        shared_key: str | None = None,
     ) -> int:
         """Queue one request; returns its row id once it is durable.
 
         Raises :class:`OutboxFullError` for an event when the outbox is full even after
         pruning delivered rows, and for a ``"rest"`` row past ``store_max`` more (see
         docs/delivery.md). A ``droppable`` event may be dropped if its key holds too many.
+        ``shared_key`` is a key the row holds in common with others (see "Ordering").
         """
-        return self._intake.put(kind, method, path, body, ordering_key, droppable=droppable)
+        return self._intake.put(
+            kind, method, path, body, ordering_key, droppable=droppable, shared_key=shared_key
+        )
 
     def put_event(
-        self, body: bytes, ordering_key: str | None = None, *, droppable: Droppable = Droppable.NEVER
+        self,
+        body: bytes,
+        ordering_key: str | None = None,
+        *,
+        droppable: Droppable = Droppable.NEVER,
+        shared_key: str | None = None,
     ) -> int | None:
         """Queue one event the quick way: through the journal, without a system call.
 
@@ -118,7 +127,7 @@ class Outbox:
         (it gets its row id when :meth:`ingest` moves it into the outbox) and the row id
         when the journal is off or cannot take it.
         """
-        return self._intake.put_event(body, ordering_key, droppable=droppable)
+        return self._intake.put_event(body, ordering_key, droppable=droppable, shared_key=shared_key)
 
     def ingest(self) -> int:
         """Move journaled events into the outbox, in order; returns how many.
@@ -350,6 +359,7 @@ class Outbox:
                     (now,),
                 ).fetchone()
                 meta = dict(connection.execute("SELECT name, value FROM outbox_meta").fetchall())
+                (due_at,) = connection.execute(sql.NEXT_DUE).fetchone()
             finally:
                 connection.execute("COMMIT")
         return OutboxStats(
@@ -362,6 +372,7 @@ class Outbox:
             last_error=meta["last_error"],
             refused=int(meta["refused"]),
             dropped=int(meta["dropped"]),
+            next_due_in=None if due_at is None else max(0.0, due_at - now),
         )
 
     def next_due_in(self) -> float | None:

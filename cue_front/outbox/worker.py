@@ -1,9 +1,10 @@
 """The delivery worker: drains the outbox into DataCue on a thread of its own (or the caller's).
 
-It claims due rows, sends each with :class:`~.sender.RowSender`, and settles it by its
-verdict: acked, retried after a backoff, or kept as a dead letter. It depends on the
-outbox only through :class:`~.contract.OutboxBackend`. How it paces itself, pauses when
-DataCue is down, and flushes at exit is in docs/delivery.md ("The delivery worker").
+It claims due rows, keeps up to ``max_in_flight`` requests in flight at once (one per
+ordering key: :mod:`.flight`), and settles each row by its verdict: acked, retried after a
+backoff, or kept as a dead letter. It depends on the outbox only through
+:class:`~.contract.OutboxBackend`. How it paces itself, pauses when DataCue is down, and
+flushes at exit is in docs/delivery.md ("The delivery worker").
 """
 
 from __future__ import annotations
@@ -17,22 +18,23 @@ import socket
 import threading
 import time
 import weakref
+from collections.abc import Sequence
 from typing import Any, Final
 
 from .. import forks, signals
 from ..transport import Transport
 from .contract import OutboxBackend, OutboxRow
-from .late_answers import Awaited, LateAnswers, unanswered_outcome
-from .sender import Outcome, RowSender, Unanswered, Verdict
+from .flight import Flight
+from .sender import Outcome, RowSender
 
-__all__ = ["EXIT_FLUSH_SECONDS", "DeliveryWorker", "backoff"]
+__all__ = ["DEFAULT_IN_FLIGHT", "EXIT_FLUSH_SECONDS", "DeliveryWorker", "backoff"]
 
 logger = logging.getLogger(__name__)
 
 #: How long, in all, the flush at interpreter exit may take.
 EXIT_FLUSH_SECONDS: Final = 2.0
-#: Failures in a row, within one batch, after which DataCue is taken to be down.
-FAILURES_BEFORE_PAUSE: Final = 3
+#: Requests one worker keeps in flight at most (``DATACUE_DELIVERY_IN_FLIGHT``).
+DEFAULT_IN_FLIGHT: Final = 64
 #: The longest ``Retry-After`` honoured; a longer one (a confused proxy) is cut to this.
 MAX_RETRY_AFTER: Final = 3600.0
 #: A row failing this many times is logged at WARNING (before: INFO, since one failure is routine).
@@ -41,10 +43,10 @@ ATTEMPTS_BEFORE_WARNING: Final = 5
 CHECKPOINT_INTERVAL: Final = 1.0
 #: While delivery is paused, journaled events are still moved into the outbox this often (seconds).
 INGEST_WHILE_PAUSED: Final = 0.5
-#: Rows whose late answer one worker listens for at a time; past that a timed-out row is retried.
-MAX_LATE_ANSWERS: Final = 32
 #: Seconds before a claim's lease ends by which its rows are settled (no other process may have them yet).
 LEASE_MARGIN: Final = 1.0
+#: The least time between two claims while requests are in flight (a claim reads the whole queue).
+CLAIM_INTERVAL: Final = 0.01
 
 
 class DeliveryWorker:
@@ -52,10 +54,13 @@ class DeliveryWorker:
 
     ``sender`` is the blinker sender of ``signals.delivered`` and ``signals.dead_lettered``
     (the Flask app; its app context is pushed while they are sent). ``batch_size`` rows are
-    claimed at a time; failed rows wait :func:`backoff` seconds. With nothing due, the
-    thread sleeps up to ``idle_interval`` seconds, or until :meth:`notify`, then lingers
-    ``linger`` seconds to send what arrives meanwhile in the same batch.
+    claimed at a time, and up to ``max_in_flight`` requests are in flight at once; failed
+    rows wait :func:`backoff` seconds. With nothing due, the thread sleeps up to
+    ``idle_interval`` seconds, or until :meth:`notify`, then lingers ``linger`` seconds to
+    send what arrives meanwhile in the same claim.
     """
+
+    lease_margin = LEASE_MARGIN
 
     def __init__(
         self,
@@ -64,6 +69,7 @@ class DeliveryWorker:
         *,
         sender: object = None,
         batch_size: int = 100,
+        max_in_flight: int = DEFAULT_IN_FLIGHT,
         backoff_base: float = 0.5,
         backoff_max: float = 300.0,
         idle_interval: float = 1.0,
@@ -71,14 +77,19 @@ class DeliveryWorker:
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight!r}")
         self.outbox = outbox
         self.transport = transport
         self.sender = sender
         self.batch_size = batch_size
+        self.max_in_flight = max_in_flight
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.idle_interval = idle_interval
         self.linger = linger
+        #: Rows claimed at a time while a backlog drains (the outbox hands out at most 500).
+        self._backlog_claim = max(batch_size, min(500, 4 * max_in_flight))
         self._stopped = False
         self._reset_for_this_process()
         request_seconds = sum(transport.timeout)
@@ -95,15 +106,14 @@ class DeliveryWorker:
         return f"<DeliveryWorker outbox={self.outbox!r} running={self.running}>"
 
     def _reset_for_this_process(self) -> None:
-        """Fresh thread state and HTTP connections: at creation, and in a forked child."""
+        """Fresh thread state: at creation, and in a forked child (connections belong to a flight)."""
         self._pid = os.getpid()
         self._generation = forks.generation
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
-        self._sender = RowSender(self.transport)
-        self._late = LateAnswers(self._sender, self._settle_late, MAX_LATE_ANSWERS)
+        self.row_sender = RowSender(self.transport)
         self._owner = f"{socket.gethostname()}:{self._pid}:{id(self):x}"
         self._claims = itertools.count(1)
         self._paused_until = 0.0
@@ -155,11 +165,7 @@ class DeliveryWorker:
         self._check_fork()
         if self._stopped:  # stop() is final, even when it comes first
             return
-        try:
-            self._run()
-        finally:
-            self._stop_listening(timeout=5.0)
-            self._sender.close()
+        self._run()
 
     def notify(self) -> None:
         """Wake the thread: a row was just put. Cheap enough for the request path."""
@@ -168,59 +174,93 @@ class DeliveryWorker:
             wake.set()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop the thread (waiting up to ``timeout`` for the batch in hand) and close its connections.
+        """Stop the thread, waiting up to ``timeout`` for it to hand back what it holds.
 
-        Rows it could not finish stay in the outbox for the next start.
+        Requests in flight are given up (their rows due again at once), rows not yet sent are
+        released: everything waits in the outbox for the next start.
         """
         self._stopped = True
         if self._generation != forks.generation:
             return
         self._stopping.set()
         self._wake.set()
-        deadline = time.monotonic() + timeout
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
-        self._stop_listening(timeout=max(0.1, deadline - time.monotonic()))
-        if thread is None or not thread.is_alive():  # else its connections are still in use
-            self._sender.close()
 
     def _run(self) -> None:
+        flight = Flight(self, self.max_in_flight)
         failures = 0
-        while not self._stopping.is_set():
-            pause = self._paused_until - time.monotonic()
-            if pause > 0:  # DataCue is down or asked us to slow down: even a notify waits
-                # ...but journaled events still move into the outbox, where the cap and
-                # `flask datacue status` see them.
-                self._stopping.wait(min(pause, INGEST_WHILE_PAUSED))
+        wanted = True  # a claim is wanted: woken, keys freed, or a backlog
+        backlog = False  # the last claim took all it asked for
+        look_again = 0.0  # when to claim anyway (a retry falls due)
+        claimed_at = -CLAIM_INTERVAL
+        acks_seen = 0
+        last_ingest = tidied_at = 0.0
+        try:
+            while not self._stopping.is_set():
+                now = time.monotonic()
+                paused = now < self._paused_until
                 try:
-                    self.outbox.ingest()
+                    if self._wake.is_set():
+                        self._wake.clear()
+                        wanted = True
+                    if flight.acks_written != acks_seen:
+                        acks_seen, wanted = flight.acks_written, True
+                    if paused:
+                        # Journaled events still move into the outbox, where the cap and
+                        # `flask datacue status` see them.
+                        if now - last_ingest >= INGEST_WHILE_PAUSED:
+                            last_ingest = now
+                            self.outbox.ingest()
+                    elif (
+                        flight.room > 0
+                        and len(flight.queue) < self.max_in_flight
+                        and (wanted or now >= look_again)
+                        and (now - claimed_at >= CLAIM_INTERVAL or not flight.busy)
+                    ):
+                        flight.flush_acks(now, force=True)  # first: the keys they hold are free then
+                        acks_seen = flight.acks_written
+                        claimed_at = now
+                        # In a backlog, bigger claims: a claim reads the whole queue, whatever it takes.
+                        size = self._backlog_claim if wanted and backlog else self.batch_size
+                        got = flight.claim(size)
+                        backlog = got >= size
+                        wanted = backlog  # a backlog: again as soon as there is room
+                        if not got and not flight.busy:
+                            look_again = now + self._idle_wait()
+                        elif not wanted:
+                            look_again = now + self.idle_interval
+                    flight.start(now)
+                    failures = 0
+                except Exception:  # the outbox file, the disk: keep going, loudly
+                    failures += 1
+                    logger.exception("datacue: the delivery worker failed; trying again")
+                    flight.pause(self._backoff(failures), "the outbox failed")
+                try:
+                    self._upkeep(idle=not flight.busy)
+                    if now - tidied_at >= 1.0:
+                        tidied_at = now
+                        flight.close_idle_connections(now)
                 except Exception:
-                    logger.exception("datacue: moving journaled events into the outbox failed")
-                continue
-            self._wake.clear()
-            try:
-                handled = self._deliver_batch(deadline=None)
-                failures = 0
-            except Exception:  # the outbox file, the disk: keep going, loudly
-                failures += 1
-                logger.exception("datacue: the delivery worker failed; trying again")
-                handled = 0
-                self._pause(self._backoff(failures))
-            try:
-                self._upkeep(idle=handled == 0)
-            except Exception:
-                logger.exception("datacue: outbox upkeep failed")
-            paused = time.monotonic() < self._paused_until
-            if handled >= self.batch_size and not paused:
-                continue  # a backlog: straight on with the next batch
-            if handled and not paused:
-                # Rows keep coming: gather what arrives meanwhile into one batch, so that a
-                # busy process pays one claim and one ack per batch, not per event.
-                self._stopping.wait(self.linger)
-                continue
-            if self._wake.wait(self._idle_wait()) and self.linger:
-                self._stopping.wait(self.linger)
+                    logger.exception("datacue: outbox upkeep failed")
+                if flight.busy:
+                    # Room for more: look at the outbox again within a linger (a notify may come).
+                    longest = self.linger if flight.room > 0 and not paused else self.idle_interval
+                    try:
+                        flight.wait(max(longest, 0.001))
+                    except Exception:
+                        logger.exception("datacue: the delivery worker failed; trying again")
+                        flight.pause(self._backoff(1), "the outbox failed")
+                    continue
+                flight.flush_acks(time.monotonic(), force=True)
+                now = time.monotonic()
+                wait = min(self._paused_until - now, INGEST_WHILE_PAUSED) if paused else look_again - now
+                if self._wake.wait(max(0.0, wait)) and self.linger and not paused:
+                    # Rows keep coming: gather what arrives meanwhile into one claim.
+                    self._stopping.wait(self.linger)
+        finally:
+            flight.close()
 
     def _idle_wait(self) -> float:
         pause = self._paused_until - time.monotonic()
@@ -234,7 +274,8 @@ class DeliveryWorker:
             return self.idle_interval
         return min(self.idle_interval, max(due_in, 0.005))
 
-    def _pause(self, seconds: float) -> None:
+    def pause(self, seconds: float) -> None:
+        """Start no new request for ``seconds`` (DataCue is down, or asked us to slow down)."""
         self._paused_until = max(self._paused_until, time.monotonic() + seconds)
 
     def _upkeep(self, idle: bool) -> None:
@@ -250,14 +291,25 @@ class DeliveryWorker:
             self._last_checkpoint = now
             self.outbox.checkpoint()
 
-    # -- delivering -------------------------------------------------------------------------
+    # -- delivering here and now ------------------------------------------------------------
 
     def run_once(self) -> int:
         """Claim one batch and send it, here and now; returns how many rows were settled.
 
-        A row answered after the read timeout is waited for (see :class:`LateAnswers`).
+        A row answered after the read timeout is waited for (until its lease nearly ends).
         """
-        return self._deliver_batch(deadline=None, wait_for_late_answers=True)
+        self._check_fork()
+        flight = Flight(self, self.max_in_flight)
+        try:
+            flight.claim(self.batch_size)
+            while flight.busy:
+                flight.start(time.monotonic())
+                if flight.busy:
+                    flight.wait(self.idle_interval)
+            flight.flush_acks(time.monotonic(), force=True)
+            return flight.settled
+        finally:
+            flight.close()
 
     def flush(self, timeout: float) -> bool:
         """Deliver until the outbox is empty or ``timeout`` seconds pass; True when nothing is left.
@@ -266,153 +318,71 @@ class DeliveryWorker:
         for retries that fall due before the deadline; gives up at once when what is
         left waits out a backoff longer than the time left.
         """
-        deadline = time.monotonic() + max(0.0, timeout)
-        while True:
-            if self._deliver_batch(deadline=deadline):
-                if time.monotonic() < deadline:
-                    continue
-                return self.outbox.unfinished() == 0
-            stats = self.outbox.stats()
-            if stats.pending + stats.in_flight == 0:
-                return True
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            if stats.in_flight:
-                time.sleep(min(left, 0.02))
-                continue
-            due_in = self.outbox.next_due_in()
-            if due_in is None:
-                return True
-            if due_in >= left:
-                return False
-            time.sleep(max(due_in, 0.005))
-
-    def _deliver_batch(self, deadline: float | None, wait_for_late_answers: bool = False) -> int:
         self._check_fork()
-        # An owner per claim, not per thread: an answer recorded after the lease ran out
-        # (the listener was busy) must not settle the copy this thread has sent since.
-        owner = f"{self._owner}:{next(self._claims)}"
-        started = time.monotonic()  # before the claim: its lease may only end later than this says
-        rows = self.outbox.claim(owner, self.batch_size)
-        if not rows:
-            return 0
-        # A row is only started while enough lease is left to finish it (see the module doc).
-        last_start = started + self.outbox.lease_seconds - self._sender.request_seconds - LEASE_MARGIN
-        if deadline is not None:
-            last_start = min(last_start, deadline)
-        delivered: list[OutboxRow] = []
-        listened_for: set[int] = set()
-        failures_in_a_row = 0
-        settled = 0
-        for index, row in enumerate(rows):
-            now = time.monotonic()
-            if index and now >= last_start:
-                self.outbox.release([r.id for r in rows[index:]], owner=owner)
-                break
-            time_left = None if deadline is None else deadline - now
-            sent = self._sender.send(row, time_left)
-            settled += 1
-            if isinstance(sent, Unanswered):
-                outcome = self._listen_for_answer(row, owner, sent, started, deadline)
-            else:
-                outcome = sent
-            if outcome.verdict is Verdict.DELIVERED:
-                delivered.append(row)
-                failures_in_a_row = 0
-                continue
-            if outcome.verdict is Verdict.REFUSED:
-                self._dead_letter(row, outcome, owner)
-                failures_in_a_row = 0
-                continue
-            failures_in_a_row += 1
-            if outcome.verdict is Verdict.AWAITED:  # the row waits for its answer; the backoff paces the rest
-                listened_for.add(row.id)
-                delay = self._backoff(row.attempts)
-            else:
-                delay = self._retry_later(row, outcome, owner)
-            rest = rows[index + 1 :]
-            rate_limited = outcome.status == 429
-            if rest and (outcome.unreachable or rate_limited or failures_in_a_row >= FAILURES_BEFORE_PAUSE):
-                # DataCue looks down or asks us to slow down: the rest of the batch waits too.
-                self.outbox.release([r.id for r in rest], delay=delay, owner=owner)
-                self._pause(delay)
-                logger.info("datacue: pausing delivery for %.1fs (%s)", delay, outcome.error)
-                break
-            if outcome.unreachable or rate_limited:
-                self._pause(delay)
-        if delivered:
-            self.outbox.ack([row.id for row in delivered])
-            self._acked_since_prune += len(delivered)
-            if signals.delivered.receivers:
-                for row in delivered:
-                    _signal(signals.delivered, self.sender, row)
-        if wait_for_late_answers and listened_for:
-            self._late.wait_for(listened_for)
-        return settled
+        deadline = time.monotonic() + max(0.0, timeout)
+        flight = Flight(self, self.max_in_flight, deadline)
+        wanted = True
+        backlog = False
+        acks_seen = 0
+        try:
+            while True:
+                now = time.monotonic()
+                if now >= deadline:
+                    break
+                if flight.acks_written != acks_seen:
+                    acks_seen, wanted = flight.acks_written, True
+                if wanted and flight.room > 0 and len(flight.queue) < self.max_in_flight:
+                    flight.flush_acks(now, force=True)
+                    acks_seen = flight.acks_written
+                    size = self._backlog_claim if backlog else self.batch_size
+                    backlog = wanted = flight.claim(size) >= size
+                flight.start(now)
+                if flight.busy:
+                    flight.wait(min(deadline - now, self.linger if flight.room > 0 else 1.0))
+                    continue
+                flight.flush_acks(now, force=True)
+                stats = self.outbox.stats()
+                if stats.pending + stats.in_flight == 0:
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                wanted = True
+                if stats.in_flight:  # in flight elsewhere: this process's thread, another process
+                    time.sleep(min(left, 0.02))
+                    continue
+                due_in = stats.next_due_in  # as of the counts: nobody had a row in flight then
+                if due_in is None:
+                    return True
+                if due_in >= left:
+                    return False
+                time.sleep(max(due_in, 0.005))
+        finally:
+            flight.close()
+        return self.outbox.unfinished() == 0
 
-    def _listen_for_answer(
-        self, row: OutboxRow, owner: str, unanswered: Unanswered, claimed_at: float, deadline: float | None
-    ) -> Outcome:
-        """Hand a request that outlasted the read timeout to :class:`LateAnswers`, or give it up.
+    # -- settling (the flights call these) --------------------------------------------------
 
-        Listened for until :data:`LEASE_MARGIN` before the claim's lease ends (and never
-        past ``deadline``); the verdict is then ``awaited``. When that leaves no time, or
-        too many answers are awaited already, the connection is closed and the row retried.
-        """
-        now = time.monotonic()
-        until = claimed_at + self.outbox.lease_seconds - LEASE_MARGIN
-        if deadline is not None:
-            until = min(until, deadline)
-        sent_at = now - unanswered.waited
-        if until - now > 0.01 and self._late.listen(Awaited(row, owner, unanswered, sent_at, until)):
-            logger.info(
-                "datacue: outbox row %d (%s) not answered in %gs; listening for its answer %.1fs more",
-                row.id,
-                row.kind,
-                unanswered.waited,
-                until - now,
-            )
-            return Outcome(Verdict.AWAITED, None, "")
-        unanswered.connection.close()
-        return unanswered_outcome(unanswered, unanswered.waited)
+    def new_owner(self) -> str:
+        """A lease owner for one claim: this process and worker, and the claim's number."""
+        return f"{self._owner}:{next(self._claims)}"
 
-    def _settle_late(self, awaited: Awaited, outcome: Outcome) -> None:
-        """Record the outcome of a row whose answer came (or did not) after the read timeout."""
-        row, owner = awaited.row, awaited.owner
-        if outcome.verdict is Verdict.DELIVERED:
-            self.outbox.ack([row.id])
-            self._acked_since_prune += 1
-            logger.info(
-                "datacue: outbox row %d (%s) delivered; DataCue answered after %.1fs",
-                row.id,
-                row.kind,
-                time.monotonic() - awaited.sent_at,
-            )
-            if signals.delivered.receivers:
-                _signal(signals.delivered, self.sender, row)
-        elif outcome.verdict is Verdict.REFUSED:
-            self._dead_letter(row, outcome, owner)
-        else:
-            delay = self._retry_later(row, outcome, owner)
-            if outcome.status == 429:
-                self._pause(delay)
-
-    def _stop_listening(self, timeout: float) -> None:
-        """Stop listening for late answers; the rows still waiting are retried (at once)."""
-        for awaited in self._late.close(timeout):
-            outcome = unanswered_outcome(awaited.unanswered, time.monotonic() - awaited.sent_at)
-            try:
-                self._retry_later(awaited.row, outcome, awaited.owner, delay=0.0)
-            except Exception:  # the lease runs out and the row is sent again
-                logger.exception("datacue: could not hand back outbox row %d", awaited.row.id)
+    def backoff_for(self, attempts: int) -> float:
+        return self._backoff(attempts)
 
     def _backoff(self, attempts: int) -> float:
         return backoff(self.backoff_base, self.backoff_max, attempts)
 
-    def _retry_later(
-        self, row: OutboxRow, outcome: Outcome, owner: str, delay: float | None = None
-    ) -> float:
+    def acknowledge(self, rows: Sequence[OutboxRow]) -> None:
+        """Record ``rows`` as delivered (one write), and say so to the signal's receivers."""
+        self.outbox.ack([row.id for row in rows])
+        self._acked_since_prune += len(rows)
+        if signals.delivered.receivers:
+            for row in rows:
+                _signal(signals.delivered, self.sender, row)
+
+    def retry_later(self, row: OutboxRow, outcome: Outcome, owner: str, delay: float | None = None) -> float:
+        """Give ``row`` back after a failed attempt, due again after its backoff (or ``Retry-After``)."""
         if delay is None:
             delay = self._backoff(row.attempts)
         if outcome.retry_after is not None:
@@ -430,7 +400,8 @@ class DeliveryWorker:
         )
         return delay
 
-    def _dead_letter(self, row: OutboxRow, outcome: Outcome, owner: str) -> None:
+    def dead_letter(self, row: OutboxRow, outcome: Outcome, owner: str) -> None:
+        """Set ``row`` aside for good: DataCue refused it."""
         self.outbox.dead_letter(
             row.id,
             status=outcome.status,
