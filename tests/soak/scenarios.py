@@ -246,6 +246,10 @@ def outage(directory: Path, plan: OutagePlan) -> OutageRun:
         "DATACUE_OUTBOX_LEASE_SECONDS": 5.0,
         "DATACUE_DELIVERY_BACKOFF": [0.1, 1.0],
         "DATACUE_OUTBOX_MAX_ROWS": plan.max_rows,
+        # This run is about the cap: no visitor's share (1% of the cap, at least 20) may bind
+        # first, or 40 visitors would shed their page views before the outbox ever filled (the
+        # share has its own tests, in tests/test_visitor_limits.py).
+        "DATACUE_OUTBOX_VISITOR_MAX": plan.max_rows,
     }
     per_round = plan.pages // plan.rounds
     seconds = {"healthy": 0.0, "outage": 0.0, "recovery": 0.0}
