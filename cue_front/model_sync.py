@@ -38,6 +38,7 @@ Dependents = Callable[[Any], Iterable[Any]]
 
 _PENDING = "_datacue_changes"
 _DELETED_KEYS = "_datacue_deleted"
+_DELETED_DEPENDENTS = "_datacue_deleted_dependents"
 
 
 @dataclass(frozen=True)
@@ -158,16 +159,19 @@ def _model_sync() -> ModelSync | None:
 
 
 def _before_flush(session: Any, flush_context: Any, instances: Any) -> None:
-    """Deleted instances, read while their rows (and their relations) still exist."""
+    """Deleted instances, read while their rows (and their relations) still exist: the records of
+    declared ones, and the declared instances that deleted related rows feed (``depends_on``)."""
     sync = _model_sync()
     if sync is None:
         return
     deleted = session.info.setdefault(_DELETED_KEYS, {})
+    fed = session.info.setdefault(_DELETED_DEPENDENTS, {})
     for instance in session.deleted:
         for declaration in sync.for_instance(instance):
             record = _record_or_none(declaration, instance)
             if record is not None:
                 deleted[id(instance), id(declaration)] = record
+        fed[id(instance)] = list(sync.dependents_of(instance))
 
 
 def _after_flush(session: Any, flush_context: Any) -> None:
@@ -176,6 +180,7 @@ def _after_flush(session: Any, flush_context: Any) -> None:
         return
     pending: list[Change] = session.info.setdefault(_PENDING, [])
     deleted_records = session.info.pop(_DELETED_KEYS, {})
+    deleted_dependents = session.info.pop(_DELETED_DEPENDENTS, {})
     seen: set[tuple[int, int]] = set()
     for instance in session.deleted:
         for declaration in sync.for_instance(instance):
@@ -186,17 +191,60 @@ def _after_flush(session: Any, flush_context: Any) -> None:
                 pending.append(Change("delete", declaration, record))
             seen.add((id(instance), id(declaration)))
     new = session.new
+    targets = list(_fed_by_deleted(sync, session, deleted_dependents))
     for instance in [*new, *session.dirty]:
-        changed = [(declaration, instance) for declaration in sync.for_instance(instance)]
-        if instance not in new and not session.is_modified(instance):
-            changed = []  # touched, not changed
-        for declaration, target in [*changed, *sync.dependents_of(instance)]:
-            if (id(target), id(declaration)) in seen or target in session.deleted:
-                continue
-            seen.add((id(target), id(declaration)))
-            record = _record_or_none(declaration, target)
-            if record is not None:
-                pending.append(Change("create" if target in new else "update", declaration, record))
+        if instance in new or session.is_modified(instance):  # else touched, not changed
+            targets.extend((declaration, instance) for declaration in sync.for_instance(instance))
+        targets.extend(sync.dependents_of(instance))
+    for declaration, target in targets:
+        if (id(target), id(declaration)) in seen or target in session.deleted:
+            continue
+        seen.add((id(target), id(declaration)))
+        record = _record_or_none(declaration, target)
+        if record is not None:
+            pending.append(Change("create" if target in new else "update", declaration, record))
+
+
+def _fed_by_deleted(
+    sync: ModelSync, session: Any, found_before: Mapping[int, list[tuple[Declaration, Any]]]
+) -> Iterator[tuple[Declaration, Any]]:
+    """The declared instances that this flush's deleted related rows fed, found before the flush
+    (a row deleted by a cascade during it: through what is loaded), each with its loaded
+    relationships that still hold a deleted row expired, so that its record is made without it."""
+    gone = session.deleted
+    gone_ids = {id(each) for each in gone}
+    for instance in gone:
+        if id(instance) in found_before:
+            dependents: Iterable[tuple[Declaration, Any]] = found_before[id(instance)]
+        else:
+            dependents = sync.dependents_of(instance)
+        for declaration, dependent in dependents:
+            if dependent not in gone:
+                _expire_held(session, dependent, gone_ids)
+                yield declaration, dependent
+
+
+def _expire_held(session: Any, instance: Any, gone_ids: set[int]) -> None:
+    """Expire ``instance``'s loaded relationships that hold a row just deleted: the ORM leaves a
+    deleted row in loaded collections (and many-to-ones) until the commit expires everything."""
+    state = sqlalchemy.inspect(instance, raiseerr=False)
+    if state is None or not state.persistent:
+        return
+    stale = [
+        relation.key
+        for relation in state.mapper.relationships
+        if relation.key in state.dict
+        and any(id(each) in gone_ids for each in _held(relation.uselist, state.dict[relation.key]))
+    ]
+    if stale:
+        session.expire(instance, stale)
+
+
+def _held(uselist: bool | None, value: Any) -> Iterable[Any]:
+    """What a loaded relationship's value holds: a collection's members (a dict's values), or the one."""
+    if not uselist:
+        return () if value is None else (value,)
+    return value.values() if isinstance(value, Mapping) else value
 
 
 def _record_or_none(declaration: Declaration, instance: Any) -> dict[str, Any] | None:
@@ -220,6 +268,7 @@ def _record_or_none(declaration: Declaration, instance: Any) -> dict[str, Any] |
 def _after_rollback(session: Any) -> None:
     session.info.pop(_PENDING, None)
     session.info.pop(_DELETED_KEYS, None)
+    session.info.pop(_DELETED_DEPENDENTS, None)
 
 
 def _after_commit(session: Any) -> None:

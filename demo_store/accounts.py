@@ -176,9 +176,8 @@ def _wishlist_change(subtype: str) -> Response:
     if variant is not None and product.has_variants:
         event["variant_id"] = variant.variant_id
     with write_transaction():
-        # Through the customer's collection, so the customer changes and the declared sync sends
-        # their DataCue user again. (A WishlistItem deleted on its own would not: depends_on
-        # follows related rows that are added or changed, not those deleted.)
+        # Through the customer's collection; the declared sync sends their DataCue user again
+        # (depends_on follows wishlist rows added, changed or deleted).
         items = customer.wishlist
         listed = next((item for item in items if item.product_id == product.product_id), None)
         changed = (listed is None) if subtype == "add" else (listed is not None)

@@ -39,10 +39,20 @@ class Product(db.Model):  # type: ignore[name-defined,misc]
     variants: Mapped[list[Variant]] = relationship(back_populates="product", cascade="all, delete-orphan")
 
 
+class Promotion(db.Model):  # type: ignore[name-defined,misc]
+    """A discount some variants take: part of their DataCue price (``depends_on``), a row of its own."""
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    discount: Mapped[int]
+    variants: Mapped[list[Variant]] = relationship(back_populates="promotion")
+
+
 class Variant(db.Model):  # type: ignore[name-defined,misc]
     id: Mapped[str] = mapped_column(String, primary_key=True)
     product_id: Mapped[str] = mapped_column(ForeignKey("product.id"))
     product: Mapped[Product] = relationship(back_populates="variants")
+    promotion_id: Mapped[str | None] = mapped_column(ForeignKey("promotion.id"))
+    promotion: Mapped[Promotion | None] = relationship(back_populates="variants")
     price: Mapped[int]
     stock: Mapped[int]
     #: Not part of what DataCue is told: changing it sends nothing.
@@ -52,6 +62,16 @@ class Variant(db.Model):  # type: ignore[name-defined,misc]
 class Customer(db.Model):  # type: ignore[name-defined,misc]
     id: Mapped[str] = mapped_column(String, primary_key=True)
     first_name: Mapped[str]
+    wishlist: Mapped[list[Wish]] = relationship(back_populates="customer", cascade="all, delete-orphan")
+
+
+class Wish(db.Model):  # type: ignore[name-defined,misc]
+    """A wishlist entry: part of its customer's DataCue user (``depends_on``), a row of its own."""
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customer.id"))
+    customer: Mapped[Customer] = relationship(back_populates="wishlist")
+    product_id: Mapped[str]
 
 
 class Order(db.Model):  # type: ignore[name-defined,misc]
@@ -66,12 +86,17 @@ def variant_record(variant: Variant) -> dict[str, Any]:
         "variant_id": variant.id,
         "categories": [variant.product.category_id],
         "name": variant.product.name,
-        "price": variant.price,
+        "price": variant.price - (variant.promotion.discount if variant.promotion else 0),
         "full_price": variant.price,
         "stock": variant.stock,
         "photo_url": f"/img/{variant.id}.svg",
         "link": f"/products/{variant.product_id}",
     }
+
+
+def user_record(customer: Customer) -> dict[str, Any]:
+    wishlist = sorted({wish.product_id for wish in customer.wishlist})  # two wishes may name one product
+    return {"user_id": customer.id, "first_name": customer.first_name, "wishlist": wishlist}
 
 
 @pytest.fixture
@@ -83,13 +108,13 @@ def shop(make_app: Callable[..., Flask], emulator: RunningEmulator, tmp_path: An
     )
     db.init_app(app)
     datacue: DataCue = app.extensions["datacue"].extension
-    datacue.syncs(Variant, "products", depends_on={Product: "variants"})(variant_record)
+    datacue.syncs(Variant, "products", depends_on={Product: "variants", Promotion: "variants"})(
+        variant_record
+    )
     datacue.syncs(Category, "categories")(
         lambda category: {"category_id": category.id, "name": category.name}
     )
-    datacue.syncs(Customer, "users")(
-        lambda customer: {"user_id": customer.id, "first_name": customer.first_name}
-    )
+    datacue.syncs(Customer, "users", depends_on={Wish: "customer"})(user_record)
     datacue.syncs(Order, "orders")(
         lambda order: {"order_id": order.id, "user_id": order.customer_id, "order_status": order.status}
     )
@@ -159,7 +184,7 @@ def test_a_related_change_sends_every_dependent(shop: Flask, emulator: RunningEm
     assert {r["body"]["name"] for r in emulator.requests()} == {"Big mug"}
 
 
-def test_deletes_and_cancellations_in_commit_order(shop: Flask, emulator: RunningEmulator) -> None:
+def test_deletes_and_cancellations_are_sent(shop: Flask, emulator: RunningEmulator) -> None:
     stock_shop()
     db.session.add(Order(id="o1", customer_id="u1"))
     db.session.commit()
@@ -199,6 +224,118 @@ def test_a_cascade_delete_through_the_orm_is_seen(shop: Flask, emulator: Running
     db.session.commit()
     delivered(shop)
     assert sorted(sent(emulator)) == [("DELETE", "/v1/products/p1/v1"), ("DELETE", "/v1/products/p1/v2")]
+
+
+def wishing_customer(*product_ids: str) -> Customer:
+    """u1 with one wish per product id (w1, w2, ...), committed and delivered."""
+    wishes = [Wish(id=f"w{n}", product_id=product_id) for n, product_id in enumerate(product_ids, 1)]
+    db.session.add(Customer(id="u1", first_name="Ana", wishlist=wishes))
+    db.session.commit()
+    return db.session.get(Customer, "u1")
+
+
+@pytest.mark.parametrize("loaded", [True, False], ids=["collection-loaded", "collection-unloaded"])
+def test_a_related_row_deleted_on_its_own_sends_its_dependents(
+    shop: Flask, emulator: RunningEmulator, loaded: bool
+) -> None:
+    customer = wishing_customer("p1", "p2")
+    delivered(shop)
+    emulator.reset()
+    if loaded:
+        assert len(customer.wishlist) == 2  # the collection loaded, and holding w1 until told otherwise
+    db.session.delete(db.session.get(Wish, "w1"))  # not through the customer
+    db.session.commit()
+    delivered(shop)
+    assert sent(emulator) == [("PUT", "/v1/users/u1")]
+    assert emulator.requests()[0]["body"]["wishlist"] == ["p2"]
+    assert [wish.id for wish in customer.wishlist] == ["w2"]
+
+
+def test_a_related_delete_and_a_change_of_its_dependent_send_one_update(
+    shop: Flask, emulator: RunningEmulator
+) -> None:
+    customer = wishing_customer("p1", "p2")
+    delivered(shop)
+    emulator.reset()
+    assert len(customer.wishlist) == 2
+    customer.first_name = "Anna"
+    db.session.delete(db.session.get(Wish, "w2"))
+    db.session.commit()
+    delivered(shop)
+    (request,) = emulator.requests()
+    assert (request["method"], request["path"]) == ("PUT", "/v1/users/u1")
+    assert (request["body"]["first_name"], request["body"]["wishlist"]) == ("Anna", ["p1"])
+
+
+def test_a_related_row_deleted_with_its_dependent_sends_only_the_delete(
+    shop: Flask, emulator: RunningEmulator
+) -> None:
+    customer = wishing_customer("p1", "p2")
+    delivered(shop)
+    emulator.reset()
+    wish = db.session.get(Wish, "w1")
+    db.session.delete(customer)  # its wishes go by the cascade
+    db.session.delete(wish)  # and this one on its own too, in the same flush
+    db.session.commit()
+    delivered(shop)
+    assert sent(emulator) == [("DELETE", "/v1/users/u1")]
+
+
+def test_a_deleted_many_to_one_row_sends_its_dependents(shop: Flask, emulator: RunningEmulator) -> None:
+    stock_shop()
+    variant = db.session.get(Variant, "v1")
+    variant.promotion = Promotion(id="spring", discount=2)
+    db.session.commit()
+    delivered(shop)
+    assert emulator.requests()[0]["body"]["price"] == 10
+    emulator.reset()
+    assert variant.promotion is not None  # loaded, and holding the promotion until told otherwise
+    db.session.delete(db.session.get(Promotion, "spring"))
+    db.session.commit()
+    delivered(shop)
+    (request,) = emulator.requests()
+    assert (request["method"], request["path"], request["body"]["price"]) == ("PUT", "/v1/products/p1/v1", 12)
+
+
+def test_a_related_row_removed_from_its_collection_sends_its_dependent(
+    shop: Flask, emulator: RunningEmulator
+) -> None:
+    customer = wishing_customer("p1", "p2")
+    delivered(shop)
+    emulator.reset()
+    customer.wishlist.remove(db.session.get(Wish, "w1"))  # an orphan, deleted by the cascade
+    db.session.commit()
+    delivered(shop)
+    assert sent(emulator) == [("PUT", "/v1/users/u1")]
+    assert emulator.requests()[0]["body"]["wishlist"] == ["p2"]
+
+
+def test_a_related_row_deleted_without_changing_the_output_sends_nothing(
+    shop: Flask, emulator: RunningEmulator
+) -> None:
+    customer = wishing_customer("p1", "p2", "p1")
+    delivered(shop)
+    emulator.reset()
+    assert len(customer.wishlist) == 3
+    db.session.delete(db.session.get(Wish, "w1"))  # w3 still names p1
+    db.session.commit()
+    delivered(shop)
+    assert sent(emulator) == []
+
+
+def test_a_related_delete_rolled_back_sends_nothing(shop: Flask, emulator: RunningEmulator) -> None:
+    customer = wishing_customer("p1", "p2")
+    delivered(shop)
+    emulator.reset()
+    assert len(customer.wishlist) == 2
+    db.session.delete(db.session.get(Wish, "w1"))
+    db.session.flush()  # written in the transaction, then taken back
+    db.session.rollback()
+    db.session.add(Category(id="plates", name="Plates"))
+    db.session.commit()
+    delivered(shop)
+    assert sent(emulator) == [("POST", "/v1/categories")]
+    assert sorted(wish.id for wish in customer.wishlist) == ["w1", "w2"]
 
 
 def test_a_rollback_sends_nothing(shop: Flask, emulator: RunningEmulator) -> None:
