@@ -40,6 +40,12 @@ DEFAULTS: dict[str, Any] = {
     # Derived: <instance_path>/datacue-outbox.sqlite3 (and its event journal beside it, in a
     # folder named like the file plus ".intake"; see docs/delivery.md). Keep it on a local disk.
     "DATACUE_OUTBOX_PATH": None,
+    # A Redis (or Valkey) shared by every host of the shop: redis://[:password@]host:6379/0,
+    # rediss://... (TLS) or unix:///path/redis.sock (needs cue-front[redis]). None: one SQLite
+    # outbox per host (DATACUE_OUTBOX_PATH). For now nothing is kept there yet (the outbox and
+    # what hosts share move there with issue 15). Its
+    # maxmemory-policy must be noeviction or volatile-*: init_app refuses one that evicts any key.
+    "DATACUE_OUTBOX_URL": None,
     "DATACUE_OUTBOX_MAX_ROWS": 100_000,
     # The most unsent events one visitor may hold; past it their oldest page views, searches,
     # clicks and wishlist changes go first, then cart updates a newer one supersedes (all
