@@ -71,6 +71,11 @@ class DataCue:
             app.config["DATACUE_STRICT"] = app.debug or app.testing
         if app.config["DATACUE_OUTBOX_PATH"] is None:
             app.config["DATACUE_OUTBOX_PATH"] = f"{app.instance_path}/datacue-outbox.sqlite3"
+        if app.config["DATACUE_PROXY_RATE_LIMIT_STORAGE"] is None:
+            outbox_url = app.config["DATACUE_OUTBOX_URL"]
+            app.config["DATACUE_PROXY_RATE_LIMIT_STORAGE"] = (
+                outbox_url if redis_store.is_redis_url(outbox_url) else "memory://"
+            )
         _check_config(app.config)
 
         state = DataCueState(self, app)

@@ -63,7 +63,7 @@ class DataCueState:
         self.anonymous_cookie: str = config["DATACUE_ANONYMOUS_COOKIE"]
         self.honour_gpc = bool(config["DATACUE_HONOUR_GPC"])
         self.shop_url: str | None = _shop_url(config)
-        self.rate_limits = RateLimits(app)
+        self.rate_limits = RateLimits(app, shared_redis=self.redis)
         # The app's Jinja globals, where flask-talisman (if installed) puts csp_nonce.
         self.jinja_globals = app.jinja_env.globals
         self._config = config
