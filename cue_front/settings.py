@@ -43,7 +43,7 @@ DEFAULTS: dict[str, Any] = {
     # A Redis (or Valkey) shared by every host of the shop: redis://[:password@]host:6379/0,
     # rediss://... (TLS) or unix:///path/redis.sock (needs cue-front[redis]). None: one SQLite
     # outbox per host (DATACUE_OUTBOX_PATH). For now it holds only what hosts share besides the
-    # outbox: the rate limits' counts. Its
+    # outbox: the rate limits' counts and the SSR recommendation cache (docs/redis.md). Its
     # maxmemory-policy must be noeviction or volatile-*: init_app refuses one that evicts any key.
     "DATACUE_OUTBOX_URL": None,
     "DATACUE_OUTBOX_MAX_ROWS": 100_000,

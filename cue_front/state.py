@@ -59,7 +59,9 @@ class DataCueState:
         outbox_url = config["DATACUE_OUTBOX_URL"]
         #: The Redis every host shares (``DATACUE_OUTBOX_URL``), or ``None``: one client, no I/O yet.
         self.redis: Redis | None = None if outbox_url is None else redis_store.connect(outbox_url)
-        self.recommendation_cache = RecommendationCache()
+        self.recommendation_cache = RecommendationCache(
+            redis=self.redis, namespace=redis_store.namespace(config["DATACUE_API_KEY"])
+        )
         self.anonymous_cookie: str = config["DATACUE_ANONYMOUS_COOKIE"]
         self.honour_gpc = bool(config["DATACUE_HONOUR_GPC"])
         self.shop_url: str | None = _shop_url(config)
