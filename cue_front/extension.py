@@ -15,7 +15,7 @@ from urllib.parse import quote
 from flask import Blueprint, Flask, session
 from werkzeug.exceptions import HTTPException
 
-from . import identity, model_sync, pages, proxy, rate_limits, widgets
+from . import identity, model_sync, pages, proxy, rate_limits, redis_store, widgets
 from .assets import resource_dir
 from .cli import datacue_cli
 from .client import Client
@@ -71,9 +71,17 @@ class DataCue:
             app.config["DATACUE_STRICT"] = app.debug or app.testing
         if app.config["DATACUE_OUTBOX_PATH"] is None:
             app.config["DATACUE_OUTBOX_PATH"] = f"{app.instance_path}/datacue-outbox.sqlite3"
+        if app.config["DATACUE_PROXY_RATE_LIMIT_STORAGE"] is None:
+            outbox_url = app.config["DATACUE_OUTBOX_URL"]
+            app.config["DATACUE_PROXY_RATE_LIMIT_STORAGE"] = (
+                outbox_url if redis_store.is_redis_url(outbox_url) else "memory://"
+            )
         _check_config(app.config)
 
-        app.extensions["datacue"] = DataCueState(self, app)
+        state = DataCueState(self, app)
+        if state.redis is not None:  # once, before the app serves: a Redis that evicts is refused
+            redis_store.check_eviction_policy(state.redis, "DATACUE_OUTBOX_URL")
+        app.extensions["datacue"] = state
         app.register_blueprint(_make_blueprint(app), url_prefix=app.config["DATACUE_URL_PREFIX"])
         app.after_request(identity.finish_response)
         app.add_template_global(pages.render_datacue, "render_datacue")

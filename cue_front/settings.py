@@ -40,6 +40,12 @@ DEFAULTS: dict[str, Any] = {
     # Derived: <instance_path>/datacue-outbox.sqlite3 (and its event journal beside it, in a
     # folder named like the file plus ".intake"; see docs/delivery.md). Keep it on a local disk.
     "DATACUE_OUTBOX_PATH": None,
+    # A Redis (or Valkey) shared by every host of the shop: redis://[:password@]host:6379/0,
+    # rediss://... (TLS) or unix:///path/redis.sock (needs cue-front[redis]). None: one SQLite
+    # outbox per host (DATACUE_OUTBOX_PATH). For now it holds only what hosts share besides the
+    # outbox: the rate limits' counts and the SSR recommendation cache (docs/redis.md). Its
+    # maxmemory-policy must be noeviction or volatile-*: init_app refuses one that evicts any key.
+    "DATACUE_OUTBOX_URL": None,
     "DATACUE_OUTBOX_MAX_ROWS": 100_000,
     # The most unsent events one visitor may hold; past it their oldest page views, searches,
     # clicks and wishlist changes go first, then cart updates a newer one supersedes (all
@@ -80,8 +86,10 @@ DEFAULTS: dict[str, Any] = {
     # Page events the server sends for render_datacue (DATACUE_SSR), per visitor.
     "DATACUE_PAGE_EVENT_RATE_LIMIT": "60/minute",
     # Storage of those limits when the shop has no Flask-Limiter of its own (with one, its
-    # storage is used); "memory://" counts per process.
-    "DATACUE_PROXY_RATE_LIMIT_STORAGE": "memory://",
+    # storage is used): a Flask-Limiter storage URI; "memory://" counts per process.
+    # Derived: the Redis of DATACUE_OUTBOX_URL when it is one (every host counts together), else
+    # "memory://". While a storage fails, limits are counted in the process.
+    "DATACUE_PROXY_RATE_LIMIT_STORAGE": None,
     # Name of the signed cookie that carries an anonymous visitor's id.
     "DATACUE_ANONYMOUS_COOKIE": "datacue_anonymous_id",
     # The shop's own address (https://shop.example), for the links sent to DataCue (a cart's

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask, current_app
 
+from . import redis_store
 from .client import Client
 from .errors import ConfigurationError
 from .outbox import DeliveryWorker, Outbox, OutboxBackend
@@ -18,6 +19,8 @@ from .recommendation_cache import RecommendationCache
 from .transport import Transport
 
 if TYPE_CHECKING:
+    from redis import Redis
+
     from .extension import DataCue
 
 __all__ = ["DataCueState", "get_state"]
@@ -53,11 +56,16 @@ class DataCueState:
         self.ssr: bool = bool(config["DATACUE_SSR"])
         self.ssr_timeout = float(config["DATACUE_SSR_TIMEOUT"])
         self.ssr_orders = bool(config["DATACUE_SSR_ORDERS"])
-        self.recommendation_cache = RecommendationCache()
+        outbox_url = config["DATACUE_OUTBOX_URL"]
+        #: The Redis every host shares (``DATACUE_OUTBOX_URL``), or ``None``: one client, no I/O yet.
+        self.redis: Redis | None = None if outbox_url is None else redis_store.connect(outbox_url)
+        self.recommendation_cache = RecommendationCache(
+            redis=self.redis, namespace=redis_store.namespace(config["DATACUE_API_KEY"])
+        )
         self.anonymous_cookie: str = config["DATACUE_ANONYMOUS_COOKIE"]
         self.honour_gpc = bool(config["DATACUE_HONOUR_GPC"])
         self.shop_url: str | None = _shop_url(config)
-        self.rate_limits = RateLimits(app)
+        self.rate_limits = RateLimits(app, shared_redis=self.redis)
         # The app's Jinja globals, where flask-talisman (if installed) puts csp_nonce.
         self.jinja_globals = app.jinja_env.globals
         self._config = config
@@ -156,6 +164,8 @@ class DataCueState:
             if self._client is not None:
                 self._client.close()
                 self._client = None
+            if self.redis is not None:
+                self.redis.close()  # its connections; the client reconnects if used again
 
     def count_refusal(self) -> int:
         """Count an event refused by a full outbox; the refusals to report now (0: not yet)."""

@@ -1,5 +1,5 @@
 """Fixtures shared by the whole suite: shop apps and their clients, the demo store's database, the
-loopback sink, an outbox, and a headless browser.
+loopback sink, an outbox, a real Redis, and a headless browser.
 
 The ``emulator`` fixture comes from ``cue_front.testing``, which pytest loads through its entry point.
 """
@@ -23,6 +23,7 @@ from benchmarks.sink import Sink
 from cue_front import DataCue
 from cue_front.outbox import Outbox
 from demo_store.testing import seed_template
+from tests.support.redis_server import RedisServer, redis_server_path
 from tests.support.shops import API_KEY, SECRET
 
 CHROMIUM = "/usr/bin/chromium"
@@ -138,6 +139,34 @@ def outbox(tmp_path: Path) -> Iterator[Outbox]:
     """An empty outbox in the test's instance folder."""
     with Outbox(tmp_path / "instance" / "outbox.sqlite3") as opened:
         yield opened
+
+
+def redis_required() -> bool:
+    """CI sets CUE_FRONT_REQUIRE_REDIS=1: there a missing redis-server fails instead of skipping."""
+    return os.environ.get("CUE_FRONT_REQUIRE_REDIS") == "1"
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """Debian's redis-server on a free loopback port for the whole session, stopped after.
+
+    A test may stop or restart it (an outage); the next test's ``redis_url`` starts it again.
+    """
+    if redis_server_path() is None:
+        if redis_required():
+            pytest.fail("redis-server is required here (CUE_FRONT_REQUIRE_REDIS=1) but is not installed")
+        pytest.skip("Redis tests need Debian's redis-server (apt-get install redis-server)")
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's Redis, running and empty (FLUSHALL), as ``redis://127.0.0.1:<port>/0``."""
+    if not redis_server.running:
+        redis_server.start()
+    redis_server.flush()
+    return redis_server.url
 
 
 @pytest.fixture(scope="session")
