@@ -12,9 +12,7 @@ import logging
 import os
 import secrets
 import socket
-import threading
 import time
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NoReturn
@@ -31,20 +29,18 @@ from .contract import (
     OutboxRow,
     OutboxStats,
 )
-from .journal import JOURNAL_SUPPORTED, JournalRecord, JournalWriter, collect, ingest_lock, writer_for
+from .journal import JOURNAL_SUPPORTED, JournalWriter, collect, ingest_lock, writer_for
+from .redis_intake import batches, folder_id, partition_of, record_args
 
 if TYPE_CHECKING:
     from redis import Redis
 
-__all__ = ["DEFAULT_PARTITIONS", "OutboxUnavailableError", "RedisOutbox", "partition_of"]
+__all__ = ["DEFAULT_PARTITIONS", "OutboxUnavailableError", "RedisOutbox"]
 
 logger = logging.getLogger(__name__)
 
 #: Partitions of the queue (``DATACUE_OUTBOX_PARTITIONS``): the most workers that share the work.
 DEFAULT_PARTITIONS: Final = 16
-#: Journal records moved in by one script (a few hundred KiB: Redis is never blocked for long).
-FORWARD_BATCH: Final = 1000
-FORWARD_BATCH_BYTES: Final = 1 << 20
 #: Ids a claim reads per partition at most (rows deeper in a partition wait for the ones before).
 SCAN_PER_PARTITION: Final = 5000
 #: After Redis failed, delivery leaves it alone this long (seconds); puts always try.
@@ -53,21 +49,12 @@ RETRY_AFTER_FAILURE: Final = 1.0
 PAUSE_READ_INTERVAL: Final = 0.25
 #: The longest a partition lease (and a worker's heartbeat) lasts unrenewed (seconds).
 MAX_PARTITION_LEASE: Final = 10.0
-#: The file in the journal folder naming it in Redis (its offsets survive a restart on one disk).
-FOLDER_ID_FILE: Final = "redis-intake-id"
+#: Past the cap, an accepted store change is logged at most this often (seconds).
+OVER_CAP_LOG_INTERVAL: Final = 60.0
 
 
 class OutboxUnavailableError(DataCueError):
     """The Redis of ``DATACUE_OUTBOX_URL`` could not be reached or refused a write: nothing was queued."""
-
-
-def partition_of(ordering_key: str | None, shared_key: str | None, partitions: int) -> int:
-    """The partition of a row: a stable hash of its root key (the shared key when it has one, else
-    its own), so that rows that order each other are mostly drained by one worker."""
-    root = shared_key if shared_key is not None and ordering_key is not None else ordering_key
-    if root is None:
-        return secrets.randbelow(partitions)
-    return zlib.crc32(root.encode("utf-8")) % partitions
 
 
 class RedisOutbox:
@@ -117,7 +104,7 @@ class RedisOutbox:
         self._folder_id = ""
         if journal is not None and JOURNAL_SUPPORTED:
             self._journal = writer_for(Path(journal))
-            self._folder_id = _folder_id(self._journal.folder)
+            self._folder_id = folder_id(self._journal.folder)
         self._closed = False
         self._down_until = 0.0
         self._outage_reported = False
@@ -127,7 +114,8 @@ class RedisOutbox:
         #: just before it: put_event's estimate of the room left (as in the SQLite outbox).
         self._rows_at_forward = 0
         self._appended_at_forward = 0
-        self._state_lock = threading.Lock()
+        self._over_cap_logged_at = -OVER_CAP_LOG_INTERVAL
+        self._over_cap_since_log = 0
         self._new_worker_id()
 
     def _new_worker_id(self) -> None:
@@ -197,8 +185,9 @@ class RedisOutbox:
             if kind == "event" and self._journal is not None:
                 self._forward()  # events journaled before this one first: order kept
             limit = self.max_rows + (self.store_max if kind == "rest" else 0)
-            row_id = int(
-                self._run(
+            row_id, held = (
+                int(number)
+                for number in self._run(
                     "PUT",
                     [
                         kind, method, path, body, ordering_key or "", shared_key or "", repr(time.time()),
@@ -211,8 +200,23 @@ class RedisOutbox:
             self._unavailable(error, "this store change" if kind == "rest" else "this event")
         self._redis_answered()
         if row_id < 0:
-            self._refuse(kind)
+            self._refuse(kind, counted=True)
+        if held > self.max_rows and kind == "rest":
+            self._warn_over_cap(held)
         return row_id
+
+    def _warn_over_cap(self, held: int) -> None:
+        self._over_cap_since_log += 1
+        now = time.monotonic()
+        if now - self._over_cap_logged_at >= OVER_CAP_LOG_INTERVAL:
+            logger.warning(
+                "datacue: the outbox in Redis holds %d rows, over its cap of %d (DATACUE_OUTBOX_MAX_ROWS);"
+                " store changes are still accepted (%d since the last warning), events are refused",
+                held,
+                self.max_rows,
+                self._over_cap_since_log,
+            )
+            self._over_cap_logged_at, self._over_cap_since_log = now, 0
 
     def put_event(
         self,
@@ -252,17 +256,18 @@ class RedisOutbox:
         appended_since = journal.appended_everywhere() - self._appended_at_forward
         return self.max_rows - self._rows_at_forward - appended_since
 
-    def _refuse(self, kind: str) -> NoReturn:
+    def _refuse(self, kind: str, *, counted: bool = False) -> NoReturn:
         if kind == "rest":
             raise OutboxFullError(
                 f"the DataCue outbox in Redis holds {self.max_rows + self.store_max:,} rows"
                 " (DATACUE_OUTBOX_MAX_ROWS + DATACUE_OUTBOX_STORE_MAX): this store change was refused."
                 " DataCue has not accepted rows for a long while: check `flask datacue status`"
             )
-        try:
-            self.client.hincrby(self._meta, "refused", 1)
-        except _redis_errors():
-            pass  # the refusal is raised all the same
+        if not counted:
+            try:
+                self.client.hincrby(self._meta, "refused", 1)
+            except _redis_errors():
+                pass  # the refusal is raised all the same
         raise OutboxFullError(
             f"the DataCue outbox in Redis is full ({self.max_rows:,} rows waiting or dead,"
             " DATACUE_OUTBOX_MAX_ROWS): this event was refused. DataCue has not accepted rows for a while:"
@@ -293,18 +298,18 @@ class RedisOutbox:
             found = collect(journal.folder, offsets, cut)
             forgotten = [name for name in offsets if name not in found.present]
             held = None
-            batches = list(_batches(found.records)) or [[]]
-            for number, batch in enumerate(batches):
+            groups = list(batches(found.records)) or [[]]
+            for number, batch in enumerate(groups):
                 moved = {record.segment: record.end for record in batch}
-                if number == len(batches) - 1:
+                if number == len(groups) - 1:
                     moved.update(found.offsets)
                 args: list[object] = [self._folder_id, self.visitor_max, len(moved)]
                 for name, end in moved.items():
                     args += [name, offsets.get(name, 0), end]
-                last_forgets = forgotten if number == len(batches) - 1 else []
+                last_forgets = forgotten if number == len(groups) - 1 else []
                 args += [len(last_forgets), *last_forgets]
                 for record in batch:
-                    args += _record_args(record, self.partitions)
+                    args += record_args(record, self.partitions)
                 if not batch and not moved and not last_forgets:
                     held = int(self.client.hget(self._meta, "n") or 0)
                     break
@@ -577,47 +582,3 @@ def _text(value: object) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8")
     return "" if value is None else str(value)
-
-
-def _folder_id(folder: Path) -> str:
-    """The journal folder's name in Redis, kept in a file of the folder (made once)."""
-    path = folder / FOLDER_ID_FILE
-    try:
-        return path.read_text("ascii").strip()
-    except FileNotFoundError:
-        pass
-    made = f"{socket.gethostname()}-{secrets.token_hex(8)}"
-    pending = path.with_suffix(f".{os.getpid()}.tmp")
-    pending.write_text(made, "ascii")
-    try:
-        os.link(pending, path)  # the first process wins; the others read its id
-    except FileExistsError:
-        pass
-    finally:
-        pending.unlink(missing_ok=True)
-    return path.read_text("ascii").strip()
-
-
-def _batches(records: list[JournalRecord]) -> Iterable[list[JournalRecord]]:
-    batch: list[JournalRecord] = []
-    size = 0
-    for record in records:
-        if batch and (len(batch) >= FORWARD_BATCH or size + len(record.body) > FORWARD_BATCH_BYTES):
-            yield batch
-            batch, size = [], 0
-        batch.append(record)
-        size += len(record.body)
-    if batch:
-        yield batch
-
-
-def _record_args(record: JournalRecord, partitions: int) -> list[object]:
-    shared = record.shared_key if record.ordering_key is not None else None
-    return [
-        record.ordering_key or "",
-        shared or "",
-        record.droppable,
-        repr(record.created_at),
-        record.body,
-        partition_of(record.ordering_key, shared, partitions),
-    ]

@@ -107,19 +107,19 @@ end
 """
 
 #: One request queued: ARGV kind, method, path, body, ordering key, shared key ('' for none),
-#: created_at, droppable, partition, the rows allowed, the visitor share. Returns the row id, or -1
-#: when the cap refused it (an event's refusal is counted).
+#: created_at, droppable, partition, the rows allowed, the visitor share. Returns the row id (-1
+#: when the cap refused it; an event's refusal is counted) and the rows held then.
 PUT: Final = _PRELUDE + """
 local held = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
 if held >= tonumber(ARGV[11]) then
   if ARGV[2] == 'event' then redis.call('HINCRBY', KEYS[1], 'refused', 1) end
-  return -1
+  return {-1, held}
 end
 local id = redis.call('INCR', B .. 'seq')
 add_row(id, ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
-redis.call('HINCRBY', KEYS[1], 'n', 1)
-if ARGV[9] ~= '0' and ARGV[6] ~= '' then crowd(ARGV[6], tonumber(ARGV[12]), clock()) end
-return id
+held = redis.call('HINCRBY', KEYS[1], 'n', 1)
+if ARGV[9] ~= '0' and ARGV[6] ~= '' then held = held - crowd(ARGV[6], tonumber(ARGV[12]), clock()) end
+return {id, held}
 """
 
 #: Journaled events moved in, exactly once: ARGV folder id, visitor share, how many offsets, then
