@@ -10,8 +10,8 @@ import sqlite3
 import subprocess
 import sys
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -274,7 +274,9 @@ def test_a_full_outbox_refuses_events_but_keeps_store_changes(
     assert outbox.stats().refused == 2
 
 
-def test_dead_letters_count_toward_the_cap_and_are_never_dropped_for_room(make_any_outbox: MakeOutbox) -> None:
+def test_dead_letters_count_toward_the_cap_and_are_never_dropped_for_room(
+    make_any_outbox: MakeOutbox,
+) -> None:
     outbox = make_any_outbox(max_rows=2)
     put_event(outbox)
     put_event(outbox)

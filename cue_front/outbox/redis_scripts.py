@@ -403,10 +403,10 @@ return {unfinished, flying, redis.call('ZCARD', B .. 'dead'), oldest and tostrin
         tostring(t), redis.call('HGETALL', KEYS[1])}
 """
 
-#: A pause shared by every worker: ARGV milliseconds; never shortens a longer one already set.
+#: A pause shared by every worker: ARGV[2] milliseconds; never shortens a longer one already set.
 PAUSE: Final = """
 local left = redis.call('PTTL', KEYS[1])
-if tonumber(ARGV[1]) > left then redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) end
+if tonumber(ARGV[2]) > left then redis.call('SET', KEYS[1], '1', 'PX', ARGV[2]) end
 return 0
 """
 
