@@ -43,9 +43,15 @@ DEFAULTS: dict[str, Any] = {
     # A Redis (or Valkey) shared by every host of the shop: redis://[:password@]host:6379/0,
     # rediss://... (TLS) or unix:///path/redis.sock (needs cue-front[redis]). None: one SQLite
     # outbox per host (DATACUE_OUTBOX_PATH). For now it holds only what hosts share besides the
-    # outbox: the rate limits' counts and the SSR recommendation cache (docs/redis.md). Its
-    # maxmemory-policy must be noeviction or volatile-*: init_app refuses one that evicts any key.
+    # With it, the outbox lives in that Redis too (every host's events and store changes in one
+    # queue, workers on any host share it); each host's events still go through its own intake
+    # journal first (beside DATACUE_OUTBOX_PATH). Besides, the rate limits' counts and the SSR
+    # recommendation cache are shared there (docs/redis.md). Its maxmemory-policy must be
+    # noeviction or volatile-*: init_app refuses one that evicts any key.
     "DATACUE_OUTBOX_URL": None,
+    # With a Redis outbox: the parts its queue is split into, each drained by one worker at a time
+    # (the most delivery workers that share the work). Every host must agree on it.
+    "DATACUE_OUTBOX_PARTITIONS": 16,
     "DATACUE_OUTBOX_MAX_ROWS": 100_000,
     # The most unsent events one visitor may hold; past it their oldest page views, searches,
     # clicks and wishlist changes go first, then cart updates a newer one supersedes (all

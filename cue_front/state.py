@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask, current_app
@@ -13,6 +14,7 @@ from . import redis_store
 from .client import Client
 from .errors import ConfigurationError
 from .outbox import DeliveryWorker, Outbox, OutboxBackend
+from .outbox.journal import journal_folder
 from .queued import QueuedClient
 from .rate_limits import RateLimits
 from .recommendation_cache import RecommendationCache
@@ -99,6 +101,21 @@ class DataCueState:
         return self._outbox or self._made("_outbox", self._open_outbox)
 
     def _open_outbox(self) -> OutboxBackend:
+        config = self._config
+        if redis_store.is_redis_url(config["DATACUE_OUTBOX_URL"]):
+            from .outbox.redis import RedisOutbox  # redis-py is an extra: imported only when used
+
+            return RedisOutbox(
+                # Its own client: a forward or a claim may take longer than a page's Redis timeout.
+                redis_store.connect(config["DATACUE_OUTBOX_URL"], timeout=2.0, connect_timeout=0.25),
+                prefix=redis_store.namespace(config["DATACUE_API_KEY"]),
+                journal=journal_folder(Path(config["DATACUE_OUTBOX_PATH"])),
+                max_rows=int(config["DATACUE_OUTBOX_MAX_ROWS"]),
+                lease_seconds=float(config["DATACUE_OUTBOX_LEASE_SECONDS"]),
+                visitor_max=_int_or_none(config["DATACUE_OUTBOX_VISITOR_MAX"]),
+                store_max=int(config["DATACUE_OUTBOX_STORE_MAX"]),
+                partitions=int(config["DATACUE_OUTBOX_PARTITIONS"]),
+            )
         return Outbox(
             self._config["DATACUE_OUTBOX_PATH"],
             max_rows=int(self._config["DATACUE_OUTBOX_MAX_ROWS"]),

@@ -21,7 +21,7 @@ from werkzeug.serving import make_server
 
 from benchmarks.sink import Sink
 from cue_front import DataCue
-from cue_front.outbox import Outbox
+from cue_front.outbox import Outbox, OutboxBackend
 from demo_store.testing import seed_template
 from tests.support.redis_server import RedisServer, redis_server_path
 from tests.support.shops import API_KEY, SECRET
@@ -167,6 +167,39 @@ def redis_url(redis_server: RedisServer) -> str:
         redis_server.start()
     redis_server.flush()
     return redis_server.url
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def make_any_outbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., OutboxBackend]]:
+    """Outboxes of either backend (the test runs once with each), for the contract both keep.
+
+    SQLite: every outbox made is the same file (processes of one host). Redis: every outbox made
+    is on the test's Redis with a journal folder of its own (hosts of one shop).
+    """
+    made: list[OutboxBackend] = []
+
+    def make(**options: Any) -> OutboxBackend:
+        opened: OutboxBackend
+        if request.param == "sqlite":
+            opened = Outbox(tmp_path / "instance" / "outbox.sqlite3", **options)
+        else:
+            from cue_front.outbox.redis import RedisOutbox
+            from cue_front.redis_store import connect
+
+            client = connect(request.getfixturevalue("redis_url"), timeout=5.0)
+            opened = RedisOutbox(client, journal=tmp_path / f"host-{len(made)}" / "outbox.intake", **options)
+        made.append(opened)
+        return opened
+
+    yield make
+    for opened in made:
+        opened.close()
+
+
+@pytest.fixture
+def any_outbox(make_any_outbox: Callable[..., OutboxBackend]) -> OutboxBackend:
+    """An empty outbox of either backend (the test runs once with each)."""
+    return make_any_outbox()
 
 
 @pytest.fixture(scope="session")

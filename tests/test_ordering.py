@@ -7,43 +7,64 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
 
 from benchmarks.sink import Sink
 from cue_front.events import deliver
-from cue_front.outbox import Outbox
+from cue_front.outbox import Outbox, OutboxBackend, OutboxRow
 from cue_front.queued import ordering_key, ordering_keys
 
 
-def claimed_paths(outbox: Outbox) -> list[str]:
+@pytest.fixture
+def outbox(any_outbox: OutboxBackend) -> Queue:
+    """The claim tests are the contract: each runs on SQLite and on Redis."""
+    return Queue(any_outbox)
+
+
+class Queue:
+    """An outbox seen by its rows' paths: what a claim hands out, acknowledged by path."""
+
+    def __init__(self, outbox: OutboxBackend) -> None:
+        self.outbox = outbox
+        self.ids: dict[str, int] = {}
+        self.held: list[int] = []
+
+    def put(self, *args: Any, **options: Any) -> None:
+        self.outbox.put(*args, **options)
+
+    def put_event(self, *args: Any, **options: Any) -> None:
+        self.outbox.put_event(*args, **options)
+
+    def claim(self) -> list[OutboxRow]:
+        rows = self.outbox.claim("w", limit=50)
+        self.ids.update((row.path, row.id) for row in rows)
+        self.held = [row.id for row in rows]
+        return rows
+
+
+def claimed_paths(outbox: Queue) -> list[str]:
     """What one claim hands out (every row it may, by their paths); the rows stay claimed."""
-    return [row.path for row in outbox.claim("w", limit=50)]
+    return [row.path for row in outbox.claim()]
 
 
-def ack_path(outbox: Outbox, path: str) -> None:
-    """Acknowledge the claimed row at ``path`` (its lease is over, so anyone's claim may take it)."""
-    with sqlite3.connect(outbox.path) as connection:
-        query = "SELECT id FROM outbox WHERE path = ? AND state = 0"
-        (row_id,) = connection.execute(query, (path,)).fetchone()
-    connection.close()
-    outbox.ack([row_id])
+def ack_path(outbox: Queue, path: str) -> None:
+    """Acknowledge the claimed row at ``path``."""
+    outbox.outbox.ack([outbox.ids[path]])
 
 
-def put_change(outbox: Outbox, method: str, path: str) -> None:
+def put_change(outbox: Queue, method: str, path: str) -> None:
     key, shared = ordering_keys(method, path, b"")
     outbox.put("rest", method, path, b"", key, shared_key=shared)
 
 
-def release_all(outbox: Outbox) -> None:
-    with sqlite3.connect(outbox.path) as connection:
-        ids = [row_id for (row_id,) in connection.execute("SELECT id FROM outbox WHERE state = 0")]
-    connection.close()
-    outbox.release(ids)
+def release_all(outbox: Queue) -> None:
+    outbox.outbox.release(outbox.held)
 
 
-def test_a_batch_waits_for_earlier_changes_to_its_entities_and_holds_back_later_ones(outbox: Outbox) -> None:
+def test_a_batch_waits_for_earlier_changes_to_its_entities_and_holds_back_later_ones(outbox: Queue) -> None:
     put_change(outbox, "PUT", "/products/p1/v1")
     put_change(outbox, "POST", "/batch/products")  # p1 among its items
     put_change(outbox, "PUT", "/products/p2/v1")
@@ -61,7 +82,7 @@ def test_a_batch_waits_for_earlier_changes_to_its_entities_and_holds_back_later_
     assert claimed_paths(outbox) == ["/products/p2/v1", "/products/p1/v1", "/categories/c1"]
 
 
-def test_a_delete_of_a_whole_collection_is_ordered_like_a_batch(outbox: Outbox) -> None:
+def test_a_delete_of_a_whole_collection_is_ordered_like_a_batch(outbox: Queue) -> None:
     put_change(outbox, "POST", "/orders")  # no id in the path: the collection's key
     put_change(outbox, "DELETE", "/batch/orders/all")
     put_change(outbox, "PUT", "/orders/o1")
@@ -69,7 +90,7 @@ def test_a_delete_of_a_whole_collection_is_ordered_like_a_batch(outbox: Outbox) 
     assert claimed_paths(outbox) == ["/orders"]
 
 
-def test_a_visitors_events_stay_in_order_across_their_login(outbox: Outbox) -> None:
+def test_a_visitors_events_stay_in_order_across_their_login(outbox: Queue) -> None:
     outbox.put("event", "POST", "/a-1", b"{}", "visitor:a1")
     outbox.put("event", "POST", "/a-2", b"{}", "visitor:a1")
     # The login: the user id is known from now on; the anonymous id came along.
@@ -89,28 +110,28 @@ def test_a_visitors_events_stay_in_order_across_their_login(outbox: Outbox) -> N
     assert claimed_paths(outbox) == ["/u-1", "/b-1"]
 
 
-def test_an_anonymous_event_after_a_logged_in_one_of_that_browser_waits_for_it(outbox: Outbox) -> None:
+def test_an_anonymous_event_after_a_logged_in_one_of_that_browser_waits_for_it(outbox: Queue) -> None:
     outbox.put("event", "POST", "/u-1", b"{}", "visitor:u1", shared_key="visitor:a1")
     outbox.put("event", "POST", "/a-1", b"{}", "visitor:a1")  # a job passed the anonymous id alone
 
     assert claimed_paths(outbox) == ["/u-1"]
 
 
-def test_a_dead_letter_holds_no_key_back_shared_or_not(outbox: Outbox) -> None:
+def test_a_dead_letter_holds_no_key_back_shared_or_not(outbox: Queue) -> None:
     put_change(outbox, "POST", "/batch/products")
     put_change(outbox, "PUT", "/products/p1/v1")
-    (batch,) = outbox.claim("w")
-    outbox.dead_letter(batch.id, status=400, error="refused", response_body=None)
+    (batch,) = outbox.claim()
+    outbox.outbox.dead_letter(batch.id, status=400, error="refused", response_body=None)
 
     assert claimed_paths(outbox) == ["/products/p1/v1"]
 
 
-def test_journaled_events_keep_their_shared_key(outbox: Outbox) -> None:
+def test_journaled_events_keep_their_shared_key(outbox: Queue) -> None:
     outbox.put_event(b'{"n":1}', "visitor:a1")
     outbox.put_event(b'{"n":2}', "visitor:u1", shared_key="visitor:a1")
     outbox.put_event(b'{"n":3}', "visitor:b1", shared_key="visitor:b2")
 
-    assert [row.body for row in outbox.claim("w")] == [b'{"n":1}', b'{"n":3}']
+    assert [row.body for row in outbox.claim()] == [b'{"n":1}', b'{"n":3}']
 
 
 def test_the_queued_client_keys_entities_by_collection_and_batches_by_theirs() -> None:
@@ -169,7 +190,7 @@ def test_an_older_outbox_file_is_brought_up_to_date(tmp_path: Path) -> None:
     connection.close()
 
     with Outbox(path) as outbox:
-        assert claimed_paths(outbox) == ["/products/p1/v1"]  # the batch waits, and p2 behind it
+        assert claimed_paths(Queue(outbox)) == ["/products/p1/v1"]  # the batch waits, and p2 behind it
     with sqlite3.connect(path) as connection:
         assert connection.execute("PRAGMA user_version").fetchone()[0] == 5
     connection.close()

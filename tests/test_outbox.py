@@ -10,21 +10,30 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cue_front.errors import DataCueError
-from cue_front.outbox import Outbox, OutboxFullError, OutboxRow
+from cue_front.outbox import Outbox, OutboxBackend, OutboxFullError, OutboxRow
 from tests.support.outbox_process import HELPER
 
+MakeOutbox = Callable[..., OutboxBackend]
 
-def put_event(outbox: Outbox, body: bytes = b'{"event":1}', key: str | None = None) -> int:
+
+@pytest.fixture
+def outbox(any_outbox: OutboxBackend) -> OutboxBackend:
+    """The tests taking ``outbox`` are the contract: each runs on SQLite and on Redis."""
+    return any_outbox
+
+
+def put_event(outbox: OutboxBackend, body: bytes = b'{"event":1}', key: str | None = None) -> int:
     return outbox.put("event", "POST", "", body, key)
 
 
-def test_put_keeps_the_exact_request_and_claim_hands_it_out(outbox: Outbox) -> None:
+def test_put_keeps_the_exact_request_and_claim_hands_it_out(outbox: OutboxBackend) -> None:
     body = '{"user":{"anonymous_id":"a1"},"event":{"type":"login"},"name":"Zoë"}'.encode()
     event_id = outbox.put("event", "POST", "", body, "a1")
     rest_id = outbox.put("rest", "PUT", "/products/p1/v1", b'{"price":9.5}', "product:p1")
@@ -107,7 +116,7 @@ def test_a_row_is_durable_once_put_returns_even_if_the_process_is_killed(tmp_pat
         assert json.loads(rows[row_id].body)["user"]["profile"]["seq"] == seq
 
 
-def claim_everything(outbox: Outbox) -> list[OutboxRow]:
+def claim_everything(outbox: OutboxBackend) -> list[OutboxRow]:
     """Every unfinished row: the rows behind others on their key come once the heads are acked."""
     found = []
     while rows := outbox.claim("drain", limit=1000):
@@ -116,7 +125,7 @@ def claim_everything(outbox: Outbox) -> list[OutboxRow]:
     return found
 
 
-def test_rows_with_one_ordering_key_go_out_one_at_a_time_in_order(outbox: Outbox) -> None:
+def test_rows_with_one_ordering_key_go_out_one_at_a_time_in_order(outbox: OutboxBackend) -> None:
     a1, b1, a2, free, a3 = (put_event(outbox, key=key) for key in ("a", "b", "a", None, "a"))
 
     assert [row.id for row in outbox.claim("w")] == [a1, b1, free]
@@ -134,7 +143,7 @@ def test_rows_with_one_ordering_key_go_out_one_at_a_time_in_order(outbox: Outbox
     assert [row.id for row in outbox.claim("w")] == [a3]
 
 
-def test_retry_now_ends_every_backoff_but_leaves_rows_in_flight(outbox: Outbox) -> None:
+def test_retry_now_ends_every_backoff_but_leaves_rows_in_flight(outbox: OutboxBackend) -> None:
     waiting = put_event(outbox, key="a")
     put_event(outbox, key="b")
     outbox.claim("w")
@@ -145,33 +154,32 @@ def test_retry_now_ends_every_backoff_but_leaves_rows_in_flight(outbox: Outbox) 
     assert outbox.stats().in_flight == 2  # the "b" row was never handed back
 
 
-def test_claims_are_oldest_first_and_limited(outbox: Outbox) -> None:
+def test_claims_are_oldest_first_and_limited(outbox: OutboxBackend) -> None:
     ids = [put_event(outbox, key=f"visitor-{n}") for n in range(10)]
 
     assert [row.id for row in outbox.claim("w", limit=4)] == ids[:4]
     assert [row.id for row in outbox.claim("w", limit=100)] == ids[4:]
 
 
-def test_a_dead_workers_lease_expires_and_its_rows_are_claimed_again(tmp_path: Path) -> None:
-    path = tmp_path / "outbox.sqlite3"
-    with Outbox(path, lease_seconds=0.2) as crashed, Outbox(path) as survivor:
-        row_id = put_event(crashed, key="a")
-        follower = put_event(crashed, key="a")
-        assert [row.id for row in crashed.claim("worker-that-dies")] == [row_id]
-        assert survivor.claim("survivor") == []  # leased
+def test_a_dead_workers_lease_expires_and_its_rows_are_claimed_again(make_any_outbox: MakeOutbox) -> None:
+    crashed, survivor = make_any_outbox(lease_seconds=0.2), make_any_outbox()
+    row_id = put_event(crashed, key="a")
+    follower = put_event(crashed, key="a")
+    assert [row.id for row in crashed.claim("worker-that-dies")] == [row_id]
+    assert survivor.claim("survivor") == []  # leased
 
-        time.sleep(0.3)  # the lease runs out; nobody acked
+    time.sleep(0.3)  # the lease runs out; nobody acked
 
-        (reclaimed,) = survivor.claim("survivor")
-        assert (reclaimed.id, reclaimed.attempts) == (row_id, 2)
-        # The late owner cannot push the row back into the queue: the survivor holds it now.
-        crashed.retry_later(row_id, delay=0, error="too late", owner="worker-that-dies")
-        assert survivor.claim("survivor") == []
-        survivor.ack([row_id])
-        assert [row.id for row in survivor.claim("survivor")] == [follower]
+    (reclaimed,) = survivor.claim("survivor")
+    assert (reclaimed.id, reclaimed.attempts) == (row_id, 2)
+    # The late owner cannot push the row back into the queue: the survivor holds it now.
+    crashed.retry_later(row_id, delay=0, error="too late", owner="worker-that-dies")
+    assert survivor.claim("survivor") == []
+    survivor.ack([row_id])
+    assert [row.id for row in survivor.claim("survivor")] == [follower]
 
 
-def test_released_rows_are_due_again_without_counting_an_attempt(outbox: Outbox) -> None:
+def test_released_rows_are_due_again_without_counting_an_attempt(outbox: OutboxBackend) -> None:
     row_id = put_event(outbox)
     outbox.claim("w")
     outbox.release([row_id], owner="w")
@@ -180,7 +188,7 @@ def test_released_rows_are_due_again_without_counting_an_attempt(outbox: Outbox)
     assert (row.id, row.attempts) == (row_id, 1)
 
 
-def test_dead_letters_are_kept_with_the_answer_and_can_be_retried(outbox: Outbox) -> None:
+def test_dead_letters_are_kept_with_the_answer_and_can_be_retried(outbox: OutboxBackend) -> None:
     refused = put_event(outbox, b'{"bad":true}', key="a")
     follower = put_event(outbox, key="a")
     outbox.claim("w")
@@ -208,7 +216,7 @@ def test_dead_letters_are_kept_with_the_answer_and_can_be_retried(outbox: Outbox
     assert (again.id, again.attempts) == (refused, 1)
 
 
-def test_retry_dead_can_pick_rows(outbox: Outbox) -> None:
+def test_retry_dead_can_pick_rows(outbox: OutboxBackend) -> None:
     first, second = put_event(outbox), put_event(outbox)
     outbox.claim("w")
     for row_id in (first, second):
@@ -218,7 +226,7 @@ def test_retry_dead_can_pick_rows(outbox: Outbox) -> None:
     assert [letter.id for letter in outbox.dead_letters()] == [first]
 
 
-def test_stats_tell_what_waits_what_flies_and_what_was_delivered(outbox: Outbox) -> None:
+def test_stats_tell_what_waits_what_flies_and_what_was_delivered(outbox: OutboxBackend) -> None:
     assert outbox.stats().oldest_pending_age is None
     started = time.time()
     ids = [put_event(outbox, key=f"k{n}") for n in range(3)]
@@ -234,50 +242,53 @@ def test_stats_tell_what_waits_what_flies_and_what_was_delivered(outbox: Outbox)
     assert 0.2 <= stats.oldest_pending_age <= time.time() - started
     assert outbox.unfinished() == 3
 
-    assert outbox.prune() == 2
+    pruned = outbox.prune()
+    assert pruned == (2 if isinstance(outbox, Outbox) else 0)  # Redis: gone when acknowledged
     assert outbox.stats().delivered == 2  # pruned rows still count as delivered
 
 
 def test_a_full_outbox_refuses_events_but_keeps_store_changes(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    make_any_outbox: MakeOutbox, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with Outbox(tmp_path / "outbox.sqlite3", max_rows=5) as outbox:
-        ids = [put_event(outbox, key=f"k{n}") for n in range(5)]
+    outbox = make_any_outbox(max_rows=5)
+    ids = [put_event(outbox, key=f"k{n}") for n in range(5)]
 
-        with pytest.raises(OutboxFullError, match="full"):
-            put_event(outbox)
-        with caplog.at_level(logging.WARNING, logger="cue_front.outbox"):
-            change = outbox.put("rest", "PUT", "/products/p1/v1", b'{"stock":0}', "product:p1")
-
-        assert change > ids[-1]
-        assert "over its cap" in caplog.text
-        stats = outbox.stats()
-        assert (stats.pending, stats.refused) == (6, 1)
-
-        # Two rows are delivered: they are pruned to make room before an event is refused.
-        outbox.ack(row.id for row in outbox.claim("w", limit=2))
-        accepted = put_event(outbox, key="after-pruning")
-        assert accepted > change
-        assert (outbox.stats().pending, outbox.stats().delivered) == (5, 2)
-
-        with pytest.raises(OutboxFullError):
-            put_event(outbox)
-        assert outbox.stats().refused == 2
-
-
-def test_dead_letters_count_toward_the_cap_and_are_never_dropped_for_room(tmp_path: Path) -> None:
-    with Outbox(tmp_path / "outbox.sqlite3", max_rows=2) as outbox:
+    with pytest.raises(OutboxFullError, match="full"):
         put_event(outbox)
+    with caplog.at_level(logging.WARNING, logger="cue_front.outbox"):
+        change = outbox.put("rest", "PUT", "/products/p1/v1", b'{"stock":0}', "product:p1")
+
+    assert change > ids[-1]
+    assert "over its cap" in caplog.text
+    stats = outbox.stats()
+    assert (stats.pending, stats.refused) == (6, 1)
+
+    # Two rows are delivered: they are pruned to make room before an event is refused.
+    outbox.ack(row.id for row in outbox.claim("w", limit=2))
+    accepted = put_event(outbox, key="after-pruning")
+    assert accepted > change
+    assert (outbox.stats().pending, outbox.stats().delivered) == (5, 2)
+
+    with pytest.raises(OutboxFullError):
         put_event(outbox)
-        for row in outbox.claim("w"):
-            outbox.dead_letter(row.id, status=400, error="refused", response_body=None)
-
-        with pytest.raises(OutboxFullError):
-            put_event(outbox)
-        assert len(outbox.dead_letters()) == 2
+    assert outbox.stats().refused == 2
 
 
-def test_ids_are_never_reused_after_pruning(outbox: Outbox) -> None:
+def test_dead_letters_count_toward_the_cap_and_are_never_dropped_for_room(
+    make_any_outbox: MakeOutbox,
+) -> None:
+    outbox = make_any_outbox(max_rows=2)
+    put_event(outbox)
+    put_event(outbox)
+    for row in outbox.claim("w"):
+        outbox.dead_letter(row.id, status=400, error="refused", response_body=None)
+
+    with pytest.raises(OutboxFullError):
+        put_event(outbox)
+    assert len(outbox.dead_letters()) == 2
+
+
+def test_ids_are_never_reused_after_pruning(outbox: OutboxBackend) -> None:
     ids = [put_event(outbox) for _ in range(3)]
     outbox.ack(row.id for row in outbox.claim("w"))
     outbox.prune()
@@ -285,7 +296,7 @@ def test_ids_are_never_reused_after_pruning(outbox: Outbox) -> None:
     assert put_event(outbox) > ids[-1]
 
 
-def test_unknown_kind_is_refused(outbox: Outbox) -> None:
+def test_unknown_kind_is_refused(outbox: OutboxBackend) -> None:
     with pytest.raises(ValueError, match="kind"):
         outbox.put("email", "POST", "", b"{}")
 

@@ -227,6 +227,15 @@ class OutboxBackend(Protocol):
         """Make recent writes cheap to read again (the worker calls this about once a second)."""
         ...
 
+    def pause_all(self, seconds: float) -> None:
+        """Start no new request anywhere for ``seconds`` (a 429, DataCue down): every worker that
+        shares this outbox pauses, not only the caller's (never shortens a longer pause)."""
+        ...
+
+    def paused_for(self) -> float:
+        """Seconds left of the pause :meth:`pause_all` set (by any worker sharing the outbox); 0: none."""
+        ...
+
     def retire_journal(self) -> None:
         """At exit: hand this process's quick-intake events over for good."""
         ...

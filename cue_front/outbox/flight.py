@@ -365,9 +365,10 @@ class Flight:
             # DataCue looks down or asks us to slow down: what waits to start waits too.
             self.pause(delay, outcome.error)
 
-    def pause(self, delay: float, reason: str) -> None:
-        """Hold back new requests for ``delay`` seconds: the rows waiting to start go back, due then."""
-        self.worker.pause(delay)
+    def pause(self, delay: float, reason: str, *, share: bool = True) -> None:
+        """Hold back new requests for ``delay`` seconds: the rows waiting to start go back, due then
+        (``share``: every worker of the outbox pauses too)."""
+        self.worker.pause(delay, share=share)
         by_owner: dict[str, list[int]] = {}
         for row, claim in self.queue:
             by_owner.setdefault(claim.owner, []).append(row.id)

@@ -337,6 +337,10 @@ class JournalRecord:
     body: bytes
     droppable: int = 0
     shared_key: str | None = None
+    #: The segment it was read from, and the offset just past it there (a reader that moves
+    #: records in several batches records how far each batch got).
+    segment: str = ""
+    end: int = 0
 
 
 @dataclass
@@ -415,8 +419,12 @@ def _collect_file(path: Path, start: int, cut: int, found: Collected) -> None:
                     ordering_key = keys.decode("utf-8")
                 body_start = key_start + key_length
             body = data[body_start : position + record_size]
-            found.records.append(JournalRecord(stamp, created_at, ordering_key, body, droppable, shared_key))
             position = _aligned(position + record_size)
+            found.records.append(
+                JournalRecord(
+                    stamp, created_at, ordering_key, body, droppable, shared_key, path.name, start + position
+                )
+            )
     finally:
         os.close(fd)
     if position:

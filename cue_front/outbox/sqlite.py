@@ -67,6 +67,7 @@ class Outbox:
         self.lease_seconds = float(lease_seconds)
         self.synchronous = synchronous
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._paused_until = 0.0
         self._pool = ConnectionPool(self.path, synchronous)
         with self._pool.connection() as connection:
             sql.create_schema(connection, self.path)
@@ -329,6 +330,15 @@ class Outbox:
     def remember_digests(self, digests: Mapping[str, str | None]) -> None:
         """Remember what was last queued per key (``None``: forget it, the object was deleted)."""
         self._sent.remember(digests)
+
+    def pause_all(self, seconds: float) -> None:
+        """Pause every worker of this process that shares this outbox (the SQLite outbox's workers
+        are one per process; the Redis outbox shares the pause across hosts)."""
+        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+    def paused_for(self) -> float:
+        """Seconds left of the pause :meth:`pause_all` set; 0 when none."""
+        return max(0.0, self._paused_until - time.monotonic())
 
     def retry_now(self) -> int:
         """Make every pending row waiting out a backoff due now (DataCue is back); returns how many.

@@ -202,6 +202,10 @@ class DeliveryWorker:
                 now = time.monotonic()
                 paused = now < self._paused_until
                 try:
+                    if not paused and (shared := self.outbox.paused_for()) > 0:
+                        # Another worker (another host, with Redis) paused everyone.
+                        flight.pause(shared, "another worker paused delivery", share=False)
+                        paused = True
                     if self._wake.is_set():
                         self._wake.clear()
                         wanted = True
@@ -274,9 +278,15 @@ class DeliveryWorker:
             return self.idle_interval
         return min(self.idle_interval, max(due_in, 0.005))
 
-    def pause(self, seconds: float) -> None:
-        """Start no new request for ``seconds`` (DataCue is down, or asked us to slow down)."""
+    def pause(self, seconds: float, *, share: bool = True) -> None:
+        """Start no new request for ``seconds`` (DataCue is down, or asked us to slow down); with
+        ``share``, every worker of the outbox pauses too (``OutboxBackend.pause_all``)."""
         self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+        if share:
+            try:
+                self.outbox.pause_all(seconds)
+            except Exception:  # this worker pauses all the same
+                logger.debug("datacue: the pause could not be shared", exc_info=True)
 
     def _upkeep(self, idle: bool) -> None:
         now = time.monotonic()

@@ -1,0 +1,584 @@
+"""The Redis outbox: the queue every host of a shop shares, drained by workers that split it fairly.
+
+It implements :class:`~cue_front.outbox.contract.OutboxBackend` on a Redis (or Valkey): store
+changes go straight in, events through this host's intake journal and a forwarder (``ingest``).
+The keys, the claim rule, the partitions and what each failure costs are in docs/redis.md
+("The Redis outbox"); the atomic parts are the Lua scripts of :mod:`.redis_scripts`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, NoReturn
+
+from .. import forks
+from ..errors import DataCueError
+from . import redis_scripts
+from .contract import (
+    KINDS,
+    MAX_RESPONSE_CHARS,
+    DeadLetter,
+    Droppable,
+    OutboxFullError,
+    OutboxRow,
+    OutboxStats,
+)
+from .journal import JOURNAL_SUPPORTED, JournalWriter, collect, ingest_lock, writer_for
+from .redis_intake import batches, folder_id, partition_of, record_args
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+__all__ = ["DEFAULT_PARTITIONS", "OutboxUnavailableError", "RedisOutbox"]
+
+logger = logging.getLogger(__name__)
+
+#: Partitions of the queue (``DATACUE_OUTBOX_PARTITIONS``): the most workers that share the work.
+DEFAULT_PARTITIONS: Final = 16
+#: Ids a claim reads per partition at most (rows deeper in a partition wait for the ones before).
+SCAN_PER_PARTITION: Final = 5000
+#: After Redis failed, delivery leaves it alone this long (seconds); puts always try.
+RETRY_AFTER_FAILURE: Final = 1.0
+#: The shared pause is read from Redis at most this often (seconds).
+PAUSE_READ_INTERVAL: Final = 0.25
+#: The longest a partition lease (and a worker's heartbeat) lasts unrenewed (seconds).
+MAX_PARTITION_LEASE: Final = 10.0
+#: Past the cap, an accepted store change is logged at most this often (seconds).
+OVER_CAP_LOG_INTERVAL: Final = 60.0
+
+
+class OutboxUnavailableError(DataCueError):
+    """The Redis of ``DATACUE_OUTBOX_URL`` could not be reached or refused a write: nothing was queued."""
+
+
+class RedisOutbox:
+    """A durable queue of outbound requests in a Redis shared by every host (see docs/redis.md).
+
+    ``client`` is a redis-py client (``cue_front.redis_store.connect``); ``prefix`` starts every
+    key, all of which share one hash tag (one Redis Cluster slot). ``journal`` is this host's
+    intake journal folder for :meth:`put_event` (``None``: events go straight to Redis).
+    ``max_rows``, ``visitor_max``, ``store_max`` and ``lease_seconds`` mean what they mean for
+    the SQLite outbox; ``partitions`` is how many parts the queue is split in for the workers.
+    """
+
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        prefix: str = "datacue:",
+        journal: str | os.PathLike[str] | None = None,
+        max_rows: int = 100_000,
+        lease_seconds: float = 30.0,
+        visitor_max: int | None = None,
+        store_max: int = 1_000_000,
+        partitions: int = DEFAULT_PARTITIONS,
+    ) -> None:
+        if max_rows < 1:
+            raise ValueError(f"max_rows must be at least 1, got {max_rows!r}")
+        if lease_seconds <= 0:
+            raise ValueError(f"lease_seconds must be positive, got {lease_seconds!r}")
+        if partitions < 1:
+            raise ValueError(f"partitions must be at least 1, got {partitions!r}")
+        if "{" in prefix or "}" in prefix:
+            raise ValueError(f"the key prefix may not hold braces (it becomes a hash tag), got {prefix!r}")
+        self.client = client
+        self.max_rows = max_rows
+        self.lease_seconds = float(lease_seconds)
+        self.visitor_max = visitor_max if visitor_max is not None else max(20, max_rows // 100)
+        self.store_max = store_max
+        self.partitions = partitions
+        self.partition_lease = min(self.lease_seconds, MAX_PARTITION_LEASE)
+        #: Every key of this outbox starts so: one hash tag, one slot.
+        self.keys = "{" + prefix + "outbox}:"
+        self._meta = self.keys + "meta"
+        self._scripts = {
+            name: client.register_script(getattr(redis_scripts, name)) for name in redis_scripts.__all__
+        }
+        self._journal: JournalWriter | None = None
+        self._folder_id = ""
+        if journal is not None and JOURNAL_SUPPORTED:
+            self._journal = writer_for(Path(journal))
+            self._folder_id = folder_id(self._journal.folder)
+        self._closed = False
+        self._down_until = 0.0
+        self._outage_reported = False
+        self._pause_read_at = -PAUSE_READ_INTERVAL
+        self._paused_until = 0.0
+        #: The rows Redis held after this host's latest forward, and the journal's append count
+        #: just before it: put_event's estimate of the room left (as in the SQLite outbox).
+        self._rows_at_forward = 0
+        self._appended_at_forward = 0
+        self._over_cap_logged_at = -OVER_CAP_LOG_INTERVAL
+        self._over_cap_since_log = 0
+        self._new_worker_id()
+
+    def _new_worker_id(self) -> None:
+        self._generation = forks.generation
+        self._worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+    def __repr__(self) -> str:
+        return f"RedisOutbox({self.keys!r}, max_rows={self.max_rows}, partitions={self.partitions})"
+
+    # -- calling Redis --------------------------------------------------------------------
+
+    def _run(self, name: str, args: Sequence[object], keys: Sequence[str] | None = None) -> Any:
+        if self._closed:
+            raise DataCueError("this outbox is closed")
+        arguments: list[Any] = [self.keys, *args]
+        return self._scripts[name](keys=list(keys or [self._meta]), args=arguments)
+
+    def _unavailable(self, error: Exception, what: str) -> NoReturn:
+        self._report_outage(error)
+        raise OutboxUnavailableError(
+            f"the DataCue outbox's Redis (DATACUE_OUTBOX_URL) failed: {error}; {what} was not queued."
+            " Nothing was written: try again once Redis answers"
+        ) from error
+
+    def _report_outage(self, error: Exception) -> None:
+        self._down_until = time.monotonic() + RETRY_AFTER_FAILURE
+        if not self._outage_reported:
+            self._outage_reported = True
+            logger.warning(
+                "datacue: the outbox's Redis (DATACUE_OUTBOX_URL) failed (%s); events wait in this host's"
+                " journal, delivery waits, and both resume when Redis answers",
+                error,
+            )
+
+    def _redis_answered(self) -> None:
+        if self._outage_reported:
+            self._outage_reported = False
+            logger.warning("datacue: the outbox's Redis answers again; delivery resumes")
+
+    def _delivery_may_try(self) -> bool:
+        return not self._closed and time.monotonic() >= self._down_until
+
+    # -- intake ---------------------------------------------------------------------------
+
+    def put(
+        self,
+        kind: str,
+        method: str,
+        path: str,
+        body: bytes,
+        ordering_key: str | None = None,
+        *,
+        droppable: Droppable = Droppable.NEVER,
+        shared_key: str | None = None,
+    ) -> int:
+        """Queue one request in Redis; its row id once Redis has it (see the SQLite outbox's ``put``).
+
+        Raises :class:`OutboxFullError` like the SQLite outbox, and :class:`OutboxUnavailableError`
+        (a ``DataCueError`` naming ``DATACUE_OUTBOX_URL``) when Redis fails: then nothing was written.
+        """
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        if ordering_key is None:
+            shared_key = None
+        errors = _redis_errors()
+        try:
+            if kind == "event" and self._journal is not None:
+                self._forward()  # events journaled before this one first: order kept
+            limit = self.max_rows + (self.store_max if kind == "rest" else 0)
+            row_id, held = (
+                int(number)
+                for number in self._run(
+                    "PUT",
+                    [
+                        kind, method, path, body, ordering_key or "", shared_key or "", repr(time.time()),
+                        int(droppable), partition_of(ordering_key, shared_key, self.partitions),
+                        limit, self.visitor_max,
+                    ],
+                )
+            )  # fmt: skip
+        except errors as error:
+            self._unavailable(error, "this store change" if kind == "rest" else "this event")
+        self._redis_answered()
+        if row_id < 0:
+            self._refuse(kind, counted=True)
+        if held > self.max_rows and kind == "rest":
+            self._warn_over_cap(held)
+        return row_id
+
+    def _warn_over_cap(self, held: int) -> None:
+        self._over_cap_since_log += 1
+        now = time.monotonic()
+        if now - self._over_cap_logged_at >= OVER_CAP_LOG_INTERVAL:
+            logger.warning(
+                "datacue: the outbox in Redis holds %d rows, over its cap of %d (DATACUE_OUTBOX_MAX_ROWS);"
+                " store changes are still accepted (%d since the last warning), events are refused",
+                held,
+                self.max_rows,
+                self._over_cap_since_log,
+            )
+            self._over_cap_logged_at, self._over_cap_since_log = now, 0
+
+    def put_event(
+        self,
+        body: bytes,
+        ordering_key: str | None = None,
+        *,
+        droppable: Droppable = Droppable.NEVER,
+        shared_key: str | None = None,
+    ) -> int | None:
+        """Queue one event into this host's journal, without a system call or a word to Redis.
+
+        Returns ``None`` (the row id comes when :meth:`ingest` forwards it). Keeps the cap by the
+        same estimate as the SQLite outbox: the rows Redis held at this host's latest forward plus
+        every event journaled on the host since; Redis need not answer.
+        """
+        journal = self._journal
+        if journal is None or self._closed:
+            return self.put(
+                "event", "POST", "", body, ordering_key, droppable=droppable, shared_key=shared_key
+            )
+        if self._room_left(journal) <= 0:
+            self.ingest()  # the estimate may be stale: ask Redis (if it answers)
+            if self._room_left(journal) <= 0:
+                self._refuse("event")
+        try:
+            if not journal.append(ordering_key, body, time.time(), droppable, shared_key):
+                with journal.ingest_mutex, ingest_lock(journal.folder):
+                    journal.count_shared(1)
+        except OSError as error:  # no segment could be made (a full disk): straight to Redis
+            logger.warning("datacue: the outbox journal at %s cannot take events: %s", journal.folder, error)
+            return self.put(
+                "event", "POST", "", body, ordering_key, droppable=droppable, shared_key=shared_key
+            )
+        return None
+
+    def _room_left(self, journal: JournalWriter) -> int:
+        appended_since = journal.appended_everywhere() - self._appended_at_forward
+        return self.max_rows - self._rows_at_forward - appended_since
+
+    def _refuse(self, kind: str, *, counted: bool = False) -> NoReturn:
+        if kind == "rest":
+            raise OutboxFullError(
+                f"the DataCue outbox in Redis holds {self.max_rows + self.store_max:,} rows"
+                " (DATACUE_OUTBOX_MAX_ROWS + DATACUE_OUTBOX_STORE_MAX): this store change was refused."
+                " DataCue has not accepted rows for a long while: check `flask datacue status`"
+            )
+        if not counted:
+            try:
+                self.client.hincrby(self._meta, "refused", 1)
+            except _redis_errors():
+                pass  # the refusal is raised all the same
+        raise OutboxFullError(
+            f"the DataCue outbox in Redis is full ({self.max_rows:,} rows waiting or dead,"
+            " DATACUE_OUTBOX_MAX_ROWS): this event was refused. DataCue has not accepted rows for a while:"
+            " check `flask datacue status` and the dead letters"
+        )
+
+    def ingest(self) -> int:
+        """Forward this host's journaled events to Redis, in order, exactly once; returns how many.
+
+        While Redis fails this returns 0 (logged once) and the events wait in the journal.
+        """
+        if self._journal is None or not self._delivery_may_try():
+            return 0
+        try:
+            return self._forward()
+        except _redis_errors() as error:
+            self._report_outage(error)
+            return 0
+
+    def _forward(self) -> int:
+        journal = self._journal
+        assert journal is not None
+        with journal.ingest_mutex, ingest_lock(journal.folder):
+            appended = journal.appended_everywhere()
+            cut = time.monotonic_ns()
+            intake = f"{self.keys}intake:{self._folder_id}"
+            offsets = {_text(k): int(v) for k, v in self.client.hgetall(intake).items()}
+            found = collect(journal.folder, offsets, cut)
+            forgotten = [name for name in offsets if name not in found.present]
+            held = None
+            groups = list(batches(found.records)) or [[]]
+            for number, batch in enumerate(groups):
+                moved = {record.segment: record.end for record in batch}
+                if number == len(groups) - 1:
+                    moved.update(found.offsets)
+                args: list[object] = [self._folder_id, self.visitor_max, len(moved)]
+                for name, end in moved.items():
+                    args += [name, offsets.get(name, 0), end]
+                last_forgets = forgotten if number == len(groups) - 1 else []
+                args += [len(last_forgets), *last_forgets]
+                for record in batch:
+                    args += record_args(record, self.partitions)
+                if not batch and not moved and not last_forgets:
+                    held = int(self.client.hget(self._meta, "n") or 0)
+                    break
+                held = int(self._run("FORWARD", args))
+                if held < 0:  # another pass moved them (a retried script that had run): read again
+                    logger.info("datacue: the journal's offsets in Redis moved on; reading again")
+                    return 0
+                offsets.update(moved)
+            for name in found.finished:  # read to the end (offsets in Redis) and no writer left
+                (journal.folder / name).unlink(missing_ok=True)
+            self._rows_at_forward, self._appended_at_forward = held or 0, appended
+        self._redis_answered()
+        return len(found.records)
+
+    def retire_journal(self, timeout: float = 5.0) -> None:
+        """At exit: close this process's journal segment and forward everything journaled on the host,
+        trying for up to ``timeout`` seconds while Redis fails (what is left waits for the next start)."""
+        if self._journal is None or self._closed:
+            return
+        self._journal.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._forward()
+                return
+            except _redis_errors() as error:
+                self._report_outage(error)
+                if time.monotonic() + 0.1 >= deadline:
+                    logger.warning(
+                        "datacue: exiting with journaled events not yet in Redis; the next start sends them"
+                    )
+                    return
+                time.sleep(0.1)
+
+    def drop_unsent(self, ordering_keys: Iterable[str]) -> int:
+        """Drop (and erase) every unsent row of these keys on every host; returns how many.
+
+        Rows in flight are marked and go when they settle; events of these keys still in a host's
+        journal are dropped as they are forwarded (Redis keeps each erasure a day)."""
+        keys = list(ordering_keys)
+        if not keys:
+            return 0
+        self.ingest()
+        try:
+            count = int(self._run("DROP_UNSENT", keys))
+        except _redis_errors() as error:
+            self._unavailable(error, "the erasure")
+        return count
+
+    # -- delivery -------------------------------------------------------------------------
+
+    def claim(self, owner: str, limit: int = 100) -> list[OutboxRow]:
+        """Lease up to ``limit`` due rows of this worker's partitions to ``owner``, oldest first.
+
+        The rule of the SQLite outbox holds across hosts (the key indexes are cluster-wide): none
+        while an earlier row of its key is unfinished, nor one its shared key orders after. While
+        Redis fails this returns no rows.
+        """
+        if limit < 1 or not self._delivery_may_try():
+            return []
+        self.ingest()
+        if self._generation != forks.generation:
+            self._new_worker_id()  # a forked child is a worker of its own
+        try:
+            found = self._run("CLAIM", self._claim_args("claim", owner, min(limit, 500)))
+        except _redis_errors() as error:
+            self._report_outage(error)
+            return []
+        return [
+            OutboxRow(int(i), _text(k), _text(m), _text(p), bytes(b), _text(key) or None, int(a), float(c))
+            for i, k, m, p, b, key, a, c in found
+        ]
+
+    def _claim_args(self, mode: str, owner: str, limit: int) -> list[object]:
+        return [
+            mode, self._worker_id, int(self.partition_lease * 1000), self.partitions, limit,
+            repr(self.lease_seconds), owner, SCAN_PER_PARTITION,
+        ]  # fmt: skip
+
+    def ack(self, row_ids: Iterable[int]) -> None:
+        """Mark rows delivered: they leave Redis and are counted."""
+        ids = list(row_ids)
+        for start in range(0, len(ids), 500):
+            self._settle("ACK", ids[start : start + 500])
+
+    def release(self, row_ids: Iterable[int], *, delay: float = 0.0, owner: str | None = None) -> None:
+        """Give claimed rows back unsent, due again in ``delay`` seconds; not counted as an attempt."""
+        ids = list(row_ids)
+        if ids:
+            self._settle("RELEASE", [repr(max(0.0, delay)), owner or "", *ids])
+
+    def retry_later(
+        self, row_id: int, *, delay: float, error: str, status: int | None = None, owner: str | None = None
+    ) -> None:
+        """Give a claimed row back after a failure, due again in ``delay`` seconds."""
+        args = [repr(max(0.0, delay)), owner or "", row_id, error, "" if status is None else status]
+        self._settle("RETRY_LATER", args)
+
+    def dead_letter(
+        self,
+        row_id: int,
+        *,
+        status: int | None,
+        error: str,
+        response_body: str | None,
+        owner: str | None = None,
+    ) -> None:
+        """Set a row aside for good (DataCue refused it); every host sees it and may retry it."""
+        answer = "" if response_body is None else response_body[:MAX_RESPONSE_CHARS]
+        status_text = "" if status is None else status
+        self._settle("DEAD_LETTER", ["", owner or "", row_id, error, status_text, answer])
+
+    def _settle(self, name: str, args: Sequence[object]) -> None:
+        """A settle while Redis fails is lost (logged once): the row's lease runs out and it is sent
+        again, which delivery at least once allows."""
+        try:
+            self._run(name, args)
+        except _redis_errors() as error:
+            self._report_outage(error)
+
+    # -- the pause every worker shares ----------------------------------------------------
+
+    def pause_all(self, seconds: float) -> None:
+        """Pause every worker on every host for ``seconds`` (a 429, DataCue down); never shortens one."""
+        until = time.monotonic() + seconds
+        self._paused_until = max(self._paused_until, until)
+        if seconds > 0 and self._delivery_may_try():
+            try:
+                self._run("PAUSE", [int(seconds * 1000) + 1], keys=[self.keys + "pause"])
+            except _redis_errors() as error:
+                self._report_outage(error)
+
+    def paused_for(self) -> float:
+        """Seconds left of the shared pause (read from Redis at most every 0.25 s); 0 when none."""
+        now = time.monotonic()
+        if now - self._pause_read_at >= PAUSE_READ_INTERVAL and self._delivery_may_try():
+            self._pause_read_at = now
+            try:
+                left = int(self.client.pttl(self.keys + "pause"))
+            except _redis_errors() as error:
+                self._report_outage(error)
+            else:
+                if left > 0:
+                    self._paused_until = max(self._paused_until, now + left / 1000)
+        return max(0.0, self._paused_until - now)
+
+    # -- dead letters and upkeep ----------------------------------------------------------
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """The dead letters of every host, most recently refused first."""
+        ids: list[Any] = list(self.client.zrevrange(self.keys + "dead", 0, limit - 1))
+        pipe = self.client.pipeline(transaction=False)
+        for row_id in ids:
+            pipe.hmget(f"{self.keys}r:{_text(row_id)}", "k", "m", "p", "b", "ls", "le", "rb", "a", "c", "f")
+        letters = []
+        for row_id, fields in zip(ids, pipe.execute(), strict=True):
+            kind, method, path, body, status, error, answer, attempts, created, failed = fields
+            if body is None:
+                continue  # settled meanwhile
+            letters.append(
+                DeadLetter(
+                    int(row_id), _text(kind) or "event", _text(method) or "POST", _text(path), bytes(body),
+                    int(status) if status else None, _text(error), _text(answer) or None,
+                    int(attempts or 0), float(created), float(failed),
+                )
+            )  # fmt: skip
+        letters.sort(key=lambda letter: (letter.failed_at, letter.id), reverse=True)
+        return letters
+
+    def retry_dead(self, row_ids: Iterable[int] | None = None) -> int:
+        """Queue dead letters again (all, or those in ``row_ids``); returns how many."""
+        args: list[object] = ["all"] if row_ids is None else ["some", *row_ids]
+        return int(self._run("RETRY_DEAD", args))
+
+    def retry_now(self) -> int:
+        """Make every row waiting out a backoff due now; rows in flight are left to their owners."""
+        return int(self._run("RETRY_NOW", [self.partitions]))
+
+    def sent_digests(self, keys: Iterable[str]) -> dict[str, str]:
+        """What declared model sync last queued per key, from any host."""
+        wanted = list(keys)
+        if not wanted:
+            return {}
+        found = self.client.hmget(self.keys + "sent", wanted)
+        return {key: _text(digest) for key, digest in zip(wanted, found, strict=True) if digest is not None}
+
+    def remember_digests(self, digests: Mapping[str, str | None]) -> None:
+        """Record what was just queued per key (``None``: forget the key)."""
+        kept: dict[Any, Any] = {key: digest for key, digest in digests.items() if digest is not None}
+        gone = [key for key, digest in digests.items() if digest is None]
+        pipe = self.client.pipeline(transaction=True)
+        if kept:
+            pipe.hset(self.keys + "sent", mapping=kept)
+        if gone:
+            pipe.hdel(self.keys + "sent", *gone)
+        pipe.execute()
+
+    def stats(self) -> OutboxStats:
+        """Counts of what the whole cluster's outbox holds."""
+        self.ingest()
+        unfinished, in_flight, dead, oldest, now, meta_flat = self._run("STATS", [self.partitions])
+        meta = {_text(meta_flat[i]): meta_flat[i + 1] for i in range(0, len(meta_flat), 2)}
+        return OutboxStats(
+            pending=int(unfinished) - int(in_flight),
+            in_flight=int(in_flight),
+            delivered=int(meta.get("delivered", 0)),
+            dead=int(dead),
+            oldest_pending_age=max(0.0, float(now) - float(oldest)) if oldest else None,
+            last_error=_text(meta["last_error"]) if "last_error" in meta else None,
+            refused=int(meta.get("refused", 0)),
+            dropped=int(meta.get("dropped", 0)),
+            next_due_in=self._peek(),
+        )
+
+    def _peek(self) -> float | None:
+        due_in = _text(self._run("CLAIM", self._claim_args("peek", "", 0)))
+        return float(due_in) if due_in else None
+
+    def next_due_in(self) -> float | None:
+        """Seconds until a row anywhere may be claimed (0: now); ``None`` when nothing is unfinished
+        (or Redis fails)."""
+        if not self._delivery_may_try():
+            return None
+        self.ingest()
+        try:
+            return self._peek()
+        except _redis_errors() as error:
+            self._report_outage(error)
+            return None
+
+    def unfinished(self) -> int:
+        """How many rows are pending or in flight, on every host."""
+        self.ingest()
+        pipe = self.client.pipeline(transaction=False)
+        for partition in range(self.partitions):
+            pipe.zcard(f"{self.keys}p:{partition}")
+        return sum(int(count) for count in pipe.execute())
+
+    def prune(self, *, pause: float = 0.0) -> int:
+        """Nothing to prune: an acknowledged row leaves Redis at once."""
+        return 0
+
+    def checkpoint(self) -> None:
+        """Nothing to do: Redis persists by its own settings (``appendfsync``)."""
+
+    def close(self) -> None:
+        """Hand this process's partitions to the other workers at once; the outbox is unusable after."""
+        if self._closed:
+            return
+        try:
+            self._run("LEAVE", [self._worker_id, self.partitions])
+        except _redis_errors():
+            pass  # they expire on their own
+        self._closed = True
+
+    def __enter__(self) -> RedisOutbox:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _redis_errors() -> tuple[type[Exception], ...]:
+    from ..redis_store import redis_errors
+
+    return redis_errors()
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    return "" if value is None else str(value)
