@@ -18,15 +18,18 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import requests
 
 from tests.soak.emulator_process import API_KEY, API_SECRET
 from tests.soak.shop import FailureRecorder
+
+if TYPE_CHECKING:
+    from cue_front.outbox import OutboxBackend
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -164,6 +167,9 @@ class Shop:
     outbox: Path
     log: Path
     process: subprocess.Popen[bytes]
+    #: Starts gunicorn again on the same port and instance folder (after :meth:`kill`).
+    launch: Callable[[], subprocess.Popen[bytes]] | None = None
+    workers: int = 2
 
     def worker_pids(self) -> list[int]:
         """The gunicorn workers alive now (the master's children)."""
@@ -179,11 +185,34 @@ class Shop:
         look at its sockets and its death. A request it wrote before it died can reach
         DataCue's handler after the kill: its port tells whose it was.
         """
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            return tcp_ports(pid)
-        finally:
-            os.kill(pid, signal.SIGKILL)
+        return kill_process(pid)
+
+    def kill(self) -> set[int]:
+        """SIGKILL the whole shop, master and workers (a host lost: ``kill -9`` of the pod); the
+        local ports of the workers' TCP connections then. Its instance folder stays, as a disk
+        that outlives the process does; :meth:`restart` starts the shop again on it."""
+        os.kill(self.process.pid, signal.SIGSTOP)  # no replacement worker meanwhile
+        ports: set[int] = set()
+        for pid in self.worker_pids():
+            ports |= kill_process(pid)
+        self.process.kill()
+        self.process.wait(10)
+        return ports
+
+    def restart(self) -> None:
+        """Start gunicorn again, on the same port and instance folder (its journal included)."""
+        assert self.launch is not None and self.process.poll() is not None
+        self.process = self.launch()
+        _wait_until_serving(self, self.workers)
+
+
+def kill_process(pid: int) -> set[int]:
+    """SIGSTOP, then SIGKILL process ``pid``; the local ports of its TCP connections when it died."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        return tcp_ports(pid)
+    finally:
+        os.kill(pid, signal.SIGKILL)
 
 
 def tcp_ports(pid: int) -> set[int]:
@@ -221,67 +250,82 @@ def gunicorn_shop(
     config: dict[str, Any] | None = None,
     workers: int = 2,
     preload: bool = False,
+    failures: Path | None = None,
 ) -> Iterator[Shop]:
     """``tests/soak/shop.py`` under gunicorn with ``workers`` sync workers on a loopback port.
 
     ``datacue`` is where DataCue is (an emulator's or a switch's config); ``config``
     overrides other ``DATACUE_*`` settings. ``preload`` loads the app in gunicorn's master
     before forking the workers (cue-front's outbox and delivery thread must survive the
-    fork). Failed sends are recorded in
-    ``directory/failures.sqlite3`` (see ``shop.FailureRecorder``). The listening socket
-    is made here and handed to gunicorn, so its port is known before gunicorn starts.
+    fork). Failed sends are recorded in ``failures`` (default ``directory/failures.sqlite3``;
+    see ``shop.FailureRecorder``). The listening socket is made here and handed to
+    gunicorn, so its port is known before gunicorn starts (and kept by ``Shop.restart``).
     """
     outbox = directory / "outbox.sqlite3"
     log = directory / "gunicorn.log"
-    settings = {
-        "outbox": str(outbox),
-        "datacue": datacue,
-        "config": config or {},
-        "failures": str(directory / "failures.sqlite3"),
-    }
-    FailureRecorder.create(settings["failures"])
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(256)
-    listener.set_inheritable(True)
-    port = listener.getsockname()[1]
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--bind",
-        f"fd://{listener.fileno()}",
-        "--workers",
-        str(workers),
-        "--worker-class",
-        "sync",
-        "--timeout",
-        "60",
-        "--graceful-timeout",
-        "10",
-        "--log-level",
-        "warning",
-        *(["--preload"] if preload else []),
-        "tests.soak.shop:create_app()",
-    ]
-    try:
-        with open(log, "w") as errors:
-            process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env={**os.environ, "SOAK_SHOP": json.dumps(settings)},
-                pass_fds=[listener.fileno()],
-                stdout=subprocess.DEVNULL,
-                stderr=errors,
-            )
-    finally:
-        listener.close()
-    shop = Shop(f"http://127.0.0.1:{port}", outbox, log, process)
+    settings = shop_settings(directory, datacue, config, failures)
+    port = [0]
+
+    def launch() -> subprocess.Popen[bytes]:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart takes the port again
+        listener.bind(("127.0.0.1", port[0]))
+        listener.listen(256)
+        listener.set_inheritable(True)
+        port[0] = listener.getsockname()[1]
+        command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"fd://{listener.fileno()}",
+            "--workers",
+            str(workers),
+            "--worker-class",
+            "sync",
+            "--timeout",
+            "60",
+            "--graceful-timeout",
+            "10",
+            "--log-level",
+            "warning",
+            *(["--preload"] if preload else []),
+            "tests.soak.shop:create_app()",
+        ]
+        try:
+            with open(log, "a") as errors:
+                return subprocess.Popen(
+                    command,
+                    cwd=ROOT,
+                    env={**os.environ, "SOAK_SHOP": json.dumps(settings)},
+                    pass_fds=[listener.fileno()],
+                    stdout=subprocess.DEVNULL,
+                    stderr=errors,
+                )
+        finally:
+            listener.close()
+
+    shop = Shop("", outbox, log, launch(), launch, workers)
+    shop.url = f"http://127.0.0.1:{port[0]}"
     try:
         _wait_until_serving(shop, workers)
         yield shop
     finally:
-        _stop(process, grace=20)
+        _stop(shop.process, grace=20)
+
+
+def shop_settings(
+    directory: Path, datacue: dict[str, Any], config: dict[str, Any] | None, failures: Path | None
+) -> dict[str, Any]:
+    """The shop's ``SOAK_SHOP`` settings (see ``shop.create_app``), its failures file made."""
+    failures_file = str(failures or directory / "failures.sqlite3")
+    FailureRecorder.create(failures_file)
+    return {
+        "outbox": str(directory / "outbox.sqlite3"),
+        "datacue": datacue,
+        "config": config or {},
+        "failures": failures_file,
+    }
 
 
 def _wait_until_serving(shop: Shop, workers: int, seconds: float = 30) -> None:
@@ -298,6 +342,64 @@ def _wait_until_serving(shop: Shop, workers: int, seconds: float = 30) -> None:
                 time.sleep(0.05)
 
 
+# -- delivery workers ---------------------------------------------------------------------------
+
+#: How a delivery worker process runs: a stand-in serving the app's DeliveryWorker in the
+#: foreground until ``flask datacue worker`` lands (branch worker-cli); then this one line becomes
+#: ``[sys.executable, "-m", "flask", "--app", "tests.soak.shop:create_app()", "datacue", "worker"]``.
+WORKER_COMMAND: list[str] = [sys.executable, "-m", "tests.soak.delivery_process"]
+
+
+@dataclass
+class WorkerProcess:
+    """A delivery worker in a process of its own (``WORKER_COMMAND``), on the soak shop's settings."""
+
+    log: Path
+    process: subprocess.Popen[bytes]
+    launch: Callable[[], subprocess.Popen[bytes]]
+
+    def kill(self) -> set[int]:
+        """SIGKILL it; the local ports of its TCP connections then (see ``Shop.kill_worker``)."""
+        ports = kill_process(self.process.pid)
+        self.process.wait(10)
+        return ports
+
+    def restart(self) -> None:
+        assert self.process.poll() is not None
+        self.process = self.launch()
+
+
+@contextmanager
+def delivery_worker(
+    directory: Path,
+    datacue: dict[str, Any],
+    *,
+    config: dict[str, Any] | None = None,
+    failures: Path | None = None,
+) -> Iterator[WorkerProcess]:
+    """A delivery worker process with an instance folder of its own (``directory``), delivering the
+    outbox that ``config`` names (``DATACUE_OUTBOX_URL``); stopped with SIGTERM at the end."""
+    settings = shop_settings(directory, datacue, config, failures)
+    log = directory / "worker.log"
+
+    def launch() -> subprocess.Popen[bytes]:
+        with open(log, "a") as errors:
+            return subprocess.Popen(
+                WORKER_COMMAND,
+                cwd=ROOT,
+                env={**os.environ, "SOAK_SHOP": json.dumps(settings)},
+                stdin=subprocess.DEVNULL,
+                stdout=errors,
+                stderr=subprocess.STDOUT,
+            )
+
+    worker = WorkerProcess(log, launch(), launch)
+    try:
+        yield worker
+    finally:
+        _stop(worker.process, grace=20)
+
+
 # -- the driver ---------------------------------------------------------------------------------
 
 
@@ -309,6 +411,20 @@ class Step:
     path: str
     kind: str
     marker: str | None = None
+
+
+@dataclass(frozen=True)
+class Visit:
+    """A marked step the shop accepted: whose, which of their steps, which shop answered, and when
+    (``time.time()``: the request's start and its answer)."""
+
+    visitor: int
+    step: int
+    marker: str
+    kind: str
+    shop: int
+    started: float
+    answered: float
 
 
 @dataclass
@@ -323,22 +439,32 @@ class Outcome:
     latencies: list[float] = field(default_factory=list)  # seconds, of "event" steps, in order
     server_seconds: list[float] = field(default_factory=list)  # the same, as the worker timed them
     workers: set[str] = field(default_factory=set)
+    visits: list[Visit] = field(default_factory=list)  # every accepted marked step
+    #: Store changes answered 503 (the outbox's Redis was down: nothing queued) and sent again.
+    unavailable: int = 0
 
 
 def drive(
-    base_url: str,
+    base_url: str | Sequence[str],
     visitors: Sequence[Sequence[Step]],
     *,
     threads: int,
     rate: float | None = None,
+    pace: float = 0.0,
     on_progress: Callable[[int], None] | None = None,
     attempts: int = 5,
 ) -> Outcome:
     """Run every visitor's steps in order (one ``requests.Session`` each: their own cookies),
     ``threads`` visitors at a time, as fast as the shop answers or, with ``rate``, starting
-    ``rate`` steps a second (the same load whatever the shop does meanwhile). A step whose
-    connection broke (a worker killed under it) is sent again with the same marker, up to
-    ``attempts`` times. ``on_progress(steps_done)`` is called after every step."""
+    ``rate`` steps a second (the same load whatever the shop does meanwhile); with ``pace``, each
+    visitor waits that many seconds after each answer before its next step (reading the page).
+
+    With several ``base_url``\\s (shops behind a load balancer without sticky sessions), a visitor's
+    steps alternate between them, cookies and all. A step whose connection broke (a worker or a
+    whole shop killed under it) is sent again with the same marker, to the next shop, up to
+    ``attempts`` times; so is a store change answered 503 without being queued (the outbox's
+    Redis was down), after a second. ``on_progress(steps_done)`` is called after every step."""
+    urls = [base_url] if isinstance(base_url, str) else list(base_url)
     outcome = Outcome()
     lock = threading.Lock()
     done = [0]
@@ -354,24 +480,32 @@ def drive(
         if delay > 0:
             time.sleep(delay)
 
-    pending: queue.SimpleQueue[Sequence[Step]] = queue.SimpleQueue()
-    for visitor in visitors:
-        pending.put(visitor)
+    pending: queue.SimpleQueue[tuple[int, Sequence[Step]]] = queue.SimpleQueue()
+    for number, visitor in enumerate(visitors):
+        pending.put((number, visitor))
 
-    def run_visitor(steps: Sequence[Step], session: requests.Session) -> None:
-        for step in steps:
+    def run_visitor(visitor: int, steps: Sequence[Step], session: requests.Session) -> None:
+        for index, step in enumerate(steps):
+            if pace and index:
+                time.sleep(pace)
             wait_for_slot()
             for attempt in range(attempts):
-                started = time.perf_counter()
+                shop = (index + attempt) % len(urls)
+                started, began = time.time(), time.perf_counter()
                 try:
-                    response = session.request(step.method, base_url + step.path, timeout=30)
+                    response = session.request(step.method, urls[shop] + step.path, timeout=30)
                 except requests.ConnectionError:
                     with lock:
                         if step.marker:
                             outcome.resent.append(step.marker)
                     time.sleep(0.05 * (attempt + 1))
                     continue
-                elapsed = time.perf_counter() - started
+                elapsed = time.perf_counter() - began
+                if response.status_code == 503 and response.headers.get("X-Soak-Queued") == "0":
+                    with lock:
+                        outcome.unavailable += 1
+                    time.sleep(1.0)
+                    continue
                 with lock:
                     outcome.statuses[response.status_code] = outcome.statuses.get(response.status_code, 0) + 1
                     outcome.workers.add(response.headers.get("X-Soak-Worker", "?"))
@@ -381,6 +515,8 @@ def drive(
                     if step.marker and response.status_code < 300:
                         if response.headers.get("X-Soak-Queued") == "1":
                             outcome.sent[step.marker] = step.kind
+                            visit = Visit(visitor, index, step.marker, step.kind, shop, started, time.time())
+                            outcome.visits.append(visit)
                         else:
                             outcome.refused.append(step.marker)
                     elif step.marker:
@@ -398,11 +534,11 @@ def drive(
     def worker() -> None:
         while True:
             try:
-                steps = pending.get_nowait()
+                number, steps = pending.get_nowait()
             except queue.Empty:
                 return
             with requests.Session() as session:
-                run_visitor(steps, session)
+                run_visitor(number, steps, session)
 
     pool = [threading.Thread(target=worker, name=f"soak-driver-{n}") for n in range(threads)]
     for thread in pool:
@@ -412,16 +548,19 @@ def drive(
     return outcome
 
 
-def shop_visitors(events: int, changes: int, visitors: int, *, first_event: int = 0) -> list[list[Step]]:
+def shop_visitors(
+    events: int, changes: int, visitors: int, *, first_event: int = 0, login_midway: bool = False
+) -> list[list[Step]]:
     """``events`` page views (each tracking one marked event) and ``changes`` store changes, spread
-    over ``visitors`` visitors; every other visitor logs in first. A product's changes stay with one
-    visitor, in order (create before update), as a shop's own save hooks would send them."""
+    over ``visitors`` visitors; every other visitor logs in first (with ``login_midway``, halfway
+    through their steps). A product's changes stay with one visitor, in order (create before
+    update), as a shop's own save hooks would send them."""
     from tests.soak.ledger import change_marker, event_marker
     from tests.soak.shop import PAGE_KINDS
 
     plans: list[list[Step]] = [[] for _ in range(visitors)]
     for n in range(visitors):
-        if n % 2:
+        if n % 2 and not login_midway:
             plans[n].append(Step("POST", f"/login/shopper-{n}", "login"))
     # Events and changes interleaved evenly over the run, each appended to its visitor's plan.
     timeline: list[tuple[float, int, Step]] = []
@@ -436,28 +575,54 @@ def shop_visitors(events: int, changes: int, visitors: int, *, first_event: int 
         timeline.append((seq / changes, (seq // 4) % visitors, step))
     for _, visitor, step in sorted(timeline, key=lambda item: item[0]):
         plans[visitor].append(step)
+    if login_midway:
+        for n in range(1, visitors, 2):
+            plans[n].insert(len(plans[n]) // 2, Step("POST", f"/login/shopper-{n}", "login"))
     return plans
 
 
 # -- waiting for the outbox ---------------------------------------------------------------------
 
 
-def wait_for_drain(outbox_path: Path, seconds: float, *, log: IO[str] | None = None) -> bool:
-    """Wait until the shared outbox has nothing pending or in flight; False after ``seconds``."""
+def wait_for_drain(
+    outbox: Path | OutboxBackend,
+    seconds: float,
+    *,
+    log: IO[str] | None = None,
+    missing: Callable[[], int] | None = None,
+    quiet: float = 15.0,
+) -> bool:
+    """Wait until the shared outbox (a SQLite file, or an open backend) has nothing pending or in
+    flight; False after ``seconds``.
+
+    With ``missing`` (how many accepted markers DataCue has not yet), also until it is 0: an outbox
+    in Redis can be empty while hosts' journals still hold events. Then an outbox that stays empty
+    for ``quiet`` seconds while markers are still missing counts as drained: they are not coming.
+    """
     from cue_front.outbox import Outbox
 
     deadline = time.monotonic() + seconds
     last_report = 0.0
-    with Outbox(outbox_path) as outbox:
+    empty_since: float | None = None
+    with Outbox(outbox) if isinstance(outbox, Path) else nullcontext(outbox) as backend:
         while True:
-            stats = outbox.stats()
-            if stats.pending + stats.in_flight == 0:
-                return True
+            stats = backend.stats()
             now = time.monotonic()
+            left = missing() if missing is not None else 0
+            if stats.pending + stats.in_flight == 0:
+                empty_since = empty_since if empty_since is not None else now
+                if left == 0 or now - empty_since >= quiet:
+                    return True
+            else:
+                empty_since = None
             if now > deadline:
                 return False
             if log is not None and now - last_report > 10:
                 last_report = now
-                log.write(f"  draining: {stats.pending} pending, {stats.in_flight} in flight\n")
+                log.write(
+                    f"  draining: {stats.pending} pending, {stats.in_flight} in flight"
+                    + (f", {left} accepted not yet at DataCue" if missing is not None else "")
+                    + "\n"
+                )
                 log.flush()
-            time.sleep(0.1)
+            time.sleep(0.1 if missing is None else 0.5)

@@ -16,6 +16,10 @@ Routes (``MARKER`` is ``ev-000123`` or ``ch-000123``):
   (``product``, ``product-update``, ``category``, ``user``, ``order``);
 * ``POST /login/<user_id>``: the visitor is now that user (a Flask session);
 * ``GET /_soak/health``: answers once the worker serves.
+
+With ``DATACUE_OUTBOX_URL`` set to a Redis (the multi-host soak), a store change that Redis
+could not take is answered 503 with ``X-Soak-Queued: 0`` (nothing was queued: the shop's
+admin tries again), and the failure recorder reads a row's body from Redis.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from typing import Any
 from flask import Flask, Response, abort, g, session
 
 from cue_front import DataCue, render_datacue, track
+from cue_front.outbox.redis import OutboxUnavailableError, RedisOutbox
+from cue_front.state import get_state
 
 PAGE_KINDS = ("product", "search", "cart", "home")
 CHANGE_KINDS = ("product", "product-update", "category", "user", "order")
@@ -87,7 +93,7 @@ def create_app() -> Flask:
         level=logging.WARNING, format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
     )
     if settings.get("failures"):
-        FailureRecorder.install(settings["failures"], settings["outbox"])
+        FailureRecorder.install(settings["failures"], settings["outbox"], app)
 
     @datacue.user_id_loader
     def current_user_id() -> str | None:
@@ -105,6 +111,15 @@ def create_app() -> Flask:
 
     @app.post("/change/<kind>/<marker>")
     def change(kind: str, marker: str) -> Response:
+        try:
+            queue_change(kind, marker)
+        except OutboxUnavailableError:  # the outbox's Redis is down: nothing was queued
+            return Response(status=503, headers={"X-Soak-Queued": "0", "Retry-After": "1"})
+        response = Response(status=202)
+        response.headers["X-Soak-Queued"] = "1"
+        return response
+
+    def queue_change(kind: str, marker: str) -> None:
         n = int(marker.split("-")[1])
         queued = datacue.queued
         if kind == "product":
@@ -133,9 +148,6 @@ def create_app() -> Flask:
             queued.orders.create({"order_id": marker, "user_id": f"user-{n}", "cart": [line]})
         else:
             abort(404)
-        response = Response(status=202)
-        response.headers["X-Soak-Queued"] = "1"
-        return response
 
     @app.post("/login/<user_id>")
     def login(user_id: str) -> Response:
@@ -186,17 +198,18 @@ class FailureRecorder(logging.Handler):
 
     MESSAGE = re.compile(r"datacue: outbox row \d+ \(\w+\) (failed|not answered in)")
 
-    def __init__(self, failures: str, outbox: str) -> None:
+    def __init__(self, failures: str, outbox: str, app: Flask) -> None:
         super().__init__(logging.INFO)
         self.failures = failures
         self.outbox = outbox
+        self.app = app
         self._local = threading.local()
 
     @classmethod
-    def install(cls, failures: str, outbox: str) -> None:
+    def install(cls, failures: str, outbox: str, app: Flask) -> None:
         delivery_logger = logging.getLogger("cue_front.outbox")
         delivery_logger.setLevel(logging.INFO)
-        delivery_logger.addHandler(cls(failures, outbox))
+        delivery_logger.addHandler(cls(failures, outbox, app))
 
     @staticmethod
     def create(failures: str) -> None:
@@ -213,9 +226,21 @@ class FailureRecorder(logging.Handler):
         connection = getattr(self._local, "connection", None)
         if connection is None:
             connection = sqlite3.connect(self.failures, timeout=30, isolation_level=None)
-            connection.execute(f"ATTACH DATABASE 'file:{self.outbox}?mode=ro' AS outbox")
             self._local.connection = connection
         return connection
+
+    def _body(self, row_id: int) -> bytes | None:
+        """The row's request body, from the outbox this process delivers (SQLite file or Redis)."""
+        outbox = get_state(self.app).outbox
+        if isinstance(outbox, RedisOutbox):
+            found: Any = outbox.client.hget(f"{outbox.keys}r:{row_id}", "b")
+            return bytes(found) if found is not None else None
+        connection = self._connection()
+        if not getattr(self._local, "attached", False):
+            connection.execute(f"ATTACH DATABASE 'file:{self.outbox}?mode=ro' AS outbox")
+            self._local.attached = True
+        row = connection.execute("SELECT body FROM outbox.outbox WHERE id = ?", (row_id,)).fetchone()
+        return bytes(row[0]) if row else None
 
     def emit(self, record: logging.LogRecord) -> None:
         if not isinstance(record.msg, str) or not self.MESSAGE.match(record.getMessage()):
@@ -223,9 +248,9 @@ class FailureRecorder(logging.Handler):
         row_id = record.args[0]  # type: ignore[index]
         # A failure's reason is its last argument; a slow answer still listened for has none.
         error = str(record.args[-1]) if "failed" in record.msg else record.getMessage()  # type: ignore[index]
+        body = self._body(int(str(row_id)))
+        markers = re.findall(r"(?:ev|ch)-\d{6}", body.decode()) if body else []
         connection = self._connection()
-        found = connection.execute("SELECT body FROM outbox.outbox WHERE id = ?", (row_id,)).fetchone()
-        markers = re.findall(r"(?:ev|ch)-\d{6}", bytes(found[0]).decode()) if found else []
         for marker in markers:
             connection.execute(
                 "INSERT INTO failures VALUES (?, ?, ?, ?)", (marker, os.getpid(), time.time(), error)
