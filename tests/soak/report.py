@@ -18,6 +18,9 @@ outbox took it). ``received`` counts the emulator's 2xx answers carrying a marke
     another worker sent it again.
   - ``re-requested``: the page itself was requested again because the kill broke
     the connection to the shop, after the first request had queued its event.
+  - ``Redis restart``: the row's first copy was accepted around a restart of the
+    outbox's Redis and the next one after it: its acknowledgement failed while Redis
+    was down (cue-front logs it and lets the lease run out), so it was sent again.
   - ``unexplained``: anything else (a row claimed twice, a lost acknowledgement).
 """
 
@@ -26,11 +29,13 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
+from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cue_front.outbox import DeadLetter, Outbox, OutboxStats
-from tests.soak.harness import Outcome
+from cue_front.outbox import DeadLetter, Outbox, OutboxBackend, OutboxStats
+from tests.soak.harness import Outcome, Visit
 from tests.soak.ledger import MARKER, Receipt, read_ledger
 
 #: Failures after which DataCue may have processed the request all the same.
@@ -135,14 +140,40 @@ class Kill:
         return receipt.client_port in self.ports and receipt.started < self.at + IN_FLIGHT_SECONDS
 
 
-def count(outcome: Outcome, directory: Path, outbox_path: Path, *, kill: Kill | None = None) -> SoakReport:
-    """The report of a run whose driver saw ``outcome``; the ledger and failures are in ``directory``."""
+@dataclass(frozen=True)
+class RedisRestart:
+    """The outbox's Redis down (killed) at ``down`` and answering again at ``up``."""
+
+    down: float
+    up: float
+
+    #: An acknowledgement is written this long after DataCue's answer at the most (a batch of them).
+    ACK_SECONDS = 2.0
+
+    def may_have_lost_ack(self, receipt: Receipt) -> bool:
+        """Whether the acknowledgement of ``receipt``'s row may have been tried while Redis was down."""
+        answered = receipt.started + receipt.seconds
+        return answered + self.ACK_SECONDS >= self.down and receipt.started < self.up
+
+
+def count(
+    outcome: Outcome,
+    directory: Path,
+    outbox: Path | OutboxBackend,
+    *,
+    kill: Kill | None = None,
+    kills: Sequence[Kill] = (),
+    restarts: Sequence[RedisRestart] = (),
+) -> SoakReport:
+    """The report of a run whose driver saw ``outcome``; the ledger and failures are in ``directory``,
+    the outbox is a SQLite file or an open backend (the Redis outbox)."""
     receipts = read_ledger(directory / "ledger.sqlite3")
-    with Outbox(outbox_path) as outbox:
-        dead_letters = outbox.dead_letters(limit=1_000_000)
-        stats = outbox.stats()
+    with Outbox(outbox) if isinstance(outbox, Path) else nullcontext(outbox) as backend:
+        dead_letters = backend.dead_letters(limit=1_000_000)
+        stats = backend.stats()
     failures = read_failures(directory / "failures.sqlite3")
-    return tally(outcome, receipts, failures, dead_letters, stats, kill)
+    every_kill = [*([kill] if kill else []), *kills]
+    return tally(outcome, receipts, failures, dead_letters, stats, every_kill, restarts)
 
 
 def _failure_kind(error: str) -> str:
@@ -164,7 +195,8 @@ def tally(
     failures: list[tuple[str, str]],
     dead_letters: list[DeadLetter],
     stats: OutboxStats,
-    kill: Kill | None,
+    kills: Sequence[Kill],
+    restarts: Sequence[RedisRestart] = (),
 ) -> SoakReport:
     accepted: dict[str, list[Receipt]] = {}
     statuses: Counter[str] = Counter()
@@ -184,6 +216,7 @@ def tally(
             "unseen answers (read timeout or lost connection)": 0,
             "killed worker's unacknowledged batch": 0,
             "page re-requested after the kill": 0,
+            **({"acknowledgement lost in a Redis restart": 0} if restarts else {}),
             "unexplained": 0,
         }
     )
@@ -198,12 +231,17 @@ def tally(
         extra -= explained
         # The first copy before the kill (or written by the killed worker, reaching DataCue just
         # after it), the last after it: sent by the killed worker, not acknowledged, sent again.
-        if extra and kill is not None and kill.may_have_sent(copies[0]) and kill.at < copies[-1].started:
-            causes["killed worker's unacknowledged batch"] += 1
-            extra -= 1
+        for kill in kills:
+            if extra and kill.may_have_sent(copies[0]) and kill.at < copies[-1].started:
+                causes["killed worker's unacknowledged batch"] += 1
+                extra -= 1
         if extra and marker in resent_pages:
             causes["page re-requested after the kill"] += 1
             extra -= 1
+        for restart in restarts:
+            if extra and restart.may_have_lost_ack(copies[0]) and restart.down < copies[-1].started:
+                causes["acknowledgement lost in a Redis restart"] += 1
+                extra -= 1
         if extra:
             causes["unexplained"] += extra
             unexplained.append(marker)
@@ -236,3 +274,78 @@ def dead_letter_reasons(letters: list[DeadLetter]) -> list[str]:
         f" -> {letter.status}: {letter.error} {json.dumps(letter.response_body)[:200]}"
         for letter in letters
     ]
+
+
+# -- order ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ForwardingGap:
+    """A while during which events a shop journaled may wait to be forwarded into Redis, so that a
+    visitor's later events (on another shop) may be forwarded, and sent, first: docs/redis.md promises
+    order across hosts only to events forwarded in the order they happened. A killed shop
+    (``shop``) forwards its journal's tail when it is back; while Redis is down (``shop`` None)
+    no shop forwards."""
+
+    start: float
+    end: float
+    shop: int | None = None
+
+    def holds(self, visit: Visit) -> bool:
+        return (self.shop is None or visit.shop == self.shop) and self.start <= visit.answered <= self.end
+
+
+@dataclass
+class OrderReport:
+    """Each visitor's events as DataCue first accepted them, against the order the visitor made them."""
+
+    #: Pairs (earlier, later) of one visitor's events compared, and how many of them were served
+    #: by different shops.
+    pairs: int = 0
+    across_shops: int = 0
+    #: Pairs left out: the earlier event was journaled in a forwarding gap (no order promised).
+    exempt: int = 0
+    violations: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        lines = [
+            f"per-visitor order: {self.pairs} pairs of one visitor's events compared ({self.across_shops}"
+            f" served by the two shops), {len(self.violations)} out of order; {self.exempt} pairs left out"
+            " (the earlier event journaled while its shop or Redis could not forward it)"
+        ]
+        lines += [f"  out of order: {violation}" for violation in self.violations[:20]]
+        return "\n".join(lines)
+
+
+def visitor_order(
+    visits: Sequence[Visit], receipts: Sequence[Receipt], gaps: Sequence[ForwardingGap]
+) -> OrderReport:
+    """Compare, for each visitor, every pair of their events (one made before the other: a visitor
+    makes one request at a time) with the order in which DataCue first accepted them. Events never
+    accepted are counted as lost elsewhere, not here."""
+    first: dict[str, int] = {}
+    for position, receipt in enumerate(receipts):
+        if receipt.accepted:
+            for marker in receipt.markers:
+                first.setdefault(marker, position)
+    by_visitor: dict[int, list[Visit]] = {}
+    for visit in visits:
+        if visit.kind == "event" and visit.marker in first:
+            by_visitor.setdefault(visit.visitor, []).append(visit)
+    report = OrderReport()
+    for visitor, events in sorted(by_visitor.items()):
+        events.sort(key=lambda visit: visit.step)
+        for number, earlier in enumerate(events):
+            later_ones = events[number + 1 :]
+            if any(gap.holds(earlier) for gap in gaps):
+                report.exempt += len(later_ones)
+                continue
+            for later in later_ones:
+                report.pairs += 1
+                report.across_shops += earlier.shop != later.shop
+                if first[later.marker] < first[earlier.marker]:
+                    report.violations.append(
+                        f"visitor {visitor}: {later.marker} (shop {later.shop}) reached DataCue before"
+                        f" {earlier.marker} (shop {earlier.shop}), made before it"
+                    )
+    return report
