@@ -147,15 +147,20 @@ def redis_required() -> bool:
 
 
 @pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    """Debian's redis-server on a free loopback port for the whole session, stopped after.
-
-    A test may stop or restart it (an outage); the next test's ``redis_url`` starts it again.
-    """
+def redis_installed() -> None:
+    """Skips a test when Debian's redis-server is missing (fails it where CI requires Redis)."""
     if redis_server_path() is None:
         if redis_required():
             pytest.fail("redis-server is required here (CUE_FRONT_REQUIRE_REDIS=1) but is not installed")
         pytest.skip("Redis tests need Debian's redis-server (apt-get install redis-server)")
+
+
+@pytest.fixture(scope="session")
+def redis_server(redis_installed: None) -> Iterator[RedisServer]:
+    """Debian's redis-server on a free loopback port for the whole session, stopped after.
+
+    A test may stop or restart it (an outage); the next test's ``redis_url`` starts it again.
+    """
     with RedisServer() as server:
         yield server
 

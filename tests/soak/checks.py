@@ -6,7 +6,15 @@ from __future__ import annotations
 import inspect
 
 from cue_front.outbox import DeliveryWorker
-from tests.soak.scenarios import OutagePlan, OutageRun, SoakPlan, SoakRun, percentile
+from tests.soak.scenarios import (
+    MultiHostPlan,
+    MultiHostRun,
+    OutagePlan,
+    OutageRun,
+    SoakPlan,
+    SoakRun,
+    percentile,
+)
 
 #: The rows one delivery worker claims at a time: at most what a killed worker had in hand.
 BATCH: int = inspect.signature(DeliveryWorker).parameters["batch_size"].default
@@ -63,3 +71,36 @@ def check_outage(run: OutageRun, plan: OutagePlan) -> None:
     assert report.lost == [] and report.dead_letters == []
     assert report.unique == report.sent
     assert report.outbox.pending + report.outbox.in_flight == 0
+
+
+def check_multihost(run: MultiHostRun, plan: MultiHostPlan) -> None:
+    """Issue 15's multi-host soak, as a user of the shops and of DataCue would check it."""
+    report, order = run.report, run.order
+    assert run.drained, run.text()
+    assert run.driver_failures == []
+    # Every page and change was answered and queued, whichever shop served it; a change that
+    # came while Redis was down was answered 503 (nothing queued) and taken when sent again.
+    assert (report.events_sent, report.changes_sent, report.refused) == (plan.events, plan.changes, 0)
+    # The faults did happen, mid-run: a shop, a worker and Redis each killed and back.
+    assert [d.what.split()[0] for d in run.disruptions] == [
+        {"shop": "shop", "worker": "worker", "redis": "Redis"}[fault] for fault in plan.faults_on
+    ]
+    # No sticky sessions: the visitors' requests (cookies, login) went to both shops.
+    both = sum(1 for shops in run.shops_per_visitor.values() if shops == {0, 1})
+    assert both >= 0.9 * len(run.shops_per_visitor), run.shops_per_visitor
+    # DataCue's faults were seen: 5xx, dropped connections, answers past the read timeout.
+    assert {"500", "503", "dropped"} <= set(report.statuses), report.statuses
+    assert report.shop_failures.get("slow answer", 0) > 0, report.shop_failures
+    # Nothing lost: every accepted event and store change reached DataCue, nothing else did,
+    # and nothing is left in Redis or set aside as a dead letter.
+    assert report.lost == [], run.text()
+    assert report.unique == report.sent and report.unconfirmed_delivered == []
+    assert report.dead_letters == [], run.text()
+    assert run.redis_unfinished == 0 and report.outbox.dead == 0
+    # Duplicates: within the existing goal (1% of sent), each one explained.
+    assert report.duplicates <= 0.01 * report.sent, run.text()
+    assert report.unexplained == [], run.text()
+    # Each visitor's events reached DataCue in the order the visitor made them, across the two
+    # shops, wherever docs/redis.md promises it (see MultiHostPlan.pace); most pairs are promised.
+    assert order.violations == [], order.text()
+    assert order.across_shops > 0 and order.pairs > order.exempt, order.text()

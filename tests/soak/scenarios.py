@@ -10,6 +10,8 @@ import sqlite3
 import sys
 import threading
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,14 +20,15 @@ from tests.soak.harness import (
     Outcome,
     Step,
     blackhole_switch,
+    delivery_worker,
     drive,
     emulator_process,
     gunicorn_shop,
     shop_visitors,
     wait_for_drain,
 )
-from tests.soak.ledger import change_marker
-from tests.soak.report import Kill, SoakReport, count
+from tests.soak.ledger import change_marker, read_ledger
+from tests.soak.report import ForwardingGap, Kill, OrderReport, RedisRestart, SoakReport, count, visitor_order
 
 
 def say(text: str) -> None:
@@ -38,6 +41,7 @@ def say(text: str) -> None:
 
 
 REFUSAL_LINE = re.compile(r"outbox full, (\d+) event\(s\) refused")
+
 
 @dataclass(frozen=True)
 class SoakPlan:
@@ -370,3 +374,218 @@ def outage_text(run: OutageRun) -> str:
             "time: " + ", ".join(f"{name} {value:.0f}s" for name, value in run.seconds.items()),
         ]
     )
+
+
+# -- many hosts on one Redis --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MultiHostPlan(SoakPlan):
+    """The soak's faulty DataCue and timings, on two shops (hosts) sharing one Redis outbox.
+
+    ``visitors`` is also how many are on the site at once (one driver thread each): each spends
+    ``pace`` seconds on a page before the next, so the load is about ``visitors / pace`` requests a
+    second whatever the machine's speed, and a run lasts about ``steps / that``.
+    """
+
+    visitors: int = 100
+    #: Seconds each visitor waits after an answer before their next request. docs/redis.md, "Order
+    #: across hosts": an event is ordered after another of its visitor when it is forwarded after it,
+    #: and each host forwards at every claim (every 10 ms busy, at most every second idle). A visitor
+    #: who waits longer than that between two requests is ordered whichever shop serves them; 2.5 s
+    #: leaves room for a loaded machine. (Faster visitors on two hosts are not promised order.)
+    pace: float = 2.5
+    #: When (share of the steps done) to SIGKILL one whole shop, one worker process, and Redis, and
+    #: how long each stays down before it is started again (the shop on its own journal folder,
+    #: Redis from its append-only file).
+    kill_shop_at: float = 0.25
+    shop_down: float = 2.0
+    kill_worker_at: float = 0.45
+    worker_down: float = 1.0
+    restart_redis_at: float = 0.65
+    redis_down: float = 1.0
+    #: The shops' DATACUE_DELIVERY_THREAD. True until web processes forward their journal without a
+    #: delivery thread of their own (then False: only the two worker processes deliver).
+    shop_delivery_thread: bool = True
+    #: Which of the faults to inject (a test of the test turns one off).
+    faults_on: tuple[str, ...] = ("shop", "worker", "redis")
+
+    def host_config(self, redis_url: str) -> dict[str, Any]:
+        return {
+            **self.shop_config(),
+            "DATACUE_OUTBOX_URL": redis_url,
+            "DATACUE_DELIVERY_THREAD": self.shop_delivery_thread,
+        }
+
+
+@dataclass
+class Disruption:
+    what: str
+    at: float  # time.time() of the kill
+    back: float  # time.time() once it serves again
+    step: int  # steps done by then
+
+
+@dataclass
+class MultiHostRun:
+    report: SoakReport
+    order: OrderReport
+    disruptions: list[Disruption]
+    driver_failures: list[str]
+    drained: bool
+    #: Shops that answered each visitor, per visitor: the driver alternated (no sticky sessions).
+    shops_per_visitor: dict[int, set[int]]
+    changes_retried: int  # store changes answered 503 while Redis was down, and sent again
+    redis_unfinished: int  # rows Redis still held (pending, in flight) at the end
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def text(self) -> str:
+        faults = ", ".join(
+            f"{d.what} down {d.back - d.at:.1f}s after {d.step} steps" for d in self.disruptions
+        )
+        times = ", ".join(f"{name} {value:.0f}s" for name, value in self.seconds.items())
+        return "\n".join(
+            [
+                self.report.text(),
+                self.order.text(),
+                f"faults: {faults or 'none'}",
+                f"store changes sent again after a 503 (Redis down): {self.changes_retried}",
+                f"time: {times}",
+            ]
+        )
+
+
+def multihost(directory: Path, plan: MultiHostPlan) -> MultiHostRun:
+    """Two gunicorn shops (hosts: instance folders of their own) and two delivery worker processes
+    on one Redis (append-only, ``appendfsync always``), delivering into the faulty emulator; each
+    visitor's requests alternate between the shops. Mid-run one shop, one worker and Redis are
+    killed with SIGKILL and started again; then wait until everything accepted reached DataCue."""
+    from cue_front.outbox.redis import RedisOutbox
+    from cue_front.redis_store import connect, namespace
+    from tests.soak.emulator_process import API_KEY
+    from tests.support.redis_server import RedisServer
+
+    visitors = shop_visitors(plan.events, plan.changes, plan.visitors, login_midway=True)
+    total_steps = sum(len(steps) for steps in visitors)
+    failures = directory / "failures.sqlite3"
+    hosts = [directory / name for name in ("shop-a", "shop-b", "worker-1", "worker-2")]
+    for host in hosts:
+        host.mkdir()
+    started = time.monotonic()
+    seconds: dict[str, float] = {}
+    progress = [0]
+    disruptions: list[Disruption] = []
+    kills: list[Kill] = []
+    restarts: list[RedisRestart] = []
+    gaps: list[ForwardingGap] = []
+    with (
+        RedisServer(append_only=True) as redis,
+        emulator_process(directory, plan.faults()) as emulator,
+        ExitStack() as stack,
+    ):
+        config = plan.host_config(redis.url)
+        shops = [
+            stack.enter_context(gunicorn_shop(host, emulator.config, config=config, failures=failures))
+            for host in hosts[:2]
+        ]
+        workers = [
+            stack.enter_context(delivery_worker(host, emulator.config, config=config, failures=failures))
+            for host in hosts[2:]
+        ]
+        outbox = stack.enter_context(RedisOutbox(connect(redis.url, timeout=10.0), prefix=namespace(API_KEY)))
+        say(
+            f"multi-host soak: {plan.events} events, {plan.changes} store changes, {plan.visitors} visitors"
+            f" ({plan.pace}s between requests) over 2 gunicorn shops, 2 worker processes, one Redis (AOF)"
+        )
+
+        def wait_for_step(share: float) -> int:
+            while progress[0] < share * total_steps and driver.is_alive():
+                time.sleep(0.05)
+            return progress[0]
+
+        def disrupt(
+            what: str, kill: Callable[[], set[int] | None], start: Callable[[], object], down: float
+        ) -> None:
+            step = progress[0]
+            at = time.time()
+            ports = kill()
+            if ports is not None:
+                kills.append(Kill(at, frozenset(ports)))
+            say(f"  SIGKILL {what} after {step} of {total_steps} steps")
+            time.sleep(down)
+            start()
+            disruptions.append(Disruption(what, at, time.time(), step))
+
+        def on_progress(done: int) -> None:
+            progress[0] = max(progress[0], done)
+
+        outcomes: list[Outcome] = []
+        driver = threading.Thread(
+            target=lambda: outcomes.append(
+                drive(
+                    [shop.url for shop in shops],
+                    visitors,
+                    threads=plan.visitors,
+                    pace=plan.pace,
+                    on_progress=on_progress,
+                    attempts=30,
+                )
+            ),
+            name="soak-driver",
+        )
+        driver.start()
+        try:
+            if "shop" in plan.faults_on:
+                wait_for_step(plan.kill_shop_at)
+                disrupt("shop A (master and workers)", shops[0].kill, shops[0].restart, plan.shop_down)
+                # Events shop A journaled within a forwarding interval of its death wait for its restart.
+                gaps.append(ForwardingGap(disruptions[-1].at - plan.pace, disruptions[-1].back, shop=0))
+            if "worker" in plan.faults_on:
+                wait_for_step(plan.kill_worker_at)
+                disrupt("worker 1", workers[0].kill, workers[0].restart, plan.worker_down)
+            if "redis" in plan.faults_on:
+                wait_for_step(plan.restart_redis_at)
+                disrupt("Redis", lambda: redis.stop(kill=True), redis.start, plan.redis_down)
+                restart = RedisRestart(disruptions[-1].at, disruptions[-1].back)
+                restarts.append(restart)
+                # No shop forwards while Redis is down, nor for a second after (RETRY_AFTER_FAILURE).
+                gaps.append(ForwardingGap(restart.down - plan.pace, restart.up + plan.pace))
+        finally:
+            driver.join()
+        outcome = outcomes[0]
+        seconds["load"] = time.monotonic() - started
+        say(f"  load done in {seconds['load']:.0f}s; draining")
+
+        def missing() -> int:
+            delivered = {
+                marker
+                for receipt in read_ledger(emulator.ledger)
+                if receipt.accepted
+                for marker in receipt.markers
+            }
+            return len(set(outcome.sent) - delivered)
+
+        drained = wait_for_drain(outbox, plan.drain_seconds, log=sys.stdout, missing=missing)
+        seconds["drain"] = time.monotonic() - started - seconds["load"]
+        # Answers held back by an injected latency are still being written: let them land.
+        time.sleep(plan.latency + 0.5)
+        report = count(outcome, directory, outbox, kills=kills, restarts=restarts)
+        stats = outbox.stats()
+    order = visitor_order(outcome.visits, read_ledger(directory / "ledger.sqlite3"), gaps)
+    shops_per_visitor: dict[int, set[int]] = {}
+    for visit in outcome.visits:
+        shops_per_visitor.setdefault(visit.visitor, set()).add(visit.shop)
+    seconds["total"] = time.monotonic() - started
+    run = MultiHostRun(
+        report,
+        order,
+        disruptions,
+        outcome.failures,
+        drained,
+        shops_per_visitor,
+        outcome.unavailable,
+        stats.pending + stats.in_flight,
+        seconds,
+    )
+    say(run.text())
+    return run
