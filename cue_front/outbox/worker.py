@@ -118,6 +118,8 @@ class DeliveryWorker:
         self._stopping = threading.Event()
         #: When a graceful stop gives up on the requests in flight (None: no stop asked for).
         self._finish_by: float | None = None
+        #: The thread in serve(), if one is.
+        self._serving: threading.Thread | None = None
         self.row_sender = RowSender(self.transport)
         self._owner = f"{socket.gethostname()}:{self._pid}:{id(self):x}"
         self._claims = itertools.count(1)
@@ -170,7 +172,11 @@ class DeliveryWorker:
         self._check_fork()
         if self._stopped:  # stop() is final, even when it comes first
             return
-        self._run()
+        self._serving = threading.current_thread()
+        try:
+            self._run()
+        finally:
+            self._serving = None
 
     def notify(self) -> None:
         """Wake the thread: a row was just put. Cheap enough for the request path."""
@@ -193,6 +199,10 @@ class DeliveryWorker:
         finish_by = time.monotonic() + max(0.0, grace)
         if self._finish_by is None or finish_by < self._finish_by:
             self._finish_by = finish_by
+        if self._serving is threading.current_thread():
+            # A signal handler interrupting serve(): the loop sees _finish_by within a second.
+            # Setting an Event here could wait forever on a lock the interrupted code holds.
+            return
         if grace <= 0:
             self._stopping.set()
         self._wake.set()
@@ -207,13 +217,16 @@ class DeliveryWorker:
         for row, claim in flight.queue:
             by_owner.setdefault(claim.owner, []).append(row.id)
         flight.queue.clear()
-        for owner, ids in by_owner.items():
-            self.outbox.release(ids, owner=owner)
         finish_by = self._finish_by
-        if not flight.sending or finish_by is None or now >= finish_by:
-            self._stopping.set()
-            return
-        flight.wait(min(finish_by - now, self.idle_interval))
+        try:
+            for owner, ids in by_owner.items():
+                self.outbox.release(ids, owner=owner)
+            if flight.sending and finish_by is not None and now < finish_by:
+                flight.wait(min(finish_by - now, self.idle_interval))
+                return
+        except Exception:  # the outbox file: what is left is handed back as the loop ends
+            logger.exception("datacue: stopping the delivery worker failed; its rows are handed back")
+        self._stopping.set()
 
     def _run(self) -> None:
         flight = Flight(self, self.max_in_flight)
