@@ -47,6 +47,10 @@ class DataCueState:
         #: The app itself: the sender of the signals the delivery worker sends.
         self.app = app
         self.delivery_mode: str = config["DATACUE_DELIVERY"]
+        #: Whether this app's processes deliver on a thread of their own, started on first use;
+        #: else ``flask datacue worker`` delivers (``DATACUE_DELIVERY_THREAD``).
+        self.delivery_thread = self.delivery_mode == "outbox" and bool(config["DATACUE_DELIVERY_THREAD"])
+        self.shutdown_grace = float(config["DATACUE_SHUTDOWN_GRACE"])
         self.api_key: str = config["DATACUE_API_KEY"]
         self.strict: bool = bool(config["DATACUE_STRICT"])
         self.config_mode: str = config["DATACUE_CONFIG_MODE"]
@@ -126,10 +130,17 @@ class DataCueState:
 
     @property
     def delivery(self) -> DeliveryWorker:
-        """The worker that drains the outbox, started on first use (and again after a fork)."""
-        delivery = self._delivery or self._made("_delivery", self._make_delivery)
-        delivery.ensure_running()
+        """The worker that drains the outbox, its thread started on first use (and again after a
+        fork) unless ``DATACUE_DELIVERY_THREAD`` is off. The one place that starts it."""
+        delivery = self.delivery_worker
+        if self.delivery_thread:
+            delivery.ensure_running()
         return delivery
+
+    @property
+    def delivery_worker(self) -> DeliveryWorker:
+        """The same worker, never started here: for delivering in the caller's thread (the CLI)."""
+        return self._delivery or self._made("_delivery", self._make_delivery)
 
     def _make_delivery(self) -> DeliveryWorker:
         first_wait, longest_wait = self._config["DATACUE_DELIVERY_BACKOFF"]
@@ -140,6 +151,7 @@ class DataCueState:
             max_in_flight=int(self._config["DATACUE_DELIVERY_IN_FLIGHT"]),
             backoff_base=float(first_wait),
             backoff_max=float(longest_wait),
+            shutdown_grace=self.shutdown_grace,
         )
 
     @property
