@@ -83,7 +83,7 @@ class DataCue:
         if state.redis is not None:  # once, before the app serves: a Redis that evicts is refused
             redis_store.check_eviction_policy(state.redis, "DATACUE_OUTBOX_URL")
         app.extensions["datacue"] = state
-        if state.delivery_thread:
+        if state.delivery_thread or state.forwards_journal:
             # A process stopped with SIGTERM (`flask run`, waitress) flushes its thread's rows first.
             exit_cleanly_on_sigterm()
         app.register_blueprint(_make_blueprint(app), url_prefix=app.config["DATACUE_URL_PREFIX"])

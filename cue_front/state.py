@@ -51,6 +51,13 @@ class DataCueState:
         #: else ``flask datacue worker`` delivers (``DATACUE_DELIVERY_THREAD``).
         self.delivery_thread = self.delivery_mode == "outbox" and bool(config["DATACUE_DELIVERY_THREAD"])
         self.shutdown_grace = float(config["DATACUE_SHUTDOWN_GRACE"])
+        #: Whether, without that thread, a thread must still forward this host's journal: a
+        #: Redis outbox, which another host's worker cannot read it into.
+        self.forwards_journal = (
+            self.delivery_mode == "outbox"
+            and not self.delivery_thread
+            and redis_store.is_redis_url(config["DATACUE_OUTBOX_URL"])
+        )
         self.api_key: str = config["DATACUE_API_KEY"]
         self.strict: bool = bool(config["DATACUE_STRICT"])
         self.config_mode: str = config["DATACUE_CONFIG_MODE"]
@@ -78,6 +85,7 @@ class DataCueState:
         self._client: Client | None = None
         self._outbox: OutboxBackend | None = None
         self._delivery: DeliveryWorker | None = None
+        self._forwarder: DeliveryWorker | None = None
         self._quick_transports: dict[float, Transport] = {}
         self._lock = threading.RLock()
         #: Events refused at intake because the outbox was full (see docs/delivery.md).
@@ -130,19 +138,25 @@ class DataCueState:
 
     @property
     def delivery(self) -> DeliveryWorker:
-        """The worker that drains the outbox, its thread started on first use (and again after a
-        fork) unless ``DATACUE_DELIVERY_THREAD`` is off. The one place that starts it."""
-        delivery = self.delivery_worker
+        """The worker to tell of a new row, its thread started on first use (and again after a
+        fork): the delivery thread, or with ``DATACUE_DELIVERY_THREAD`` off and a Redis outbox,
+        the thread that only forwards this host's journal (no other host can read it). The one
+        place that starts them."""
         if self.delivery_thread:
-            delivery.ensure_running()
-        return delivery
+            worker = self.delivery_worker
+        elif self.forwards_journal:
+            worker = self._forwarder or self._made("_forwarder", lambda: self._make_delivery(deliver=False))
+        else:
+            return self.delivery_worker
+        worker.ensure_running()
+        return worker
 
     @property
     def delivery_worker(self) -> DeliveryWorker:
         """The same worker, never started here: for delivering in the caller's thread (the CLI)."""
         return self._delivery or self._made("_delivery", self._make_delivery)
 
-    def _make_delivery(self) -> DeliveryWorker:
+    def _make_delivery(self, *, deliver: bool = True) -> DeliveryWorker:
         first_wait, longest_wait = self._config["DATACUE_DELIVERY_BACKOFF"]
         return DeliveryWorker(
             self.outbox,
@@ -152,6 +166,7 @@ class DataCueState:
             backoff_base=float(first_wait),
             backoff_max=float(longest_wait),
             shutdown_grace=self.shutdown_grace,
+            deliver=deliver,
         )
 
     @property
@@ -181,9 +196,10 @@ class DataCueState:
     def close(self) -> None:
         """Stop the delivery thread and close the outbox and HTTP connections (tests, shutdown)."""
         with self._lock:
-            if self._delivery is not None:
-                self._delivery.stop()
-                self._delivery = None
+            for worker in (self._delivery, self._forwarder):
+                if worker is not None:
+                    worker.stop()
+            self._delivery = self._forwarder = None
             if self._outbox is not None:
                 self._outbox.close()
                 self._outbox = None

@@ -275,3 +275,37 @@ def test_the_start_line_never_shows_a_password_in_a_url() -> None:
     assert _outbox_location({"DATACUE_OUTBOX_PATH": "/srv/shop/instance/datacue-outbox.sqlite3"}).endswith(
         "datacue-outbox.sqlite3"
     )
+
+
+def host_env(tmp_path: Path, host: str, emulator: RunningEmulator, redis_url: str) -> dict[str, str]:
+    """A process of one host (its own instance folder, so its own journal) of a shop on Redis,
+    whose web processes start no delivery thread."""
+    config = {**emulator.config, "DATACUE_OUTBOX_URL": redis_url, "DATACUE_DELIVERY_THREAD": False}
+    settings = {"instance": str(tmp_path / host), "config": config}
+    return {**os.environ, "PYTHONPATH": str(ROOT), "WORKER_SHOP": json.dumps(settings)}
+
+
+def test_on_redis_each_hosts_web_processes_forward_their_journal_to_another_hosts_worker(
+    tmp_path: Path,
+    emulator: RunningEmulator,
+    redis_url: str,
+    processes: Callable[[list[str], dict[str, str]], Process],
+) -> None:
+    # A web process that queues and exits: its journal is forwarded to Redis, on its forwarder
+    # thread and at exit; no host but its own could read it.
+    printed = queue(host_env(tmp_path, "host-a", emulator, redis_url), events=10, changes=3)
+    assert "cue-front-forwarder" in printed and DELIVERY_THREAD not in printed
+    worker = start_worker(processes, host_env(tmp_path, "host-w", emulator, redis_url))
+    wait_for(lambda: len(event_markers(emulator)) == 10 and len(change_markers(emulator)) == 3)
+
+    # A web process that keeps serving: what it takes reaches the worker while it runs.
+    web = processes([sys.executable, "-m", SHOP], host_env(tmp_path, "host-b", emulator, redis_url))
+    url = web.wait_for_line("serving ").split()[-1]
+    for n in range(10, 30):
+        assert requests.post(f"{url}/track/{n}", headers={"X-Visitor": f"visitor-{n}"}, timeout=10).ok
+    wait_for(lambda: len(event_markers(emulator)) == 30)
+    assert web.stop(signal.SIGTERM) == 128 + signal.SIGTERM  # stopped cleanly, its journal handed over
+
+    assert worker.stop() == 0
+    assert event_markers(emulator) == Counter(f"ev-{n}" for n in range(30))  # each once
+    assert change_markers(emulator) == Counter(f"ch-{n}" for n in range(3))

@@ -59,6 +59,11 @@ class DeliveryWorker:
     ``idle_interval`` seconds, or until :meth:`notify`, then lingers ``linger`` seconds to
     send what arrives meanwhile in the same claim. ``shutdown_grace`` bounds the flush at
     interpreter exit (``DATACUE_SHUTDOWN_GRACE``).
+
+    With ``deliver=False`` its thread only forwards: it moves this process's journaled events
+    into the outbox (``ingest``) as they come, and sends nothing. That is what a web process of a
+    Redis outbox runs when another process delivers (``DATACUE_DELIVERY_THREAD`` off): no
+    other host can read its journal (docs/redis.md, "The forwarder").
     """
 
     lease_margin = LEASE_MARGIN
@@ -76,6 +81,7 @@ class DeliveryWorker:
         idle_interval: float = 1.0,
         linger: float = 0.01,
         shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE,
+        deliver: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
@@ -91,6 +97,7 @@ class DeliveryWorker:
         self.idle_interval = idle_interval
         self.linger = linger
         self.shutdown_grace = shutdown_grace
+        self.deliver = deliver
         #: Rows claimed at a time while a backlog drains (the outbox hands out at most 500).
         self._backlog_claim = max(batch_size, min(500, 4 * max_in_flight))
         self._stopped = False
@@ -155,7 +162,10 @@ class DeliveryWorker:
             if self._thread is not None:
                 logger.error("datacue: the delivery thread had stopped; starting it again")
             self._stopping.clear()
-            thread = threading.Thread(target=self._run, name="cue-front-delivery", daemon=True)
+            if self.deliver:
+                thread = threading.Thread(target=self._run, name="cue-front-delivery", daemon=True)
+            else:
+                thread = threading.Thread(target=self._forward, name="cue-front-forwarder", daemon=True)
             try:
                 thread.start()
             except RuntimeError as error:  # interpreter shutdown: the rows wait in the outbox
@@ -308,6 +318,18 @@ class DeliveryWorker:
                     self._stopping.wait(self.linger)
         finally:
             flight.close()
+
+    def _forward(self) -> None:
+        """The loop of a worker that only forwards: journaled events into the outbox, soon after
+        each :meth:`notify` (gathering what comes within ``linger``), and every ``idle_interval``."""
+        while not self._stopping.is_set() and self._finish_by is None:
+            try:
+                self.outbox.ingest()  # a backend that cannot reach its store says so, once
+            except Exception:
+                logger.exception("datacue: forwarding journaled events failed; trying again")
+            if self._wake.wait(self.idle_interval):
+                self._wake.clear()
+                self._stopping.wait(self.linger)
 
     def _idle_wait(self) -> float:
         pause = self._paused_until - time.monotonic()
@@ -510,7 +532,7 @@ def _flush_at_exit() -> None:
     for worker in running:
         try:
             left = deadline - time.monotonic()
-            if left > 0 and not worker.flush(left):
+            if worker.deliver and left > 0 and not worker.flush(left):
                 logger.warning(
                     "datacue: exiting with %d rows still in the outbox; they are sent at the next start",
                     worker.outbox.unfinished(),
