@@ -1,15 +1,19 @@
-"""The ``flask datacue ...`` commands a shop runs from its own app: import, overview, status, outbox.
+"""The ``flask datacue ...`` commands a shop runs from its own app: import, overview, status, outbox,
+and the delivery worker.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 from flask import current_app
@@ -18,11 +22,15 @@ from flask.cli import AppGroup
 from . import model_sync, reconcile
 from .errors import ConfigurationError, DataCueError
 from .importer import FORMATS, Checkpoint, FileSource, Importer, IterableSource, SourceError
+from .outbox import DeliveryWorker
 from .schema import BATCH_LIMIT, RESOURCE_NAMES
 from .state import DataCueState, get_state
 
-datacue_cli = AppGroup("datacue", help="Talk to DataCue: import history, inspect what it holds.")
+datacue_cli = AppGroup(
+    "datacue", help="Talk to DataCue: import history, inspect what it holds, deliver the outbox."
+)
 
+logger = logging.getLogger(__name__)
 
 
 def _state() -> DataCueState:
@@ -318,8 +326,102 @@ def dead_command(limit: int) -> None:
 def flush_command(timeout: float) -> None:
     """Deliver everything that is due now, in this process; exit 1 if rows are left."""
     state = _state()
-    emptied = state.delivery.flush(timeout)
+    emptied = state.delivery_worker.flush(timeout)  # here, not on a thread of its own
     stats = state.outbox.stats()
     click.echo(f"pending: {stats.pending}, dead letters: {stats.dead}")
     if not emptied:
         sys.exit(1)
+
+
+@datacue_cli.command("worker")
+def worker_command() -> None:
+    """Deliver the outbox in the foreground until SIGTERM or Ctrl-C (a Procfile's or systemd's worker).
+
+    Runs beside web processes that set DATACUE_DELIVERY_THREAD = False, and takes what they
+    journal from the same instance folder. On SIGTERM or SIGINT it claims nothing more, hands
+    back rows not yet sent, waits up to DATACUE_SHUTDOWN_GRACE seconds for the requests in
+    flight, and exits 0; a second signal gives those up at once (their rows are sent again).
+    """
+    state = _state()
+    if state.delivery_mode != "outbox":
+        raise click.ClickException(
+            f"DATACUE_DELIVERY is {state.delivery_mode!r}: nothing is queued, so there is nothing to"
+            ' deliver (the worker needs DATACUE_DELIVERY = "outbox")'
+        )
+    _log_somewhere()
+    try:
+        worker = state.delivery_worker
+        pending = state.outbox.stats().pending
+    except DataCueError as error:
+        raise click.ClickException(str(error)) from None
+    logger.info(
+        "datacue worker: delivering %s (%d pending) to %s, up to %d requests in flight (pid %d);"
+        " SIGTERM or Ctrl-C stops it within %gs",
+        _outbox_location(current_app.config),
+        pending,
+        _without_password(current_app.config["DATACUE_EVENTS_URL"]),
+        worker.max_in_flight,
+        os.getpid(),
+        state.shutdown_grace,
+    )
+    _serve_until_signalled(state, worker)
+    try:
+        state.outbox.ingest()  # what web processes journaled meanwhile: counted, and in the queue
+        state.outbox.retire_journal()
+        left = state.outbox.stats()
+    finally:
+        state.close()
+    waiting = left.pending + left.in_flight
+    logger.info("datacue worker: stopped; %d row(s) wait in the outbox for the next worker", waiting)
+
+
+def _serve_until_signalled(state: DataCueState, worker: DeliveryWorker) -> None:
+    """``worker.serve()`` in this thread; SIGTERM or SIGINT stops it gracefully, a second one at once."""
+    signals_seen: list[int] = []
+
+    def stop(signum: int, _: object) -> None:
+        signals_seen.append(signum)
+        name = signal.Signals(signum).name
+        if len(signals_seen) == 1:
+            grace = state.shutdown_grace
+            logger.info("datacue worker: %s: stopping; waiting up to %gs for requests in flight", name, grace)
+            worker.stop(grace=state.shutdown_grace)
+        else:
+            logger.info("datacue worker: %s again: handing back the requests in flight now", name)
+            worker.stop()
+
+    handled = (signal.SIGTERM, signal.SIGINT)
+    previous = {signum: signal.signal(signum, stop) for signum in handled}
+    try:
+        worker.serve()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _log_somewhere() -> None:
+    """A worker in the foreground reports to standard error, unless the shop configured logging."""
+    if logging.getLogger().handlers:
+        return
+    library = logging.getLogger("cue_front")
+    if any(not isinstance(handler, logging.NullHandler) for handler in library.handlers):
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _outbox_location(config: Mapping[str, Any]) -> str:
+    """Where the outbox is, for the start line: its URL without a password, else its file."""
+    url = config.get("DATACUE_OUTBOX_URL")
+    if url:
+        return _without_password(str(url))
+    return str(config["DATACUE_OUTBOX_PATH"])
+
+
+def _without_password(url: str) -> str:
+    """``url`` with any password in it masked: the start line goes to logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))

@@ -21,6 +21,7 @@ from .cli import datacue_cli
 from .client import Client
 from .errors import ConfigurationError, DataCueError
 from .events import track, visitor_key
+from .outbox.worker import exit_cleanly_on_sigterm
 from .queued import QueuedClient, ordering_key
 from .schema import RESOURCE_NAMES
 from .settings import CONFIG_MODES, DEFAULTS, DELIVERY_MODES
@@ -82,6 +83,9 @@ class DataCue:
         if state.redis is not None:  # once, before the app serves: a Redis that evicts is refused
             redis_store.check_eviction_policy(state.redis, "DATACUE_OUTBOX_URL")
         app.extensions["datacue"] = state
+        if state.delivery_thread or state.forwards_journal:
+            # A process stopped with SIGTERM (`flask run`, waitress) flushes its thread's rows first.
+            exit_cleanly_on_sigterm()
         app.register_blueprint(_make_blueprint(app), url_prefix=app.config["DATACUE_URL_PREFIX"])
         app.after_request(identity.finish_response)
         app.add_template_global(pages.render_datacue, "render_datacue")
@@ -211,6 +215,15 @@ def _check_config(config: Mapping[str, Any]) -> None:
         raise ConfigurationError(
             f"DATACUE_DELIVERY must be one of {', '.join(DELIVERY_MODES)}, got {config['DATACUE_DELIVERY']!r}"
         )
+    if not isinstance(config["DATACUE_DELIVERY_THREAD"], bool):
+        raise ConfigurationError(
+            f"DATACUE_DELIVERY_THREAD must be True or False, got {config['DATACUE_DELIVERY_THREAD']!r}"
+            " (a value read from the environment is a string: parse it, as"
+            " app.config.from_prefixed_env() does)"
+        )
+    grace = config["DATACUE_SHUTDOWN_GRACE"]
+    if isinstance(grace, bool) or not isinstance(grace, (int, float)) or grace < 0:
+        raise ConfigurationError(f"DATACUE_SHUTDOWN_GRACE must be a number of seconds (>= 0), got {grace!r}")
     if isinstance(config["DATACUE_SCRIPT_URLS"], str):
         raise ConfigurationError("DATACUE_SCRIPT_URLS must be a list of URLs, not one string")
 

@@ -13,6 +13,9 @@ DEFAULT_EVENTS_URL: Final = "https://events.datacue.co/"
 #: HTTP timeouts in seconds, (connect, read), and how many times a failed request is retried.
 DEFAULT_TIMEOUT: Final = (3.05, 10.0)
 DEFAULT_RETRIES: Final = 3
+#: Seconds a stopping process may spend delivering (``DATACUE_SHUTDOWN_GRACE``): well under the
+#: 30 s that Heroku and Kubernetes wait between SIGTERM and SIGKILL.
+DEFAULT_SHUTDOWN_GRACE: Final = 10.0
 
 #: DataCue's two loader scripts, in the documented order (the config first).
 DATACUE_CDN_SCRIPTS = (
@@ -68,6 +71,13 @@ DEFAULTS: dict[str, Any] = {
     # visitor or one entity): at 50 ms from DataCue, 64 deliver about 1,200 events/s. Steady
     # traffic uses few (events/s times the round trip); all of them only while a backlog drains.
     "DATACUE_DELIVERY_IN_FLIGHT": 64,
+    # Whether each web process delivers on a thread of its own, started on first use (and again
+    # in each forked child). False: what is queued waits in the outbox (and the journal) for
+    # `flask datacue worker`, a process of its own (see README, "Deploying"). True or False.
+    "DATACUE_DELIVERY_THREAD": True,
+    # Seconds a stopping process may spend on delivery: the flush at a web process's exit
+    # (SIGTERM included), and `flask datacue worker` waiting for its requests in flight.
+    "DATACUE_SHUTDOWN_GRACE": DEFAULT_SHUTDOWN_GRACE,
     # The delivery worker's retry backoff in seconds: (first wait, longest wait).
     "DATACUE_DELIVERY_BACKOFF": (0.5, 300.0),
     # REST and events HTTP timeouts in seconds: (connect, read).

@@ -47,6 +47,17 @@ class DataCueState:
         #: The app itself: the sender of the signals the delivery worker sends.
         self.app = app
         self.delivery_mode: str = config["DATACUE_DELIVERY"]
+        #: Whether this app's processes deliver on a thread of their own, started on first use;
+        #: else ``flask datacue worker`` delivers (``DATACUE_DELIVERY_THREAD``).
+        self.delivery_thread = self.delivery_mode == "outbox" and bool(config["DATACUE_DELIVERY_THREAD"])
+        self.shutdown_grace = float(config["DATACUE_SHUTDOWN_GRACE"])
+        #: Whether, without that thread, a thread must still forward this host's journal: a
+        #: Redis outbox, which another host's worker cannot read it into.
+        self.forwards_journal = (
+            self.delivery_mode == "outbox"
+            and not self.delivery_thread
+            and redis_store.is_redis_url(config["DATACUE_OUTBOX_URL"])
+        )
         self.api_key: str = config["DATACUE_API_KEY"]
         self.strict: bool = bool(config["DATACUE_STRICT"])
         self.config_mode: str = config["DATACUE_CONFIG_MODE"]
@@ -74,6 +85,7 @@ class DataCueState:
         self._client: Client | None = None
         self._outbox: OutboxBackend | None = None
         self._delivery: DeliveryWorker | None = None
+        self._forwarder: DeliveryWorker | None = None
         self._quick_transports: dict[float, Transport] = {}
         self._lock = threading.RLock()
         #: Events refused at intake because the outbox was full (see docs/delivery.md).
@@ -126,12 +138,25 @@ class DataCueState:
 
     @property
     def delivery(self) -> DeliveryWorker:
-        """The worker that drains the outbox, started on first use (and again after a fork)."""
-        delivery = self._delivery or self._made("_delivery", self._make_delivery)
-        delivery.ensure_running()
-        return delivery
+        """The worker to tell of a new row, its thread started on first use (and again after a
+        fork): the delivery thread, or with ``DATACUE_DELIVERY_THREAD`` off and a Redis outbox,
+        the thread that only forwards this host's journal (no other host can read it). The one
+        place that starts them."""
+        if self.delivery_thread:
+            worker = self.delivery_worker
+        elif self.forwards_journal:
+            worker = self._forwarder or self._made("_forwarder", lambda: self._make_delivery(deliver=False))
+        else:
+            return self.delivery_worker
+        worker.ensure_running()
+        return worker
 
-    def _make_delivery(self) -> DeliveryWorker:
+    @property
+    def delivery_worker(self) -> DeliveryWorker:
+        """The same worker, never started here: for delivering in the caller's thread (the CLI)."""
+        return self._delivery or self._made("_delivery", self._make_delivery)
+
+    def _make_delivery(self, *, deliver: bool = True) -> DeliveryWorker:
         first_wait, longest_wait = self._config["DATACUE_DELIVERY_BACKOFF"]
         return DeliveryWorker(
             self.outbox,
@@ -140,6 +165,8 @@ class DataCueState:
             max_in_flight=int(self._config["DATACUE_DELIVERY_IN_FLIGHT"]),
             backoff_base=float(first_wait),
             backoff_max=float(longest_wait),
+            shutdown_grace=self.shutdown_grace,
+            deliver=deliver,
         )
 
     @property
@@ -169,9 +196,10 @@ class DataCueState:
     def close(self) -> None:
         """Stop the delivery thread and close the outbox and HTTP connections (tests, shutdown)."""
         with self._lock:
-            if self._delivery is not None:
-                self._delivery.stop()
-                self._delivery = None
+            for worker in (self._delivery, self._forwarder):
+                if worker is not None:
+                    worker.stop()
+            self._delivery = self._forwarder = None
             if self._outbox is not None:
                 self._outbox.close()
                 self._outbox = None

@@ -4,7 +4,7 @@ It claims due rows, keeps up to ``max_in_flight`` requests in flight at once (on
 ordering key: :mod:`.flight`), and settles each row by its verdict: acked, retried after a
 backoff, or kept as a dead letter. It depends on the outbox only through
 :class:`~.contract.OutboxBackend`. How it paces itself, pauses when DataCue is down, and
-flushes at exit is in docs/delivery.md ("The delivery worker").
+flushes at exit (SIGTERM included) is in docs/delivery.md ("The delivery worker").
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import itertools
 import logging
 import os
 import random
+import signal
 import socket
 import threading
 import time
@@ -22,17 +23,16 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from .. import forks, signals
+from ..settings import DEFAULT_SHUTDOWN_GRACE
 from ..transport import Transport
 from .contract import OutboxBackend, OutboxRow
 from .flight import Flight
 from .sender import Outcome, RowSender
 
-__all__ = ["DEFAULT_IN_FLIGHT", "EXIT_FLUSH_SECONDS", "DeliveryWorker", "backoff"]
+__all__ = ["DEFAULT_IN_FLIGHT", "DeliveryWorker", "backoff", "exit_cleanly_on_sigterm"]
 
 logger = logging.getLogger(__name__)
 
-#: How long, in all, the flush at interpreter exit may take.
-EXIT_FLUSH_SECONDS: Final = 2.0
 #: Requests one worker keeps in flight at most (``DATACUE_DELIVERY_IN_FLIGHT``).
 DEFAULT_IN_FLIGHT: Final = 64
 #: The longest ``Retry-After`` honoured; a longer one (a confused proxy) is cut to this.
@@ -57,7 +57,13 @@ class DeliveryWorker:
     claimed at a time, and up to ``max_in_flight`` requests are in flight at once; failed
     rows wait :func:`backoff` seconds. With nothing due, the thread sleeps up to
     ``idle_interval`` seconds, or until :meth:`notify`, then lingers ``linger`` seconds to
-    send what arrives meanwhile in the same claim.
+    send what arrives meanwhile in the same claim. ``shutdown_grace`` bounds the flush at
+    interpreter exit (``DATACUE_SHUTDOWN_GRACE``).
+
+    With ``deliver=False`` its thread only forwards: it moves this process's journaled events
+    into the outbox (``ingest``) as they come, and sends nothing. That is what a web process of a
+    Redis outbox runs when another process delivers (``DATACUE_DELIVERY_THREAD`` off): no
+    other host can read its journal (docs/redis.md, "The forwarder").
     """
 
     lease_margin = LEASE_MARGIN
@@ -74,6 +80,8 @@ class DeliveryWorker:
         backoff_max: float = 300.0,
         idle_interval: float = 1.0,
         linger: float = 0.01,
+        shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE,
+        deliver: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
@@ -88,6 +96,8 @@ class DeliveryWorker:
         self.backoff_max = backoff_max
         self.idle_interval = idle_interval
         self.linger = linger
+        self.shutdown_grace = shutdown_grace
+        self.deliver = deliver
         #: Rows claimed at a time while a backlog drains (the outbox hands out at most 500).
         self._backlog_claim = max(batch_size, min(500, 4 * max_in_flight))
         self._stopped = False
@@ -113,6 +123,10 @@ class DeliveryWorker:
         self._start_lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        #: When a graceful stop gives up on the requests in flight (None: no stop asked for).
+        self._finish_by: float | None = None
+        #: The thread in serve(), if one is.
+        self._serving: threading.Thread | None = None
         self.row_sender = RowSender(self.transport)
         self._owner = f"{socket.gethostname()}:{self._pid}:{id(self):x}"
         self._claims = itertools.count(1)
@@ -148,7 +162,10 @@ class DeliveryWorker:
             if self._thread is not None:
                 logger.error("datacue: the delivery thread had stopped; starting it again")
             self._stopping.clear()
-            thread = threading.Thread(target=self._run, name="cue-front-delivery", daemon=True)
+            if self.deliver:
+                thread = threading.Thread(target=self._run, name="cue-front-delivery", daemon=True)
+            else:
+                thread = threading.Thread(target=self._forward, name="cue-front-forwarder", daemon=True)
             try:
                 thread.start()
             except RuntimeError as error:  # interpreter shutdown: the rows wait in the outbox
@@ -159,13 +176,17 @@ class DeliveryWorker:
     def serve(self) -> None:
         """Deliver in the calling thread until :meth:`stop` (from a signal handler or another thread).
 
-        For a process that only delivers, so that no delivery work competes with the shop's
-        requests for the GIL (no command runs it yet: the scale-out work adds one).
+        For a process that only delivers (``flask datacue worker``), so that no delivery work
+        competes with the shop's requests for the GIL.
         """
         self._check_fork()
         if self._stopped:  # stop() is final, even when it comes first
             return
-        self._run()
+        self._serving = threading.current_thread()
+        try:
+            self._run()
+        finally:
+            self._serving = None
 
     def notify(self) -> None:
         """Wake the thread: a row was just put. Cheap enough for the request path."""
@@ -173,20 +194,49 @@ class DeliveryWorker:
         if not wake.is_set():
             wake.set()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop the thread, waiting up to ``timeout`` for it to hand back what it holds.
+    def stop(self, timeout: float = 5.0, *, grace: float = 0.0) -> None:
+        """Stop delivering, waiting up to ``timeout`` (plus ``grace``) for the thread to end.
 
-        Requests in flight are given up (their rows due again at once), rows not yet sent are
-        released: everything waits in the outbox for the next start.
+        No new row is claimed, and rows claimed but not started are released at once (anyone
+        may claim them). Requests in flight get ``grace`` seconds to be answered and settled;
+        those still unanswered then are given up, their rows due again at once. Everything
+        left waits in the outbox for the next start. Safe to call from a signal handler that
+        interrupts :meth:`serve`; a second call with a shorter grace shortens it.
         """
         self._stopped = True
         if self._generation != forks.generation:
             return
-        self._stopping.set()
+        finish_by = time.monotonic() + max(0.0, grace)
+        if self._finish_by is None or finish_by < self._finish_by:
+            self._finish_by = finish_by
+        if self._serving is threading.current_thread():
+            # A signal handler interrupting serve(): the loop sees _finish_by within a second.
+            # Setting an Event here could wait forever on a lock the interrupted code holds.
+            return
+        if grace <= 0:
+            self._stopping.set()
         self._wake.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+            thread.join(timeout + max(0.0, grace))
+
+    def _finish(self, flight: Flight, now: float) -> None:
+        """One step of a graceful stop: rows not started go back, answers are awaited until the
+        grace ends, and then the loop ends (its flight hands back whatever is still unanswered)."""
+        by_owner: dict[str, list[int]] = {}
+        for row, claim in flight.queue:
+            by_owner.setdefault(claim.owner, []).append(row.id)
+        flight.queue.clear()
+        finish_by = self._finish_by
+        try:
+            for owner, ids in by_owner.items():
+                self.outbox.release(ids, owner=owner)
+            if flight.sending and finish_by is not None and now < finish_by:
+                flight.wait(min(finish_by - now, self.idle_interval))
+                return
+        except Exception:  # the outbox file: what is left is handed back as the loop ends
+            logger.exception("datacue: stopping the delivery worker failed; its rows are handed back")
+        self._stopping.set()
 
     def _run(self) -> None:
         flight = Flight(self, self.max_in_flight)
@@ -200,6 +250,9 @@ class DeliveryWorker:
         try:
             while not self._stopping.is_set():
                 now = time.monotonic()
+                if self._finish_by is not None:  # stop(grace=...): nothing new, answers awaited
+                    self._finish(flight, now)
+                    continue
                 paused = now < self._paused_until
                 try:
                     if not paused and (shared := self.outbox.paused_for()) > 0:
@@ -265,6 +318,18 @@ class DeliveryWorker:
                     self._stopping.wait(self.linger)
         finally:
             flight.close()
+
+    def _forward(self) -> None:
+        """The loop of a worker that only forwards: journaled events into the outbox, soon after
+        each :meth:`notify` (gathering what comes within ``linger``), and every ``idle_interval``."""
+        while not self._stopping.is_set() and self._finish_by is None:
+            try:
+                self.outbox.ingest()  # a backend that cannot reach its store says so, once
+            except Exception:
+                logger.exception("datacue: forwarding journaled events failed; trying again")
+            if self._wake.wait(self.idle_interval):
+                self._wake.clear()
+                self._stopping.wait(self.linger)
 
     def _idle_wait(self) -> float:
         pause = self._paused_until - time.monotonic()
@@ -458,13 +523,16 @@ _workers: weakref.WeakSet[DeliveryWorker] = weakref.WeakSet()
 
 
 def _flush_at_exit() -> None:
-    deadline = time.monotonic() + EXIT_FLUSH_SECONDS
-    for worker in list(_workers):
-        if not worker.running:
-            continue
+    """Deliver what this process's delivery threads hold, within their ``shutdown_grace``
+    (the longest of them, in all), then hand the rest and the journal segment over."""
+    running = [worker for worker in list(_workers) if worker.running]
+    if not running:
+        return
+    deadline = time.monotonic() + max(worker.shutdown_grace for worker in running)
+    for worker in running:
         try:
             left = deadline - time.monotonic()
-            if left > 0 and not worker.flush(left):
+            if worker.deliver and left > 0 and not worker.flush(left):
                 logger.warning(
                     "datacue: exiting with %d rows still in the outbox; they are sent at the next start",
                     worker.outbox.unfinished(),
@@ -476,3 +544,30 @@ def _flush_at_exit() -> None:
 
 
 atexit.register(_flush_at_exit)
+
+
+def exit_cleanly_on_sigterm() -> bool:
+    """Make SIGTERM end this process as an ordinary exit, so that the flush at exit runs.
+
+    Python runs no ``atexit`` function when a signal kills the process, and SIGTERM is how
+    platforms (Heroku, Kubernetes, systemd) stop one. Only where nothing handles SIGTERM yet
+    (gunicorn, uWSGI and the like handle it, and exit cleanly themselves) and only from the
+    main thread; returns whether the handler was installed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return False
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    return True
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    if not any(worker.running for worker in list(_workers)):
+        # Nothing to flush: die of the signal, as without this handler.
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    # Unwinds the main thread (its locks and `finally` blocks), then atexit flushes; 143 is how
+    # shells and container runtimes report an exit on SIGTERM.
+    raise SystemExit(128 + signum)

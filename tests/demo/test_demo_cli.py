@@ -62,6 +62,7 @@ def test_every_help_works_with_no_settings(instance: Path) -> None:
     runner = create_app(instance_path=str(instance)).test_cli_runner()
     arguments = helps()
     assert ["datacue", "outbox", "retry-dead", "--help"] in arguments and len(arguments) >= 10
+    assert ["datacue", "worker", "--help"] in arguments
     for args in arguments:
         result = runner.invoke(args=args)
         assert result.exit_code == 0, (args, result.output)
@@ -146,7 +147,7 @@ def test_flask_datacue_help_in_a_clean_environment(instance: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout.startswith("Usage: flask datacue")
-    for command in ("import", "overview", "reconcile", "status", "outbox"):
+    for command in ("import", "overview", "reconcile", "status", "outbox", "worker"):
         assert re.search(rf"^  {command} ", result.stdout, re.MULTILINE), command
 
 
