@@ -344,15 +344,16 @@ def _wait_until_serving(shop: Shop, workers: int, seconds: float = 30) -> None:
 
 # -- delivery workers ---------------------------------------------------------------------------
 
-#: How a delivery worker process runs: a stand-in serving the app's DeliveryWorker in the
-#: foreground until ``flask datacue worker`` lands (branch worker-cli); then this one line becomes
-#: ``[sys.executable, "-m", "flask", "--app", "tests.soak.shop:create_app()", "datacue", "worker"]``.
-WORKER_COMMAND: list[str] = [sys.executable, "-m", "tests.soak.delivery_process"]
+#: ``flask`` on the soak shop's app (its settings in ``SOAK_SHOP``).
+FLASK: list[str] = [sys.executable, "-m", "flask", "--app", "tests.soak.shop:create_app()"]
+#: How a delivery worker process runs.
+WORKER_COMMAND: list[str] = [*FLASK, "datacue", "worker"]
 
 
 @dataclass
 class WorkerProcess:
-    """A delivery worker in a process of its own (``WORKER_COMMAND``), on the soak shop's settings."""
+    """A delivery worker in a process of its own (``WORKER_COMMAND``), on the soak shop's settings;
+    stopped with SIGTERM (the worker's clean shutdown)."""
 
     log: Path
     process: subprocess.Popen[bytes]

@@ -391,9 +391,11 @@ class MultiHostPlan(SoakPlan):
     visitors: int = 100
     #: Seconds each visitor waits after an answer before their next request. docs/redis.md, "Order
     #: across hosts": an event is ordered after another of its visitor when it is forwarded after it,
-    #: and each host forwards at every claim (every 10 ms busy, at most every second idle). A visitor
-    #: who waits longer than that between two requests is ordered whichever shop serves them; 2.5 s
-    #: leaves room for a loaded machine. (Faster visitors on two hosts are not promised order.)
+    #: and each host forwards soon after each track() and at least every second ("The forwarder":
+    #: at every claim of a delivery thread, every 10 ms busy and at most every second idle; in web
+    #: processes without one, a forwarder thread woken by track()). A visitor who waits longer than
+    #: a second between two requests is ordered whichever shop serves them; 2.5 s leaves room for a
+    #: loaded machine. (Faster visitors on two hosts are not promised order, and are not checked.)
     pace: float = 2.5
     #: When (share of the steps done) to SIGKILL one whole shop, one worker process, and Redis, and
     #: how long each stays down before it is started again (the shop on its own journal folder,
@@ -404,9 +406,9 @@ class MultiHostPlan(SoakPlan):
     worker_down: float = 1.0
     restart_redis_at: float = 0.65
     redis_down: float = 1.0
-    #: The shops' DATACUE_DELIVERY_THREAD. True until web processes forward their journal without a
-    #: delivery thread of their own (then False: only the two worker processes deliver).
-    shop_delivery_thread: bool = True
+    #: The shops' DATACUE_DELIVERY_THREAD: off, so only the two worker processes deliver (the web
+    #: processes forward their journal into Redis on a thread that only forwards).
+    shop_delivery_thread: bool = False
     #: Which of the faults to inject (a test of the test turns one off).
     faults_on: tuple[str, ...] = ("shop", "worker", "redis")
 
