@@ -9,6 +9,10 @@
 * Outage: 6,000 page views while healthy and 6,000 while DataCue is black-holed,
   in three alternating rounds. Same checks as ``tests/test_reliability_outage.py``.
 
+* Multi-host: 10,000 events and 2,000 store changes from 400 visitors over two
+  gunicorn shops (hosts) on one Redis with two worker processes; a shop, a worker
+  and Redis killed mid-run. Same checks as ``tests/test_reliability_multihost.py``.
+
 Each prints its report (run with ``-s`` to watch it).
 """
 
@@ -18,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.soak.checks import check_outage, check_soak
-from tests.soak.scenarios import OutagePlan, SoakPlan, outage, soak
+from tests.soak.checks import check_multihost, check_outage, check_soak
+from tests.soak.scenarios import MultiHostPlan, OutagePlan, SoakPlan, multihost, outage, soak
 
 pytestmark = pytest.mark.soak
 
@@ -33,6 +37,7 @@ SOAK = SoakPlan(
     preload=True,
 )
 OUTAGE = OutagePlan(pages=6000, rounds=3, max_rows=1000, changes=100, warmup=500)
+MULTIHOST = MultiHostPlan(events=10_000, changes=2_000, visitors=400, drain_seconds=900)
 
 
 def test_soak_10000_events_and_2000_store_changes(tmp_path: Path) -> None:
@@ -44,3 +49,8 @@ def test_soak_10000_events_and_2000_store_changes(tmp_path: Path) -> None:
 
 def test_outage_of_a_black_holed_datacue(tmp_path: Path) -> None:
     check_outage(outage(tmp_path, OUTAGE), OUTAGE)
+
+
+@pytest.mark.usefixtures("redis_installed")
+def test_two_hosts_on_one_redis_with_a_shop_a_worker_and_redis_killed(tmp_path: Path) -> None:
+    check_multihost(multihost(tmp_path, MULTIHOST), MULTIHOST)
