@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import random
 import signal
 import socket
 import subprocess
@@ -458,7 +459,8 @@ def drive(
     """Run every visitor's steps in order (one ``requests.Session`` each: their own cookies),
     ``threads`` visitors at a time, as fast as the shop answers or, with ``rate``, starting
     ``rate`` steps a second (the same load whatever the shop does meanwhile); with ``pace``, each
-    visitor waits that many seconds after each answer before its next step (reading the page).
+    visitor waits that many seconds (up to 40% more, at random) after each answer before its next
+    step (reading the page), and the first ``threads`` visitors arrive within ``pace`` seconds.
 
     With several ``base_url``\\s (shops behind a load balancer without sticky sessions), a visitor's
     steps alternate between them, cookies and all. A step whose connection broke (a worker or a
@@ -486,12 +488,15 @@ def drive(
         pending.put((number, visitor))
 
     def run_visitor(visitor: int, steps: Sequence[Step], session: requests.Session) -> None:
+        dice = random.Random(visitor)
+        if pace and visitor < threads:
+            time.sleep(dice.uniform(0, pace))  # the first visitors arrive over a while, not at once
         for index, step in enumerate(steps):
             if pace and index:
-                time.sleep(pace)
+                time.sleep(pace * dice.uniform(1.0, 1.4))
             wait_for_slot()
             for attempt in range(attempts):
-                shop = (index + attempt) % len(urls)
+                shop = (visitor + index + attempt) % len(urls)
                 started, began = time.time(), time.perf_counter()
                 try:
                     response = session.request(step.method, urls[shop] + step.path, timeout=30)

@@ -397,15 +397,20 @@ class MultiHostPlan(SoakPlan):
     #: a second between two requests is ordered whichever shop serves them; 2.5 s leaves room for a
     #: loaded machine. (Faster visitors on two hosts are not promised order, and are not checked.)
     pace: float = 2.5
-    #: When (share of the steps done) to SIGKILL one whole shop, one worker process, and Redis, and
-    #: how long each stays down before it is started again (the shop on its own journal folder,
-    #: Redis from its append-only file).
-    kill_shop_at: float = 0.25
-    shop_down: float = 2.0
-    kill_worker_at: float = 0.45
+    #: When (share of the steps done) to SIGKILL one worker process, and how long it stays down.
+    kill_worker_at: float = 0.3
     worker_down: float = 1.0
-    restart_redis_at: float = 0.65
-    redis_down: float = 1.0
+    #: When to SIGKILL Redis, and how long it stays down before it starts again from its
+    #: append-only file. One whole shop is killed ``kill_shop_after`` seconds into that outage and
+    #: started again on its own instance folder ``shop_down`` seconds after Redis is back. Its
+    #: forwarder moves events into Redis within milliseconds while Redis answers, so a shop killed
+    #: then leaves nothing behind; killed during the outage, its journal holds every event it took
+    #: since Redis went down, which only the restart on its own folder delivers (a pod whose disk
+    #: outlives it), and those events are checked.
+    restart_redis_at: float = 0.6
+    redis_down: float = 2.5
+    kill_shop_after: float = 1.0
+    shop_down: float = 1.5
     #: The shops' DATACUE_DELIVERY_THREAD: off, so only the two worker processes deliver (the web
     #: processes forward their journal into Redis on a thread that only forwards).
     shop_delivery_thread: bool = False
@@ -424,8 +429,9 @@ class MultiHostPlan(SoakPlan):
 class Disruption:
     what: str
     at: float  # time.time() of the kill
-    back: float  # time.time() once it serves again
     step: int  # steps done by then
+    restarting: float = 0.0  # time.time() when it was started again
+    back: float = 0.0  # time.time() once it serves again
 
 
 @dataclass
@@ -439,6 +445,9 @@ class MultiHostRun:
     shops_per_visitor: dict[int, set[int]]
     changes_retried: int  # store changes answered 503 while Redis was down, and sent again
     redis_unfinished: int  # rows Redis still held (pending, in flight) at the end
+    #: Events the killed shop accepted before its death that reached DataCue only after its
+    #: restart: its journal's tail, which the restart on its own folder delivered.
+    waited_for_restart: int
     seconds: dict[str, float] = field(default_factory=dict)
 
     def text(self) -> str:
@@ -452,6 +461,7 @@ class MultiHostRun:
                 self.order.text(),
                 f"faults: {faults or 'none'}",
                 f"store changes sent again after a 503 (Redis down): {self.changes_retried}",
+                f"events only the killed shop's restart delivered: {self.waited_for_restart}",
                 f"time: {times}",
             ]
         )
@@ -505,18 +515,19 @@ def multihost(directory: Path, plan: MultiHostPlan) -> MultiHostRun:
                 time.sleep(0.05)
             return progress[0]
 
-        def disrupt(
-            what: str, kill: Callable[[], set[int] | None], start: Callable[[], object], down: float
-        ) -> None:
-            step = progress[0]
-            at = time.time()
-            ports = kill()
+        def kill(what: str, action: Callable[[], set[int] | None]) -> Disruption:
+            disruption = Disruption(what, time.time(), progress[0])
+            ports = action()
             if ports is not None:
-                kills.append(Kill(at, frozenset(ports)))
-            say(f"  SIGKILL {what} after {step} of {total_steps} steps")
-            time.sleep(down)
-            start()
-            disruptions.append(Disruption(what, at, time.time(), step))
+                kills.append(Kill(disruption.at, frozenset(ports)))
+            say(f"  SIGKILL {what} after {disruption.step} of {total_steps} steps")
+            disruptions.append(disruption)
+            return disruption
+
+        def start(disruption: Disruption, action: Callable[[], object]) -> None:
+            disruption.restarting = time.time()
+            action()
+            disruption.back = time.time()
 
         def on_progress(done: int) -> None:
             progress[0] = max(progress[0], done)
@@ -537,21 +548,29 @@ def multihost(directory: Path, plan: MultiHostPlan) -> MultiHostRun:
         )
         driver.start()
         try:
-            if "shop" in plan.faults_on:
-                wait_for_step(plan.kill_shop_at)
-                disrupt("shop A (master and workers)", shops[0].kill, shops[0].restart, plan.shop_down)
-                # Events shop A journaled within a forwarding interval of its death wait for its restart.
-                gaps.append(ForwardingGap(disruptions[-1].at - plan.pace, disruptions[-1].back, shop=0))
             if "worker" in plan.faults_on:
                 wait_for_step(plan.kill_worker_at)
-                disrupt("worker 1", workers[0].kill, workers[0].restart, plan.worker_down)
+                worker = kill("worker 1", workers[0].kill)
+                time.sleep(plan.worker_down)
+                start(worker, workers[0].restart)
+            wait_for_step(plan.restart_redis_at)
             if "redis" in plan.faults_on:
-                wait_for_step(plan.restart_redis_at)
-                disrupt("Redis", lambda: redis.stop(kill=True), redis.start, plan.redis_down)
-                restart = RedisRestart(disruptions[-1].at, disruptions[-1].back)
-                restarts.append(restart)
-                # No shop forwards while Redis is down, nor for a second after (RETRY_AFTER_FAILURE).
-                gaps.append(ForwardingGap(restart.down - plan.pace, restart.up + plan.pace))
+                redis_down = kill("Redis", lambda: redis.stop(kill=True))
+                time.sleep(plan.kill_shop_after)
+            if "shop" in plan.faults_on:
+                shop_down = kill("shop A (master and workers)", shops[0].kill)
+            if "redis" in plan.faults_on:
+                time.sleep(max(0.0, plan.redis_down - plan.kill_shop_after))
+                start(redis_down, redis.start)
+                restarts.append(RedisRestart(redis_down.at, redis_down.back))
+                # No shop forwards while Redis is down, nor for a second or two after it is back
+                # (RETRY_AFTER_FAILURE, then the next wake): the visitors' order is not promised then.
+                gaps.append(ForwardingGap(redis_down.at - plan.pace, redis_down.back + plan.pace))
+            if "shop" in plan.faults_on:
+                time.sleep(plan.shop_down)
+                start(shop_down, shops[0].restart)
+                # Events shop A journaled shortly before its death wait in its journal for the restart.
+                gaps.append(ForwardingGap(shop_down.at - plan.pace, shop_down.back, shop=0))
         finally:
             driver.join()
         outcome = outcomes[0]
@@ -573,7 +592,26 @@ def multihost(directory: Path, plan: MultiHostPlan) -> MultiHostRun:
         time.sleep(plan.latency + 0.5)
         report = count(outcome, directory, outbox, kills=kills, restarts=restarts)
         stats = outbox.stats()
-    order = visitor_order(outcome.visits, read_ledger(directory / "ledger.sqlite3"), gaps)
+    receipts = read_ledger(directory / "ledger.sqlite3")
+    order = visitor_order(outcome.visits, receipts, gaps)
+    # Events shop A took while Redis was down (a moment after its kill, so none had been
+    # forwarded) and before its own death: only the restart on its folder could forward them.
+    waited = 0
+    down = {d.what.split()[0]: d for d in disruptions}
+    if "shop" in down and "Redis" in down:
+        reached: dict[str, float] = {}
+        for receipt in receipts:
+            if receipt.accepted:
+                for marker in receipt.markers:
+                    reached.setdefault(marker, receipt.started)
+        shop, outage = down["shop"], down["Redis"]
+        waited = sum(
+            1
+            for visit in outcome.visits
+            if visit.shop == 0
+            and outage.at + 0.25 < visit.answered < shop.at
+            and reached.get(visit.marker, 0) > shop.restarting
+        )
     shops_per_visitor: dict[int, set[int]] = {}
     for visit in outcome.visits:
         shops_per_visitor.setdefault(visit.visitor, set()).add(visit.shop)
@@ -587,6 +625,7 @@ def multihost(directory: Path, plan: MultiHostPlan) -> MultiHostRun:
         shops_per_visitor,
         outcome.unavailable,
         stats.pending + stats.in_flight,
+        waited,
         seconds,
     )
     say(run.text())
