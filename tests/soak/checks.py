@@ -85,6 +85,7 @@ def check_multihost(run: MultiHostRun, plan: MultiHostPlan) -> None:
     names = {"shop": "shop", "worker": "worker", "redis": "Redis"}
     assert sorted(d.what.split()[0] for d in run.disruptions) == sorted(names[f] for f in plan.faults_on)
     assert all(d.back > d.at and d.step > 0 for d in run.disruptions), run.text()
+    assert run.alive == [True] * 4, run.text()  # every shop and worker runs again
     # No sticky sessions: the visitors' requests (cookies, login) went to both shops.
     both = sum(1 for shops in run.shops_per_visitor.values() if shops == {0, 1})
     assert both >= 0.9 * len(run.shops_per_visitor), run.shops_per_visitor

@@ -87,7 +87,8 @@ class SoakReport:
             f"failed or slow sends the shop saw: {failures or 'none'}",
             f"pages requested again after a broken connection: {self.driver_resent}",
             f"outbox at the end: pending {self.outbox.pending}, in flight {self.outbox.in_flight},"
-            f" delivered {self.outbox.delivered}, dead {self.outbox.dead}, refused {self.outbox.refused}",
+            f" delivered {self.outbox.delivered}, dead {self.outbox.dead}, refused {self.outbox.refused},"
+            f" dropped {self.outbox.dropped}",
         ]
         if self.unconfirmed_delivered:
             lines.append(

@@ -448,6 +448,8 @@ class MultiHostRun:
     #: Events the killed shop accepted before its death that reached DataCue only after its
     #: restart: its journal's tail, which the restart on its own folder delivered.
     waited_for_restart: int
+    #: Whether each shop and each worker process was running at the end: shop A, shop B, worker 1, 2.
+    alive: list[bool]
     seconds: dict[str, float] = field(default_factory=dict)
 
     def text(self) -> str:
@@ -460,6 +462,7 @@ class MultiHostRun:
                 self.report.text(),
                 self.order.text(),
                 f"faults: {faults or 'none'}",
+                f"running at the end (shop A, shop B, worker 1, worker 2): {self.alive}",
                 f"store changes sent again after a 503 (Redis down): {self.changes_retried}",
                 f"events only the killed shop's restart delivered: {self.waited_for_restart}",
                 f"time: {times}",
@@ -591,6 +594,8 @@ def multihost(directory: Path, plan: MultiHostPlan) -> MultiHostRun:
         # Answers held back by an injected latency are still being written: let them land.
         time.sleep(plan.latency + 0.5)
         report = count(outcome, directory, outbox, kills=kills, restarts=restarts)
+        # What died and was started again still runs (a worker that exits is a silent stall).
+        alive = [shop.process.poll() is None for shop in shops] + [w.process.poll() is None for w in workers]
         stats = outbox.stats()
     receipts = read_ledger(directory / "ledger.sqlite3")
     order = visitor_order(outcome.visits, receipts, gaps)
@@ -626,6 +631,7 @@ def multihost(directory: Path, plan: MultiHostPlan) -> MultiHostRun:
         outcome.unavailable,
         stats.pending + stats.in_flight,
         waited,
+        alive,
         seconds,
     )
     say(run.text())
