@@ -236,8 +236,9 @@ class OutboxBackend(Protocol):
         """Seconds left of the pause :meth:`pause_all` set (by any worker sharing the outbox); 0: none."""
         ...
 
-    def retire_journal(self) -> None:
-        """At exit: hand this process's quick-intake events over for good."""
+    def retire_journal(self, timeout: float = 5.0) -> None:
+        """At exit: hand this process's quick-intake events over for good, trying for up to
+        ``timeout`` seconds where that needs a server that may be down."""
         ...
 
     def close(self) -> None:

@@ -138,9 +138,10 @@ class Outbox:
         """
         return self._intake.ingest()
 
-    def retire_journal(self) -> None:
+    def retire_journal(self, timeout: float = 5.0) -> None:
         """At exit: this process's journal segment is closed, its events moved into the outbox,
-        and the segment deleted (else the next start's first ingest deletes it)."""
+        and the segment deleted (else the next start's first ingest deletes it). A local file:
+        ``timeout`` is not waited on."""
         self._intake.retire_journal()
 
     # -- delivery -------------------------------------------------------------------------

@@ -538,7 +538,7 @@ def _flush_at_exit() -> None:
                     worker.outbox.unfinished(),
                 )
             worker.stop(timeout=max(0.1, deadline - time.monotonic()))
-            worker.outbox.retire_journal()
+            worker.outbox.retire_journal(timeout=max(0.1, deadline - time.monotonic()))
         except Exception:
             logger.exception("datacue: the flush at exit failed; undelivered rows stay in the outbox")
 

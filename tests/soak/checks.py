@@ -4,17 +4,10 @@
 from __future__ import annotations
 
 import inspect
+import statistics
 
 from cue_front.outbox import DeliveryWorker
-from tests.soak.scenarios import (
-    MultiHostPlan,
-    MultiHostRun,
-    OutagePlan,
-    OutageRun,
-    SoakPlan,
-    SoakRun,
-    percentile,
-)
+from tests.soak.scenarios import MultiHostPlan, MultiHostRun, OutagePlan, OutageRun, SoakPlan, SoakRun
 
 #: The rows one delivery worker claims at a time: at most what a killed worker had in hand.
 BATCH: int = inspect.signature(DeliveryWorker).parameters["batch_size"].default
@@ -52,10 +45,15 @@ def check_soak(run: SoakRun, plan: SoakPlan) -> None:
 def check_outage(run: OutageRun, plan: OutagePlan) -> None:
     """The outage's goals: pages never wait on DataCue, the outbox stays capped, nothing accepted is lost."""
     report = run.report
-    # Pages never waited on DataCue: p99 during the outages within 1.2x of the healthy rounds.
+    # Pages never waited on DataCue: p99 during the outages within 1.2x of the healthy rounds. Each
+    # outage round is set against the healthy round before it, and the median round decides: pages
+    # that waited on DataCue would be slower in every outage round, while a 2-core machine busy with
+    # something else for a few seconds spoils one round, whichever kind it is.
     assert len(run.all_healthy) == len(run.all_outage) == plan.pages
-    healthy, black_holed = percentile(run.all_healthy, 0.99), percentile(run.all_outage, 0.99)
-    assert black_holed <= 1.2 * healthy, f"p99 {1000 * black_holed:.1f}ms vs {1000 * healthy:.1f}ms healthy"
+    ratios = run.round_ratios
+    assert statistics.median(ratios) <= 1.2, (
+        f"p99 during the outages / healthy, round by round: {', '.join(f'{r:.2f}' for r in ratios)}"
+    )
     # The outbox grew only to its cap for events, plus the store changes accepted past it.
     assert max(run.rows) <= plan.max_rows + plan.changes
     assert max(run.rows) >= plan.max_rows  # the outages did reach the cap...

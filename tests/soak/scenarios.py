@@ -219,6 +219,14 @@ class OutageRun:
         """p99 of page latency during the outages over p99 when healthy."""
         return percentile(self.all_outage, 0.99) / percentile(self.all_healthy, 0.99)
 
+    @property
+    def round_ratios(self) -> list[float]:
+        """The same ratio for each outage round against the healthy round before it."""
+        return [
+            percentile(outage, 0.99) / percentile(healthy, 0.99)
+            for healthy, outage in zip(self.healthy, self.outage, strict=True)
+        ]
+
 
 def outbox_rows(path: Path) -> int:
     """Rows in the outbox file now: pending, in flight, dead and delivered-but-not-yet-pruned."""
@@ -352,10 +360,7 @@ def outage_text(run: OutageRun) -> str:
         )
         return f"{len(samples)} pages: {marks}, max {1000 * max(samples):.1f}ms"
 
-    rounds = ", ".join(
-        f"{percentile(outage, 0.99) / percentile(healthy, 0.99):.2f}"
-        for healthy, outage in zip(run.healthy, run.outage, strict=True)
-    )
+    rounds = ", ".join(f"{ratio:.2f}" for ratio in run.round_ratios)
     return "\n".join(
         [
             f"healthy:  {distribution(run.all_healthy)}",
