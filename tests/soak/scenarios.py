@@ -518,6 +518,19 @@ def multihost(directory: Path, plan: MultiHostPlan) -> MultiHostRun:
             f" ({plan.pace}s between requests) over 2 gunicorn shops, 2 worker processes, one Redis (AOF)"
         )
 
+        def wait_for_worker(known: set[bytes], seconds: float = 90.0) -> set[bytes]:
+            """Wait until a worker process not in ``known`` takes part (its heartbeat in Redis)."""
+            deadline = time.monotonic() + seconds
+            while True:
+                found: Any = outbox.client.zrange(outbox.keys + "workers", 0, -1)
+                members = {bytes(member) for member in found}
+                if members - known:
+                    return members
+                if time.monotonic() > deadline:
+                    logs = "\n".join(w.log.read_text(errors="replace")[-2000:] for w in workers)
+                    raise RuntimeError(f"no new delivery worker took part within {seconds}s: {logs}")
+                time.sleep(0.1)
+
         def wait_for_step(share: float) -> int:
             while progress[0] < share * total_steps and driver.is_alive():
                 time.sleep(0.05)
@@ -554,13 +567,18 @@ def multihost(directory: Path, plan: MultiHostPlan) -> MultiHostRun:
             ),
             name="soak-driver",
         )
+        known = wait_for_worker(set())
+        while len(known) < len(workers):
+            known = wait_for_worker(known)
         driver.start()
         try:
             if "worker" in plan.faults_on:
                 wait_for_step(plan.kill_worker_at)
                 worker = kill("worker 1", workers[0].kill)
                 time.sleep(plan.worker_down)
+                # Started again, it claims again (its heartbeat in Redis) before anything else dies.
                 start(worker, workers[0].restart)
+                wait_for_worker(known)
             wait_for_step(plan.restart_redis_at)
             if "redis" in plan.faults_on:
                 redis_down = kill("Redis", lambda: redis.stop(kill=True))
