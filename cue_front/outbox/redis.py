@@ -29,8 +29,8 @@ from .contract import (
     OutboxRow,
     OutboxStats,
 )
-from .journal import JOURNAL_SUPPORTED, JournalWriter, collect, ingest_lock, writer_for
-from .redis_intake import batches, folder_id, partition_of, record_args
+from .journal import JOURNAL_SUPPORTED, ingest_lock, writer_for
+from .redis_intake import Forwarder, partition_of
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 
 #: Partitions of the queue (``DATACUE_OUTBOX_PARTITIONS``): the most workers that share the work.
 DEFAULT_PARTITIONS: Final = 16
+#: The most partitions (a forwarded record carries its partition in two bytes).
+MAX_PARTITIONS: Final = 65_535
 #: Ids a claim reads per partition at most (rows deeper in a partition wait for the ones before).
 SCAN_PER_PARTITION: Final = 5000
 #: After Redis failed, delivery leaves it alone this long (seconds); puts always try.
@@ -83,8 +85,8 @@ class RedisOutbox:
             raise ValueError(f"max_rows must be at least 1, got {max_rows!r}")
         if lease_seconds <= 0:
             raise ValueError(f"lease_seconds must be positive, got {lease_seconds!r}")
-        if partitions < 1:
-            raise ValueError(f"partitions must be at least 1, got {partitions!r}")
+        if not 1 <= partitions <= MAX_PARTITIONS:
+            raise ValueError(f"partitions must be from 1 to {MAX_PARTITIONS}, got {partitions!r}")
         if "{" in prefix or "}" in prefix:
             raise ValueError(f"the key prefix may not hold braces (it becomes a hash tag), got {prefix!r}")
         self.client = client
@@ -100,20 +102,15 @@ class RedisOutbox:
         self._scripts = {
             name: client.register_script(getattr(redis_scripts, name)) for name in redis_scripts.__all__
         }
-        self._journal: JournalWriter | None = None
-        self._folder_id = ""
+        self._forwarder: Forwarder | None = None
         if journal is not None and JOURNAL_SUPPORTED:
-            self._journal = writer_for(Path(journal))
-            self._folder_id = folder_id(self._journal.folder)
+            forward = self._scripts["FORWARD"]
+            self._forwarder = Forwarder(writer_for(Path(journal)), client, self.keys, forward, partitions)
         self._closed = False
         self._down_until = 0.0
         self._outage_reported = False
         self._pause_read_at = -PAUSE_READ_INTERVAL
         self._paused_until = 0.0
-        #: The rows Redis held after this host's latest forward, and the journal's append count
-        #: just before it: put_event's estimate of the room left (as in the SQLite outbox).
-        self._rows_at_forward = 0
-        self._appended_at_forward = 0
         self._over_cap_logged_at = -OVER_CAP_LOG_INTERVAL
         self._over_cap_since_log = 0
         self._new_worker_id()
@@ -182,7 +179,7 @@ class RedisOutbox:
             shared_key = None
         errors = _redis_errors()
         try:
-            if kind == "event" and self._journal is not None:
+            if kind == "event" and self._forwarder is not None:
                 self._forward()  # events journaled before this one first: order kept
             limit = self.max_rows + (self.store_max if kind == "rest" else 0)
             row_id, held = (
@@ -232,15 +229,16 @@ class RedisOutbox:
         same estimate as the SQLite outbox: the rows Redis held at this host's latest forward plus
         every event journaled on the host since; Redis need not answer.
         """
-        journal = self._journal
-        if journal is None or self._closed:
+        forwarder = self._forwarder
+        if forwarder is None or self._closed:
             return self.put(
                 "event", "POST", "", body, ordering_key, droppable=droppable, shared_key=shared_key
             )
-        if self._room_left(journal) <= 0:
+        if forwarder.room_left(self.max_rows) <= 0:
             self.ingest()  # the estimate may be stale: ask Redis (if it answers)
-            if self._room_left(journal) <= 0:
+            if forwarder.room_left(self.max_rows) <= 0:
                 self._refuse("event")
+        journal = forwarder.journal
         try:
             if not journal.append(ordering_key, body, time.time(), droppable, shared_key):
                 with journal.ingest_mutex, ingest_lock(journal.folder):
@@ -251,10 +249,6 @@ class RedisOutbox:
                 "event", "POST", "", body, ordering_key, droppable=droppable, shared_key=shared_key
             )
         return None
-
-    def _room_left(self, journal: JournalWriter) -> int:
-        appended_since = journal.appended_everywhere() - self._appended_at_forward
-        return self.max_rows - self._rows_at_forward - appended_since
 
     def _refuse(self, kind: str, *, counted: bool = False) -> NoReturn:
         if kind == "rest":
@@ -279,7 +273,7 @@ class RedisOutbox:
 
         While Redis fails this returns 0 (logged once) and the events wait in the journal.
         """
-        if self._journal is None or not self._delivery_may_try():
+        if self._forwarder is None or not self._delivery_may_try():
             return 0
         try:
             return self._forward()
@@ -288,48 +282,19 @@ class RedisOutbox:
             return 0
 
     def _forward(self) -> int:
-        journal = self._journal
-        assert journal is not None
-        with journal.ingest_mutex, ingest_lock(journal.folder):
-            appended = journal.appended_everywhere()
-            cut = time.monotonic_ns()
-            intake = f"{self.keys}intake:{self._folder_id}"
-            offsets = {_text(k): int(v) for k, v in self.client.hgetall(intake).items()}
-            found = collect(journal.folder, offsets, cut)
-            forgotten = [name for name in offsets if name not in found.present]
-            held = None
-            groups = list(batches(found.records)) or [[]]
-            for number, batch in enumerate(groups):
-                moved = {record.segment: record.end for record in batch}
-                if number == len(groups) - 1:
-                    moved.update(found.offsets)
-                args: list[object] = [self._folder_id, self.visitor_max, len(moved)]
-                for name, end in moved.items():
-                    args += [name, offsets.get(name, 0), end]
-                last_forgets = forgotten if number == len(groups) - 1 else []
-                args += [len(last_forgets), *last_forgets]
-                for record in batch:
-                    args += record_args(record, self.partitions)
-                if not batch and not moved and not last_forgets:
-                    held = int(self.client.hget(self._meta, "n") or 0)
-                    break
-                held = int(self._run("FORWARD", args))
-                if held < 0:  # another pass moved them (a retried script that had run): read again
-                    logger.info("datacue: the journal's offsets in Redis moved on; reading again")
-                    return 0
-                offsets.update(moved)
-            for name in found.finished:  # read to the end (offsets in Redis) and no writer left
-                (journal.folder / name).unlink(missing_ok=True)
-            self._rows_at_forward, self._appended_at_forward = held or 0, appended
+        assert self._forwarder is not None
+        if self._closed:
+            raise DataCueError("this outbox is closed")
+        moved = self._forwarder.forward(self.visitor_max)
         self._redis_answered()
-        return len(found.records)
+        return moved
 
     def retire_journal(self, timeout: float = 5.0) -> None:
         """At exit: close this process's journal segment and forward everything journaled on the host,
         trying for up to ``timeout`` seconds while Redis fails (what is left waits for the next start)."""
-        if self._journal is None or self._closed:
+        if self._forwarder is None or self._closed:
             return
-        self._journal.close()
+        self._forwarder.journal.close()
         deadline = time.monotonic() + timeout
         while True:
             try:
