@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
-import socket
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
-from .. import forks
 from ..errors import DataCueError
 from . import redis_scripts
 from .contract import (
@@ -31,6 +28,7 @@ from .contract import (
 )
 from .journal import JOURNAL_SUPPORTED, ingest_lock, writer_for
 from .redis_intake import Forwarder, partition_of
+from .redis_workers import Outage, PartitionLeases, unpack_rows
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -43,14 +41,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_PARTITIONS: Final = 16
 #: The most partitions (a forwarded record carries its partition in two bytes).
 MAX_PARTITIONS: Final = 65_535
-#: Ids a claim reads per partition at most (rows deeper in a partition wait for the ones before).
-SCAN_PER_PARTITION: Final = 5000
-#: After Redis failed, delivery leaves it alone this long (seconds); puts always try.
-RETRY_AFTER_FAILURE: Final = 1.0
 #: The shared pause is read from Redis at most this often (seconds).
 PAUSE_READ_INTERVAL: Final = 0.25
-#: The longest a partition lease (and a worker's heartbeat) lasts unrenewed (seconds).
-MAX_PARTITION_LEASE: Final = 10.0
 #: Past the cap, an accepted store change is logged at most this often (seconds).
 OVER_CAP_LOG_INTERVAL: Final = 60.0
 
@@ -95,7 +87,7 @@ class RedisOutbox:
         self.visitor_max = visitor_max if visitor_max is not None else max(20, max_rows // 100)
         self.store_max = store_max
         self.partitions = partitions
-        self.partition_lease = min(self.lease_seconds, MAX_PARTITION_LEASE)
+        self._leases = PartitionLeases(partitions, self.lease_seconds)
         #: Every key of this outbox starts so: one hash tag, one slot.
         self.keys = "{" + prefix + "outbox}:"
         self._meta = self.keys + "meta"
@@ -107,17 +99,11 @@ class RedisOutbox:
             forward = self._scripts["FORWARD"]
             self._forwarder = Forwarder(writer_for(Path(journal)), client, self.keys, forward, partitions)
         self._closed = False
-        self._down_until = 0.0
-        self._outage_reported = False
+        self._outage = Outage()
         self._pause_read_at = -PAUSE_READ_INTERVAL
         self._paused_until = 0.0
         self._over_cap_logged_at = -OVER_CAP_LOG_INTERVAL
         self._over_cap_since_log = 0
-        self._new_worker_id()
-
-    def _new_worker_id(self) -> None:
-        self._generation = forks.generation
-        self._worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
     def __repr__(self) -> str:
         return f"RedisOutbox({self.keys!r}, max_rows={self.max_rows}, partitions={self.partitions})"
@@ -138,22 +124,13 @@ class RedisOutbox:
         ) from error
 
     def _report_outage(self, error: Exception) -> None:
-        self._down_until = time.monotonic() + RETRY_AFTER_FAILURE
-        if not self._outage_reported:
-            self._outage_reported = True
-            logger.warning(
-                "datacue: the outbox's Redis (DATACUE_OUTBOX_URL) failed (%s); events wait in this host's"
-                " journal, delivery waits, and both resume when Redis answers",
-                error,
-            )
+        self._outage.report(error)
 
     def _redis_answered(self) -> None:
-        if self._outage_reported:
-            self._outage_reported = False
-            logger.warning("datacue: the outbox's Redis answers again; delivery resumes")
+        self._outage.answered()
 
     def _delivery_may_try(self) -> bool:
-        return not self._closed and time.monotonic() >= self._down_until
+        return not self._closed and self._outage.may_try()
 
     # -- intake ---------------------------------------------------------------------------
 
@@ -336,23 +313,12 @@ class RedisOutbox:
         if limit < 1 or not self._delivery_may_try():
             return []
         self.ingest()
-        if self._generation != forks.generation:
-            self._new_worker_id()  # a forked child is a worker of its own
         try:
-            found = self._run("CLAIM", self._claim_args("claim", owner, min(limit, 500)))
+            found = self._run("CLAIM", self._leases.claim_args("claim", owner, min(limit, 500)))
         except _redis_errors() as error:
             self._report_outage(error)
             return []
-        return [
-            OutboxRow(int(i), _text(k), _text(m), _text(p), bytes(b), _text(key) or None, int(a), float(c))
-            for i, k, m, p, b, key, a, c in found
-        ]
-
-    def _claim_args(self, mode: str, owner: str, limit: int) -> list[object]:
-        return [
-            mode, self._worker_id, int(self.partition_lease * 1000), self.partitions, limit,
-            repr(self.lease_seconds), owner, SCAN_PER_PARTITION,
-        ]  # fmt: skip
+        return unpack_rows(bytes(found))
 
     def ack(self, row_ids: Iterable[int]) -> None:
         """Mark rows delivered: they leave Redis and are counted."""
@@ -490,7 +456,7 @@ class RedisOutbox:
         )
 
     def _peek(self) -> float | None:
-        due_in = _text(self._run("CLAIM", self._claim_args("peek", "", 0)))
+        due_in = _text(self._run("CLAIM", self._leases.claim_args("peek", "", 0)))
         return float(due_in) if due_in else None
 
     def next_due_in(self) -> float | None:
@@ -525,7 +491,7 @@ class RedisOutbox:
         if self._closed:
             return
         try:
-            self._run("LEAVE", [self._worker_id, self.partitions])
+            self._run("LEAVE", self._leases.leave_args())
         except _redis_errors():
             pass  # they expire on their own
         self._closed = True

@@ -199,8 +199,8 @@ return held
 #: (ms), partitions, limit, lease seconds, owner, most ids read per partition. A claim first keeps
 #: the worker's heartbeat, takes the partitions that are its share of the live workers and lets go
 #: of the others, then hands out the due rows of its partitions that wait for nothing earlier (the
-#: SQLite rule, on cluster-wide key indexes). A claim returns rows as (id, kind, method, path, body,
-#: key, attempts, created_at); a peek the earliest due_at of a row that waits for nothing, or ''.
+#: SQLite rule, on cluster-wide key indexes). A claim returns its rows packed in one string
+#: (``redis_workers.unpack_rows``); a peek the earliest due_at of a row that waits for nothing, or ''.
 CLAIM: Final = _PRELUDE + """
 local mode, me = ARGV[2], ARGV[3]
 local lease_ms, partitions = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -278,15 +278,17 @@ if mode == 'peek' then
   return tostring(math.max(0, earliest - t))
 end
 local rows = {}
+local function text(s) return struct.pack('<I4', #s) .. s end
 for n = 1, #found do
   local row = B .. 'r:' .. found[n]
   redis.call('HSET', row, 'u', tostring(t + lease), 'o', owner)
   local attempts = redis.call('HINCRBY', row, 'a', 1)
   redis.call('ZADD', B .. 'fly', t + lease, found[n])
   local v = redis.call('HMGET', row, 'k', 'm', 'p', 'b', 'ok', 'c')
-  rows[#rows + 1] = {found[n], v[1] or 'event', v[2] or 'POST', v[3] or '', v[4], v[5] or '', attempts, v[6]}
+  rows[#rows + 1] = struct.pack('<I4', attempts) .. text(found[n]) .. text(v[1] or 'event') ..
+    text(v[2] or 'POST') .. text(v[3] or '') .. text(v[4]) .. text(v[5] or '') .. text(v[6])
 end
-return rows
+return table.concat(rows)
 """
 
 #: Rows delivered (ARGV[2..]): gone, counted, whoever holds them.
