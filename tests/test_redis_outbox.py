@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
+from benchmarks.redis_server import RedisServer
 from benchmarks.sink import API_KEY, API_SECRET, Answer, Sink
 from cue_front.outbox import DeliveryWorker, OutboxFullError
 from cue_front.outbox.redis import OutboxUnavailableError, RedisOutbox
 from cue_front.redis_store import connect
 from cue_front.transport import Transport
-from tests.support.redis_server import RedisServer
 
 MakeHost = Callable[..., RedisOutbox]
 
