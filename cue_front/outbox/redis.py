@@ -22,13 +22,12 @@ from .contract import (
     MAX_RESPONSE_CHARS,
     DeadLetter,
     Droppable,
-    OutboxFullError,
     OutboxRow,
     OutboxStats,
 )
 from .journal import JOURNAL_SUPPORTED, ingest_lock, writer_for
-from .redis_intake import Forwarder, partition_of
-from .redis_workers import Outage, PartitionLeases, unpack_rows
+from .redis_intake import Forwarder, OverCapLog, full_error, partition_of
+from .redis_workers import Outage, PartitionLeases, SharedPause, read_dead_letters, unpack_rows
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -41,10 +40,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_PARTITIONS: Final = 16
 #: The most partitions (a forwarded record carries its partition in two bytes).
 MAX_PARTITIONS: Final = 65_535
-#: The shared pause is read from Redis at most this often (seconds).
-PAUSE_READ_INTERVAL: Final = 0.25
-#: Past the cap, an accepted store change is logged at most this often (seconds).
-OVER_CAP_LOG_INTERVAL: Final = 60.0
 
 
 class OutboxUnavailableError(DataCueError):
@@ -100,10 +95,8 @@ class RedisOutbox:
             self._forwarder = Forwarder(writer_for(Path(journal)), client, self.keys, forward, partitions)
         self._closed = False
         self._outage = Outage()
-        self._pause_read_at = -PAUSE_READ_INTERVAL
-        self._paused_until = 0.0
-        self._over_cap_logged_at = -OVER_CAP_LOG_INTERVAL
-        self._over_cap_since_log = 0
+        self._pause = SharedPause(client, self.keys, self._scripts["PAUSE"], self._outage)
+        self._over_cap = OverCapLog(max_rows)
 
     def __repr__(self) -> str:
         return f"RedisOutbox({self.keys!r}, max_rows={self.max_rows}, partitions={self.partitions})"
@@ -176,21 +169,8 @@ class RedisOutbox:
         if row_id < 0:
             self._refuse(kind, counted=True)
         if held > self.max_rows and kind == "rest":
-            self._warn_over_cap(held)
+            self._over_cap.accepted(held)
         return row_id
-
-    def _warn_over_cap(self, held: int) -> None:
-        self._over_cap_since_log += 1
-        now = time.monotonic()
-        if now - self._over_cap_logged_at >= OVER_CAP_LOG_INTERVAL:
-            logger.warning(
-                "datacue: the outbox in Redis holds %d rows, over its cap of %d (DATACUE_OUTBOX_MAX_ROWS);"
-                " store changes are still accepted (%d since the last warning), events are refused",
-                held,
-                self.max_rows,
-                self._over_cap_since_log,
-            )
-            self._over_cap_logged_at, self._over_cap_since_log = now, 0
 
     def put_event(
         self,
@@ -228,22 +208,12 @@ class RedisOutbox:
         return None
 
     def _refuse(self, kind: str, *, counted: bool = False) -> NoReturn:
-        if kind == "rest":
-            raise OutboxFullError(
-                f"the DataCue outbox in Redis holds {self.max_rows + self.store_max:,} rows"
-                " (DATACUE_OUTBOX_MAX_ROWS + DATACUE_OUTBOX_STORE_MAX): this store change was refused."
-                " DataCue has not accepted rows for a long while: check `flask datacue status`"
-            )
-        if not counted:
+        if kind == "event" and not counted:
             try:
                 self.client.hincrby(self._meta, "refused", 1)
             except _redis_errors():
                 pass  # the refusal is raised all the same
-        raise OutboxFullError(
-            f"the DataCue outbox in Redis is full ({self.max_rows:,} rows waiting or dead,"
-            " DATACUE_OUTBOX_MAX_ROWS): this event was refused. DataCue has not accepted rows for a while:"
-            " check `flask datacue status` and the dead letters"
-        )
+        raise full_error(kind, self.max_rows, self.store_max)
 
     def ingest(self) -> int:
         """Forward this host's journaled events to Redis, in order, exactly once; returns how many.
@@ -365,50 +335,17 @@ class RedisOutbox:
 
     def pause_all(self, seconds: float) -> None:
         """Pause every worker on every host for ``seconds`` (a 429, DataCue down); never shortens one."""
-        until = time.monotonic() + seconds
-        self._paused_until = max(self._paused_until, until)
-        if seconds > 0 and self._delivery_may_try():
-            try:
-                self._run("PAUSE", [int(seconds * 1000) + 1], keys=[self.keys + "pause"])
-            except _redis_errors() as error:
-                self._report_outage(error)
+        self._pause.pause_all(seconds, may_try=self._delivery_may_try())
 
     def paused_for(self) -> float:
         """Seconds left of the shared pause (read from Redis at most every 0.25 s); 0 when none."""
-        now = time.monotonic()
-        if now - self._pause_read_at >= PAUSE_READ_INTERVAL and self._delivery_may_try():
-            self._pause_read_at = now
-            try:
-                left = int(self.client.pttl(self.keys + "pause"))
-            except _redis_errors() as error:
-                self._report_outage(error)
-            else:
-                if left > 0:
-                    self._paused_until = max(self._paused_until, now + left / 1000)
-        return max(0.0, self._paused_until - now)
+        return self._pause.paused_for(may_try=self._delivery_may_try())
 
     # -- dead letters and upkeep ----------------------------------------------------------
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """The dead letters of every host, most recently refused first."""
-        ids: list[Any] = list(self.client.zrevrange(self.keys + "dead", 0, limit - 1))
-        pipe = self.client.pipeline(transaction=False)
-        for row_id in ids:
-            pipe.hmget(f"{self.keys}r:{_text(row_id)}", "k", "m", "p", "b", "ls", "le", "rb", "a", "c", "f")
-        letters = []
-        for row_id, fields in zip(ids, pipe.execute(), strict=True):
-            kind, method, path, body, status, error, answer, attempts, created, failed = fields
-            if body is None:
-                continue  # settled meanwhile
-            letters.append(
-                DeadLetter(
-                    int(row_id), _text(kind) or "event", _text(method) or "POST", _text(path), bytes(body),
-                    int(status) if status else None, _text(error), _text(answer) or None,
-                    int(attempts or 0), float(created), float(failed),
-                )
-            )  # fmt: skip
-        letters.sort(key=lambda letter: (letter.failed_at, letter.id), reverse=True)
-        return letters
+        return read_dead_letters(self.client, self.keys, limit)
 
     def retry_dead(self, row_ids: Iterable[int] | None = None) -> int:
         """Queue dead letters again (all, or those in ``row_ids``); returns how many."""

@@ -1,6 +1,6 @@
-"""How journaled events enter the Redis outbox: the forwarder, the partition of a row, the forward's
-batches packed into one argument each, and the id that names this host's journal folder in Redis
-(see docs/redis.md, "The forwarder")."""
+"""How rows enter the Redis outbox: the forwarder of journaled events, the partition of a row, the
+forward's batches packed into one argument each, the id that names this host's journal folder in
+Redis, and the refusals and warnings of the cap (see docs/redis.md, "Intake" and "The forwarder")."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from .contract import OutboxFullError
 from .journal import Collected, JournalRecord, JournalWriter, collect, ingest_lock
 
 if TYPE_CHECKING:
@@ -26,8 +27,10 @@ __all__ = [
     "FORWARD_BATCH_BYTES",
     "FORWARD_PIPELINE",
     "Forwarder",
+    "OverCapLog",
     "batches",
     "folder_id",
+    "full_error",
     "pack_records",
     "partition_of",
 ]
@@ -40,6 +43,8 @@ FORWARD_BATCH_BYTES: Final = 1 << 20
 #: Scripts sent in one round trip: with ``appendfsync always`` Redis writes the file once for all
 #: the commands it read together, so a pipeline of batches shares one ``fsync``.
 FORWARD_PIPELINE: Final = 8
+#: Past the cap, an accepted store change is logged at most this often (seconds).
+OVER_CAP_LOG_INTERVAL: Final = 60.0
 #: The file in the journal folder naming it in Redis (its offsets survive a restart on one disk).
 FOLDER_ID_FILE: Final = "redis-intake-id"
 
@@ -198,6 +203,45 @@ class Forwarder:
                     return None
                 held = int(answer)
         return held
+
+
+def full_error(kind: str, max_rows: int, store_max: int) -> OutboxFullError:
+    """The refusal of a put into a full outbox: an event past ``max_rows``, a store change (``rest``)
+    past ``max_rows + store_max``."""
+    if kind == "rest":
+        return OutboxFullError(
+            f"the DataCue outbox in Redis holds {max_rows + store_max:,} rows"
+            " (DATACUE_OUTBOX_MAX_ROWS + DATACUE_OUTBOX_STORE_MAX): this store change was refused."
+            " DataCue has not accepted rows for a long while: check `flask datacue status`"
+        )
+    return OutboxFullError(
+        f"the DataCue outbox in Redis is full ({max_rows:,} rows waiting or dead,"
+        " DATACUE_OUTBOX_MAX_ROWS): this event was refused. DataCue has not accepted rows for a while:"
+        " check `flask datacue status` and the dead letters"
+    )
+
+
+class OverCapLog:
+    """Store changes accepted past the cap of ``max_rows``: a warning at most once a minute, with how
+    many were accepted since the last."""
+
+    def __init__(self, max_rows: int) -> None:
+        self.max_rows = max_rows
+        self._logged_at = -OVER_CAP_LOG_INTERVAL
+        self._since_log = 0
+
+    def accepted(self, held: int) -> None:
+        self._since_log += 1
+        now = time.monotonic()
+        if now - self._logged_at >= OVER_CAP_LOG_INTERVAL:
+            logger.warning(
+                "datacue: the outbox in Redis holds %d rows, over its cap of %d (DATACUE_OUTBOX_MAX_ROWS);"
+                " store changes are still accepted (%d since the last warning), events are refused",
+                held,
+                self.max_rows,
+                self._since_log,
+            )
+            self._logged_at, self._since_log = now, 0
 
 
 def _text(value: object) -> str:
