@@ -42,7 +42,7 @@ FORWARD_BATCH: Final = 1000
 FORWARD_BATCH_BYTES: Final = 1 << 20
 #: Scripts sent in one round trip: with ``appendfsync always`` Redis writes the file once for all
 #: the commands it read together, so a pipeline of batches shares one ``fsync``.
-FORWARD_PIPELINE: Final = 8
+FORWARD_PIPELINE: Final = 4
 #: Past the cap, an accepted store change is logged at most this often (seconds).
 OVER_CAP_LOG_INTERVAL: Final = 60.0
 #: The file in the journal folder naming it in Redis (its offsets survive a restart on one disk).
@@ -194,10 +194,14 @@ class Forwarder:
         move records nobody moved, since each compares its own offsets)."""
         held: int | None = None
         for start in range(0, len(calls), FORWARD_PIPELINE):
-            pipe = self._client.pipeline(transaction=False)
-            for args in calls[start : start + FORWARD_PIPELINE]:
-                self._script(keys=[self._meta], args=args, client=pipe)
-            answers: list[Any] = pipe.execute()
+            group = calls[start : start + FORWARD_PIPELINE]
+            if len(group) == 1:  # the usual pass of a busy worker: no pipeline (and no SCRIPT EXISTS)
+                answers: list[Any] = [self._script(keys=[self._meta], args=group[0])]
+            else:
+                pipe = self._client.pipeline(transaction=False)
+                for args in group:
+                    self._script(keys=[self._meta], args=args, client=pipe)
+                answers = pipe.execute()
             for answer in answers:
                 if int(answer) < 0:
                     return None
