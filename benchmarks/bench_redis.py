@@ -16,9 +16,11 @@ append-only file and ``appendfsync always``, the setting that loses nothing, for
 * **The forwarder.** :data:`FORWARD_EVENTS` events journaled by ``put_event`` (a quarter of the
   visitors logged in: a shared key; each kind of droppability), then moved into Redis by one
   ``ingest()``. Goal: at least 20,000 events/s.
-* **track().** ``bench_events``' harness (a request context per call, 1,000 returning visitors,
-  the delivery thread running) on two shops, one on SQLite and one on Redis, interleaved. Goal:
-  Redis's p50 and p99 at most 1.1x SQLite's (the median of the rounds' ratios).
+* **track().** ``bench_events``' harness (a request context per call, 1,000 returning visitors)
+  on two shops, one on SQLite and one on Redis, interleaved: with each shop's delivery thread
+  running, then with each shop's delivery in a worker process of its own (on Redis, the worker
+  forwards the shop's journal folder, as a worker on the same host does). Goal: Redis's p50 and
+  p99 at most 1.1x SQLite's (the median of the rounds' ratios).
 
 Each figure is the median of :data:`ROUNDS` interleaved rounds. Without ``redis-server`` the rows
 are skipped, said in one line.
@@ -38,10 +40,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from benchmarks.bench_delivery import event_body
-from benchmarks.bench_events import CART_EVENT, Shop, percentile
+from benchmarks.bench_events import API_KEY, CART_EVENT, Shop, percentile
 from benchmarks.loopback import distant_sink, sink_state
 from benchmarks.redis_server import RedisServer, redis_server_path
 from benchmarks.report import Result
+from cue_front.outbox.journal import journal_folder
+from cue_front.redis_store import namespace
 
 ROUNDS = 3
 EVENTS = 4_000
@@ -60,18 +64,21 @@ TRACK_GOAL = 1.1
 #: The outbox's Redis client's timeout per command, as the app's (``state.py``).
 REDIS_TIMEOUT = 2.0
 
-#: A worker process: opens its outbox (``redis://...`` or a SQLite path), says so, waits for the
-#: word go on stdin, and delivers until SIGTERM.
+#: A worker process: opens its outbox (``redis://...``, with its key prefix and the journal folder
+#: it forwards, if any; or a SQLite path), says so, waits for the word go on stdin, and delivers
+#: until SIGTERM.
 WORKER_SOURCE = r"""
 import signal, sys
 from cue_front.outbox import DeliveryWorker, Outbox
 from cue_front.transport import Transport
 
 where, events_url, in_flight, partitions = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+prefix, journal = sys.argv[5], sys.argv[6] or None
 if where.startswith("redis://"):
     from cue_front.outbox.redis import RedisOutbox
     from cue_front.redis_store import connect
-    outbox = RedisOutbox(connect(where, timeout=2.0), prefix="bench:", partitions=partitions)
+    client = connect(where, timeout=2.0)
+    outbox = RedisOutbox(client, prefix=prefix, partitions=partitions, journal=journal)
 else:
     outbox = Outbox(where)
 transport = Transport("bench-key", "bench-secret", api_url=events_url + "v1", events_url=events_url)
@@ -116,15 +123,14 @@ def fill_sqlite(path: Path) -> None:
 
 
 @contextmanager
-def workers(where: str, port: int, count: int) -> Iterator[list[subprocess.Popen[str]]]:
+def workers(
+    where: str, port: int, count: int, prefix: str = "bench:", journal: str = ""
+) -> Iterator[list[subprocess.Popen[str]]]:
     """``count`` worker processes on the outbox at ``where``, ready and waiting for the word go."""
     command = [sys.executable, "-c", WORKER_SOURCE, where, f"http://127.0.0.1:{port}/", str(IN_FLIGHT)]
-    started = [
-        subprocess.Popen(
-            [*command, str(PARTITIONS)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-        for _ in range(count)
-    ]
+    command += [str(PARTITIONS), prefix, journal]
+    pipe = subprocess.PIPE
+    started = [subprocess.Popen(command, stdin=pipe, stdout=pipe, text=True) for _ in range(count)]
     try:
         for process in started:
             assert process.stdout is not None
@@ -142,15 +148,19 @@ def workers(where: str, port: int, count: int) -> Iterator[list[subprocess.Popen
                 process.communicate()
 
 
+def go(started: list[subprocess.Popen[str]]) -> None:
+    for process in started:
+        assert process.stdin is not None
+        process.stdin.write("go\n")
+        process.stdin.flush()
+
+
 def delivery_rate(where: str, port: int, count: int) -> float:
     """Events/s ``count`` workers deliver from the filled outbox at ``where`` into the sink."""
     sink_state(port, "/reset")
     with workers(where, port, count) as started:
         began = time.perf_counter()
-        for process in started:
-            assert process.stdin is not None
-            process.stdin.write("go\n")
-            process.stdin.flush()
+        go(started)
         deadline = began + 120
         while sink_state(port)["received"] < EVENTS:
             if time.perf_counter() > deadline or any(process.poll() is not None for process in started):
@@ -220,8 +230,9 @@ def forward_rate(url: str, folder: Path) -> float:
 Percentiles = dict[str, list[tuple[float, float]]]
 
 
-def measure_track(url: str, folder: Path, sink_port: int) -> Percentiles:
-    """The p50 and p99 (us) of ``track()`` per round, on SQLite and on Redis."""
+def measure_track(url: str, folder: Path, sink_port: int) -> tuple[Percentiles, Percentiles]:
+    """The p50 and p99 (us) of ``track()`` per round, on SQLite and on Redis: with each shop's
+    delivery thread running, then with delivery in a worker process of each shop's own."""
     from cue_front import track
 
     shops = {
@@ -229,6 +240,7 @@ def measure_track(url: str, folder: Path, sink_port: int) -> Percentiles:
         "Redis": Shop(folder / "redis", sink_port, {"DATACUE_OUTBOX_URL": url}),
     }
     found: Percentiles = {name: [] for name in shops}
+    apart: Percentiles = {name: [] for name in shops}
 
     def call(visitor: int) -> object:
         return track(CART_EVENT)
@@ -244,14 +256,38 @@ def measure_track(url: str, folder: Path, sink_port: int) -> Percentiles:
                 samples = shops[name].timed(call, TRACK_CALLS)
                 found[name].append((percentile(samples, 0.5), percentile(samples, 0.99)))
                 shops[name].state.delivery.flush(60)
+        for shop in shops.values():
+            shop.state.delivery.stop()
+        redis_journal = str(journal_folder(shops["Redis"].outbox_path))
+        with (
+            workers(str(shops["SQLite"].outbox_path), sink_port, 1) as on_sqlite,
+            workers(url, sink_port, 1, namespace(API_KEY), redis_journal) as on_redis,
+        ):
+            go(on_sqlite + on_redis)
+            for round_ in range(TRACK_ROUNDS):
+                for name in names[round_ % 2 :] + names[: round_ % 2]:
+                    gc.collect()
+                    samples = shops[name].timed(call, TRACK_CALLS)
+                    apart[name].append((percentile(samples, 0.5), percentile(samples, 0.99)))
+            for shop in shops.values():
+                drained(shop)
     finally:
         for shop in shops.values():
             shop.state.delivery.stop()
             shop.state.outbox.close()
-    for name, rounds in found.items():
-        per_round = ", ".join(f"{p50:.1f}/{p99:.0f}" for p50, p99 in rounds)
-        print(f"  track(), {name}: p50/p99 per round, us: {per_round}", file=sys.stderr)
-    return found
+    for label, figures in (("thread", found), ("worker process", apart)):
+        for name, rounds in figures.items():
+            per_round = ", ".join(f"{p50:.1f}/{p99:.0f}" for p50, p99 in rounds)
+            print(f"  track(), {name}, delivery {label}: p50/p99 per round, us: {per_round}", file=sys.stderr)
+    return found, apart
+
+
+def drained(shop: Shop, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while shop.state.outbox.unfinished():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the outbox was not drained: {shop.state.outbox.stats()}")
+        time.sleep(0.05)
 
 
 # -- the table ----------------------------------------------------------------------------------
@@ -269,20 +305,25 @@ def run() -> list[Result]:
         rates = measure_delivery(server, folder)
         with distant_sink(0.0) as port:
             tracked = measure_track(server.url_for(1), folder, port)
-    return results(forwards, rates, tracked)
+    return results(forwards, rates, *tracked)
 
 
-def results(forwards: list[float], rates: dict[str, list[float]], tracked: Percentiles) -> list[Result]:
+def results(
+    forwards: list[float], rates: dict[str, list[float]], tracked: Percentiles, apart: Percentiles
+) -> list[Result]:
     one, two, sqlite = (statistics.median(rates[name]) for name in ("redis 1", "redis 2", "sqlite 1"))
     two_ratio = statistics.median(b / a for a, b in zip(rates["redis 1"], rates["redis 2"], strict=True))
     redis_ratio = statistics.median(a / b for a, b in zip(rates["redis 1"], rates["sqlite 1"], strict=True))
     forward = statistics.median(forwards)
     setting = f"{SINK_DELAY * 1000:g} ms, {IN_FLIGHT} in flight a worker, {PARTITIONS} partitions"
     track_rows = []
-    for n, label in enumerate(("p50", "p99")):
-        on_sqlite, on_redis = (statistics.median(one[n] for one in tracked[key]) for key in ("SQLite", "Redis"))
-        pairs = zip(tracked["Redis"], tracked["SQLite"], strict=True)
-        track_rows.append((label, on_sqlite, on_redis, statistics.median(r[n] / s[n] for r, s in pairs)))
+    names = ("SQLite", "Redis")
+    for where, figures in (("delivery thread running", tracked), ("delivery in a worker process", apart)):
+        for n, label in enumerate(("p50", "p99")):
+            on_sqlite, on_redis = (statistics.median(one[n] for one in figures[k]) for k in names)
+            pairs = zip(figures["Redis"], figures["SQLite"], strict=True)
+            ratio = statistics.median(r[n] / s[n] for r, s in pairs)
+            track_rows.append((f"{label}, {where}", on_sqlite, on_redis, ratio))
     return [
         Result(f"Redis delivery at {setting}: 2 worker processes vs 1", one, two, "events/s",
                f">= {TWO_WORKERS_GOAL:g}x one worker (median of {ROUNDS} rounds' ratios)",
@@ -293,7 +334,7 @@ def results(forwards: list[float], rates: dict[str, list[float]], tracked: Perce
         Result("journal -> Redis forwarding, appendfsync always", None, forward, "events/s",
                f">= {FORWARD_GOAL:,.0f} events/s (median of {FORWARD_ROUNDS} rounds)",
                forward >= FORWARD_GOAL),
-        *(Result(f"track() {label} on Redis vs on SQLite, delivery thread running", on_sqlite, on_redis, "us",
+        *(Result(f"track() {label}: on Redis vs on SQLite", on_sqlite, on_redis, "us",
                  f"<= {TRACK_GOAL:g}x (median of {TRACK_ROUNDS} rounds' ratios: {ratio:.2f}x)",
                  ratio <= TRACK_GOAL)
           for label, on_sqlite, on_redis, ratio in track_rows),
