@@ -93,7 +93,7 @@ def percentile(samples: list[float], fraction: float) -> float:
 class Shop:
     """A Flask app with cue-front (durable ``track()``), and the peers, all aimed at one sink."""
 
-    def __init__(self, folder: Path, sink_port: int) -> None:
+    def __init__(self, folder: Path, sink_port: int, config: dict[str, Any] | None = None) -> None:
         from flask import Flask, g
 
         from cue_front import DataCue
@@ -112,6 +112,7 @@ class Shop:
             DATACUE_DELIVERY="outbox",
             DATACUE_OUTBOX_PATH=str(self.outbox_path),
         )
+        app.config.update(config or {})
         DataCue(app)
         self.app = app
         self.state = get_state(app)

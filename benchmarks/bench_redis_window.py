@@ -31,7 +31,7 @@ WINDOW_GOAL_MS = 100.0
 
 
 def run() -> list[Result]:
-    from tests.support.redis_server import RedisServer, redis_server_path
+    from benchmarks.redis_server import RedisServer, redis_server_path
 
     if redis_server_path() is None:
         print("bench_redis_window: skipped, no redis-server (apt-get install redis-server)", file=sys.stderr)

@@ -19,11 +19,11 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from werkzeug.serving import make_server
 
+from benchmarks.redis_server import RedisServer, redis_server_path
 from benchmarks.sink import Sink
 from cue_front import DataCue
 from cue_front.outbox import Outbox, OutboxBackend
 from demo_store.testing import seed_template
-from tests.support.redis_server import RedisServer, redis_server_path
 from tests.support.shops import API_KEY, SECRET
 
 CHROMIUM = "/usr/bin/chromium"

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
+from benchmarks.redis_server import RedisServer
 from benchmarks.sink import API_KEY, API_SECRET, Answer, Sink
 from cue_front.outbox import DeliveryWorker, OutboxFullError
 from cue_front.outbox.redis import OutboxUnavailableError, RedisOutbox
 from cue_front.redis_store import connect
 from cue_front.transport import Transport
-from tests.support.redis_server import RedisServer
 
 MakeHost = Callable[..., RedisOutbox]
 
@@ -176,6 +176,36 @@ def test_a_forward_killed_at_any_moment_moves_each_event_exactly_once(
         seen += [json.loads(row.body)["seq"] for row in rows]
         writer.ack(row.id for row in rows)
     assert sorted(seen) == list(range(count))
+
+
+def test_a_forwarded_event_and_a_claimed_row_keep_every_byte_they_were_given(make_host: MakeHost) -> None:
+    """The forward's batches travel packed in one argument and a claim's rows come back packed in
+    one string: keys, bodies and times survive both, whatever their bytes."""
+    host = make_host("a")
+    body_bytes = bytes(range(256)) * 3  # every byte value, NUL and 0xff included
+    before = time.time()
+    host.put_event(body_bytes, "visitor:zoë 🛒", shared_key="visitor:anonyme-é")
+    host.put_event(b"", None)
+    host.put_event(b'{"x":1}', "visitor:plain", droppable=2)
+    change_body = '{"name":"Café"}'.encode()
+    host.put("rest", "PUT", "/products/café-ü", change_body, "products/café", shared_key="products")
+    host.ingest()
+
+    rows = []
+    while claimed := host.claim("w", limit=500):
+        rows += claimed
+        host.ack(row.id for row in claimed)
+    by_body = {row.body: row for row in rows}
+    assert len(rows) == 4
+    assert by_body[body_bytes].ordering_key == "visitor:zoë 🛒"
+    assert before <= by_body[body_bytes].created_at <= time.time()
+    assert by_body[b""].ordering_key is None
+    assert by_body[b'{"x":1}'].ordering_key == "visitor:plain"
+    change = by_body[change_body]
+    assert (change.kind, change.method, change.path, change.ordering_key) == (
+        "rest", "PUT", "/products/café-ü", "products/café"
+    )
+    assert all(row.attempts == 1 for row in rows)
 
 
 def test_an_erasure_on_one_host_drops_what_another_host_still_journals(make_host: MakeHost) -> None:

@@ -17,11 +17,11 @@ import pytest
 from flask import Flask, render_template_string
 from flask.testing import FlaskClient
 
+from benchmarks.redis_server import RedisServer
 from cue_front import track
 from cue_front.emulator import RunningEmulator
 from cue_front.recommendation_cache import RecommendationCache
 from cue_front.redis_store import connect
-from tests.support.redis_server import RedisServer
 from tests.support.shops import session_login_shop
 
 SITE = "http://localhost"

@@ -16,9 +16,9 @@ import pytest
 import redis
 from flask import Flask
 
+from benchmarks.redis_server import RedisServer
 from cue_front import ConfigurationError
 from cue_front.redis_store import check_eviction_policy, connect, is_redis_url
-from tests.support.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
-import socket
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
-from .. import forks
 from ..errors import DataCueError
 from . import redis_scripts
 from .contract import (
@@ -25,12 +22,12 @@ from .contract import (
     MAX_RESPONSE_CHARS,
     DeadLetter,
     Droppable,
-    OutboxFullError,
     OutboxRow,
     OutboxStats,
 )
-from .journal import JOURNAL_SUPPORTED, JournalWriter, collect, ingest_lock, writer_for
-from .redis_intake import batches, folder_id, partition_of, record_args
+from .journal import JOURNAL_SUPPORTED, ingest_lock, writer_for
+from .redis_intake import Forwarder, OverCapLog, full_error, partition_of
+from .redis_workers import Outage, PartitionLeases, SharedPause, read_dead_letters, unpack_rows
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -41,16 +38,8 @@ logger = logging.getLogger(__name__)
 
 #: Partitions of the queue (``DATACUE_OUTBOX_PARTITIONS``): the most workers that share the work.
 DEFAULT_PARTITIONS: Final = 16
-#: Ids a claim reads per partition at most (rows deeper in a partition wait for the ones before).
-SCAN_PER_PARTITION: Final = 5000
-#: After Redis failed, delivery leaves it alone this long (seconds); puts always try.
-RETRY_AFTER_FAILURE: Final = 1.0
-#: The shared pause is read from Redis at most this often (seconds).
-PAUSE_READ_INTERVAL: Final = 0.25
-#: The longest a partition lease (and a worker's heartbeat) lasts unrenewed (seconds).
-MAX_PARTITION_LEASE: Final = 10.0
-#: Past the cap, an accepted store change is logged at most this often (seconds).
-OVER_CAP_LOG_INTERVAL: Final = 60.0
+#: The most partitions (a forwarded record carries its partition in two bytes).
+MAX_PARTITIONS: Final = 65_535
 
 
 class OutboxUnavailableError(DataCueError):
@@ -83,8 +72,8 @@ class RedisOutbox:
             raise ValueError(f"max_rows must be at least 1, got {max_rows!r}")
         if lease_seconds <= 0:
             raise ValueError(f"lease_seconds must be positive, got {lease_seconds!r}")
-        if partitions < 1:
-            raise ValueError(f"partitions must be at least 1, got {partitions!r}")
+        if not 1 <= partitions <= MAX_PARTITIONS:
+            raise ValueError(f"partitions must be from 1 to {MAX_PARTITIONS}, got {partitions!r}")
         if "{" in prefix or "}" in prefix:
             raise ValueError(f"the key prefix may not hold braces (it becomes a hash tag), got {prefix!r}")
         self.client = client
@@ -93,34 +82,21 @@ class RedisOutbox:
         self.visitor_max = visitor_max if visitor_max is not None else max(20, max_rows // 100)
         self.store_max = store_max
         self.partitions = partitions
-        self.partition_lease = min(self.lease_seconds, MAX_PARTITION_LEASE)
+        self._leases = PartitionLeases(partitions, self.lease_seconds)
         #: Every key of this outbox starts so: one hash tag, one slot.
         self.keys = "{" + prefix + "outbox}:"
         self._meta = self.keys + "meta"
         self._scripts = {
             name: client.register_script(getattr(redis_scripts, name)) for name in redis_scripts.__all__
         }
-        self._journal: JournalWriter | None = None
-        self._folder_id = ""
+        self._forwarder: Forwarder | None = None
         if journal is not None and JOURNAL_SUPPORTED:
-            self._journal = writer_for(Path(journal))
-            self._folder_id = folder_id(self._journal.folder)
+            forward = self._scripts["FORWARD"]
+            self._forwarder = Forwarder(writer_for(Path(journal)), client, self.keys, forward, partitions)
         self._closed = False
-        self._down_until = 0.0
-        self._outage_reported = False
-        self._pause_read_at = -PAUSE_READ_INTERVAL
-        self._paused_until = 0.0
-        #: The rows Redis held after this host's latest forward, and the journal's append count
-        #: just before it: put_event's estimate of the room left (as in the SQLite outbox).
-        self._rows_at_forward = 0
-        self._appended_at_forward = 0
-        self._over_cap_logged_at = -OVER_CAP_LOG_INTERVAL
-        self._over_cap_since_log = 0
-        self._new_worker_id()
-
-    def _new_worker_id(self) -> None:
-        self._generation = forks.generation
-        self._worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._outage = Outage()
+        self._pause = SharedPause(client, self.keys, self._scripts["PAUSE"], self._outage)
+        self._over_cap = OverCapLog(max_rows)
 
     def __repr__(self) -> str:
         return f"RedisOutbox({self.keys!r}, max_rows={self.max_rows}, partitions={self.partitions})"
@@ -141,22 +117,13 @@ class RedisOutbox:
         ) from error
 
     def _report_outage(self, error: Exception) -> None:
-        self._down_until = time.monotonic() + RETRY_AFTER_FAILURE
-        if not self._outage_reported:
-            self._outage_reported = True
-            logger.warning(
-                "datacue: the outbox's Redis (DATACUE_OUTBOX_URL) failed (%s); events wait in this host's"
-                " journal, delivery waits, and both resume when Redis answers",
-                error,
-            )
+        self._outage.report(error)
 
     def _redis_answered(self) -> None:
-        if self._outage_reported:
-            self._outage_reported = False
-            logger.warning("datacue: the outbox's Redis answers again; delivery resumes")
+        self._outage.answered()
 
     def _delivery_may_try(self) -> bool:
-        return not self._closed and time.monotonic() >= self._down_until
+        return not self._closed and self._outage.may_try()
 
     # -- intake ---------------------------------------------------------------------------
 
@@ -182,7 +149,7 @@ class RedisOutbox:
             shared_key = None
         errors = _redis_errors()
         try:
-            if kind == "event" and self._journal is not None:
+            if kind == "event" and self._forwarder is not None:
                 self._forward()  # events journaled before this one first: order kept
             limit = self.max_rows + (self.store_max if kind == "rest" else 0)
             row_id, held = (
@@ -202,21 +169,8 @@ class RedisOutbox:
         if row_id < 0:
             self._refuse(kind, counted=True)
         if held > self.max_rows and kind == "rest":
-            self._warn_over_cap(held)
+            self._over_cap.accepted(held)
         return row_id
-
-    def _warn_over_cap(self, held: int) -> None:
-        self._over_cap_since_log += 1
-        now = time.monotonic()
-        if now - self._over_cap_logged_at >= OVER_CAP_LOG_INTERVAL:
-            logger.warning(
-                "datacue: the outbox in Redis holds %d rows, over its cap of %d (DATACUE_OUTBOX_MAX_ROWS);"
-                " store changes are still accepted (%d since the last warning), events are refused",
-                held,
-                self.max_rows,
-                self._over_cap_since_log,
-            )
-            self._over_cap_logged_at, self._over_cap_since_log = now, 0
 
     def put_event(
         self,
@@ -232,15 +186,16 @@ class RedisOutbox:
         same estimate as the SQLite outbox: the rows Redis held at this host's latest forward plus
         every event journaled on the host since; Redis need not answer.
         """
-        journal = self._journal
-        if journal is None or self._closed:
+        forwarder = self._forwarder
+        if forwarder is None or self._closed:
             return self.put(
                 "event", "POST", "", body, ordering_key, droppable=droppable, shared_key=shared_key
             )
-        if self._room_left(journal) <= 0:
+        if forwarder.room_left(self.max_rows) <= 0:
             self.ingest()  # the estimate may be stale: ask Redis (if it answers)
-            if self._room_left(journal) <= 0:
+            if forwarder.room_left(self.max_rows) <= 0:
                 self._refuse("event")
+        journal = forwarder.journal
         try:
             if not journal.append(ordering_key, body, time.time(), droppable, shared_key):
                 with journal.ingest_mutex, ingest_lock(journal.folder):
@@ -252,34 +207,20 @@ class RedisOutbox:
             )
         return None
 
-    def _room_left(self, journal: JournalWriter) -> int:
-        appended_since = journal.appended_everywhere() - self._appended_at_forward
-        return self.max_rows - self._rows_at_forward - appended_since
-
     def _refuse(self, kind: str, *, counted: bool = False) -> NoReturn:
-        if kind == "rest":
-            raise OutboxFullError(
-                f"the DataCue outbox in Redis holds {self.max_rows + self.store_max:,} rows"
-                " (DATACUE_OUTBOX_MAX_ROWS + DATACUE_OUTBOX_STORE_MAX): this store change was refused."
-                " DataCue has not accepted rows for a long while: check `flask datacue status`"
-            )
-        if not counted:
+        if kind == "event" and not counted:
             try:
                 self.client.hincrby(self._meta, "refused", 1)
             except _redis_errors():
                 pass  # the refusal is raised all the same
-        raise OutboxFullError(
-            f"the DataCue outbox in Redis is full ({self.max_rows:,} rows waiting or dead,"
-            " DATACUE_OUTBOX_MAX_ROWS): this event was refused. DataCue has not accepted rows for a while:"
-            " check `flask datacue status` and the dead letters"
-        )
+        raise full_error(kind, self.max_rows, self.store_max)
 
     def ingest(self) -> int:
         """Forward this host's journaled events to Redis, in order, exactly once; returns how many.
 
         While Redis fails this returns 0 (logged once) and the events wait in the journal.
         """
-        if self._journal is None or not self._delivery_may_try():
+        if self._forwarder is None or not self._delivery_may_try():
             return 0
         try:
             return self._forward()
@@ -288,48 +229,19 @@ class RedisOutbox:
             return 0
 
     def _forward(self) -> int:
-        journal = self._journal
-        assert journal is not None
-        with journal.ingest_mutex, ingest_lock(journal.folder):
-            appended = journal.appended_everywhere()
-            cut = time.monotonic_ns()
-            intake = f"{self.keys}intake:{self._folder_id}"
-            offsets = {_text(k): int(v) for k, v in self.client.hgetall(intake).items()}
-            found = collect(journal.folder, offsets, cut)
-            forgotten = [name for name in offsets if name not in found.present]
-            held = None
-            groups = list(batches(found.records)) or [[]]
-            for number, batch in enumerate(groups):
-                moved = {record.segment: record.end for record in batch}
-                if number == len(groups) - 1:
-                    moved.update(found.offsets)
-                args: list[object] = [self._folder_id, self.visitor_max, len(moved)]
-                for name, end in moved.items():
-                    args += [name, offsets.get(name, 0), end]
-                last_forgets = forgotten if number == len(groups) - 1 else []
-                args += [len(last_forgets), *last_forgets]
-                for record in batch:
-                    args += record_args(record, self.partitions)
-                if not batch and not moved and not last_forgets:
-                    held = int(self.client.hget(self._meta, "n") or 0)
-                    break
-                held = int(self._run("FORWARD", args))
-                if held < 0:  # another pass moved them (a retried script that had run): read again
-                    logger.info("datacue: the journal's offsets in Redis moved on; reading again")
-                    return 0
-                offsets.update(moved)
-            for name in found.finished:  # read to the end (offsets in Redis) and no writer left
-                (journal.folder / name).unlink(missing_ok=True)
-            self._rows_at_forward, self._appended_at_forward = held or 0, appended
+        assert self._forwarder is not None
+        if self._closed:
+            raise DataCueError("this outbox is closed")
+        moved = self._forwarder.forward(self.visitor_max)
         self._redis_answered()
-        return len(found.records)
+        return moved
 
     def retire_journal(self, timeout: float = 5.0) -> None:
         """At exit: close this process's journal segment and forward everything journaled on the host,
         trying for up to ``timeout`` seconds while Redis fails (what is left waits for the next start)."""
-        if self._journal is None or self._closed:
+        if self._forwarder is None or self._closed:
             return
-        self._journal.close()
+        self._forwarder.journal.close()
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -371,23 +283,12 @@ class RedisOutbox:
         if limit < 1 or not self._delivery_may_try():
             return []
         self.ingest()
-        if self._generation != forks.generation:
-            self._new_worker_id()  # a forked child is a worker of its own
         try:
-            found = self._run("CLAIM", self._claim_args("claim", owner, min(limit, 500)))
+            found = self._run("CLAIM", self._leases.claim_args("claim", owner, min(limit, 500)))
         except _redis_errors() as error:
             self._report_outage(error)
             return []
-        return [
-            OutboxRow(int(i), _text(k), _text(m), _text(p), bytes(b), _text(key) or None, int(a), float(c))
-            for i, k, m, p, b, key, a, c in found
-        ]
-
-    def _claim_args(self, mode: str, owner: str, limit: int) -> list[object]:
-        return [
-            mode, self._worker_id, int(self.partition_lease * 1000), self.partitions, limit,
-            repr(self.lease_seconds), owner, SCAN_PER_PARTITION,
-        ]  # fmt: skip
+        return unpack_rows(bytes(found))
 
     def ack(self, row_ids: Iterable[int]) -> None:
         """Mark rows delivered: they leave Redis and are counted."""
@@ -434,50 +335,17 @@ class RedisOutbox:
 
     def pause_all(self, seconds: float) -> None:
         """Pause every worker on every host for ``seconds`` (a 429, DataCue down); never shortens one."""
-        until = time.monotonic() + seconds
-        self._paused_until = max(self._paused_until, until)
-        if seconds > 0 and self._delivery_may_try():
-            try:
-                self._run("PAUSE", [int(seconds * 1000) + 1], keys=[self.keys + "pause"])
-            except _redis_errors() as error:
-                self._report_outage(error)
+        self._pause.pause_all(seconds, may_try=self._delivery_may_try())
 
     def paused_for(self) -> float:
         """Seconds left of the shared pause (read from Redis at most every 0.25 s); 0 when none."""
-        now = time.monotonic()
-        if now - self._pause_read_at >= PAUSE_READ_INTERVAL and self._delivery_may_try():
-            self._pause_read_at = now
-            try:
-                left = int(self.client.pttl(self.keys + "pause"))
-            except _redis_errors() as error:
-                self._report_outage(error)
-            else:
-                if left > 0:
-                    self._paused_until = max(self._paused_until, now + left / 1000)
-        return max(0.0, self._paused_until - now)
+        return self._pause.paused_for(may_try=self._delivery_may_try())
 
     # -- dead letters and upkeep ----------------------------------------------------------
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """The dead letters of every host, most recently refused first."""
-        ids: list[Any] = list(self.client.zrevrange(self.keys + "dead", 0, limit - 1))
-        pipe = self.client.pipeline(transaction=False)
-        for row_id in ids:
-            pipe.hmget(f"{self.keys}r:{_text(row_id)}", "k", "m", "p", "b", "ls", "le", "rb", "a", "c", "f")
-        letters = []
-        for row_id, fields in zip(ids, pipe.execute(), strict=True):
-            kind, method, path, body, status, error, answer, attempts, created, failed = fields
-            if body is None:
-                continue  # settled meanwhile
-            letters.append(
-                DeadLetter(
-                    int(row_id), _text(kind) or "event", _text(method) or "POST", _text(path), bytes(body),
-                    int(status) if status else None, _text(error), _text(answer) or None,
-                    int(attempts or 0), float(created), float(failed),
-                )
-            )  # fmt: skip
-        letters.sort(key=lambda letter: (letter.failed_at, letter.id), reverse=True)
-        return letters
+        return read_dead_letters(self.client, self.keys, limit)
 
     def retry_dead(self, row_ids: Iterable[int] | None = None) -> int:
         """Queue dead letters again (all, or those in ``row_ids``); returns how many."""
@@ -525,7 +393,7 @@ class RedisOutbox:
         )
 
     def _peek(self) -> float | None:
-        due_in = _text(self._run("CLAIM", self._claim_args("peek", "", 0)))
+        due_in = _text(self._run("CLAIM", self._leases.claim_args("peek", "", 0)))
         return float(due_in) if due_in else None
 
     def next_due_in(self) -> float | None:
@@ -560,7 +428,7 @@ class RedisOutbox:
         if self._closed:
             return
         try:
-            self._run("LEAVE", [self._worker_id, self.partitions])
+            self._run("LEAVE", self._leases.leave_args())
         except _redis_errors():
             pass  # they expire on their own
         self._closed = True

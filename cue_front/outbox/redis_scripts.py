@@ -124,9 +124,14 @@ return {id, held}
 
 #: Journaled events moved in, exactly once: ARGV folder id, visitor share, how many offsets, then
 #: (segment, offset expected, new offset) each, how many segments to forget and their names, then
-#: the records as (ordering key, shared key, droppable, created_at, body, partition). The offsets
-#: are compared and set in the same script: a pass that lost a race (or was retried after a
-#: timeout that had in fact run) changes nothing and returns -1. Otherwise returns the rows held.
+#: the records packed in one argument (``redis_intake.pack_records``: droppable, partition,
+#: created_at, ordering key, shared key, body). The offsets are compared and set in the same script
+#: as the rows: a pass that lost a race (or was retried after a timeout that had in fact run)
+#: changes nothing and returns -1. Otherwise returns the rows held.
+#:
+#: The cost is the commands a row needs, so they are few: one HSET (the row) and one ZADD (its
+#: key's index) a row, one ZADD per shared key and per partition in the batch (many ids a call),
+#: and one ZCARD per key that may crowd.
 FORWARD: Final = _PRELUDE + """
 local intake = B .. 'intake:' .. ARGV[2]
 local share = tonumber(ARGV[3])
@@ -140,27 +145,51 @@ for j = 0, offsets - 1 do redis.call('HSET', intake, ARGV[i + 3 * j], ARGV[i + 3
 i = i + 3 * offsets
 local forgotten = tonumber(ARGV[i]); i = i + 1
 for j = 0, forgotten - 1 do redis.call('HDEL', intake, ARGV[i + j]) end
-i = i + forgotten
-local records = (#ARGV - i + 1) / 6
-local keep = {}
+local data = ARGV[i + forgotten]
 local erasures = redis.call('ZCARD', B .. 'erasures') > 0
-for j = 0, records - 1 do
-  local at = i + 6 * j
-  local erased_at = erasures and ARGV[at] ~= '' and redis.call('ZSCORE', B .. 'erasures', ARGV[at])
-  if erased_at and tonumber(ARGV[at + 3]) <= tonumber(erased_at) then
+local kept, at = {}, 1
+while at <= #data do
+  local r = {struct.unpack('<BHi4c0i4c0i4c0i4c0', data, at)}
+  at = r[7]
+  local erased_at = erasures and r[4] ~= '' and redis.call('ZSCORE', B .. 'erasures', r[4])
+  if erased_at and tonumber(r[3]) <= tonumber(erased_at) then
     redis.call('HINCRBY', KEYS[1], 'dropped', 1)  -- forgotten before it got here
   else
-    keep[#keep + 1] = at
+    kept[#kept + 1] = r
   end
 end
-local last = redis.call('INCRBY', B .. 'seq', #keep)
-local crowded = {}
-for n, at in ipairs(keep) do
-  add_row(last - #keep + n, 'event', 'POST', '', ARGV[at + 4], ARGV[at], ARGV[at + 1], ARGV[at + 3],
-          ARGV[at + 2], ARGV[at + 5])
-  if ARGV[at + 2] ~= '0' and ARGV[at] ~= '' then crowded[ARGV[at]] = true end
+local last = redis.call('INCRBY', B .. 'seq', #kept)
+-- Index members by sorted set: {score, member, score, member, ...}, written a chunk a call.
+local index, names, crowded = {}, {}, {}
+local function add(zkey, id)
+  local members = index[zkey]
+  if not members then members = {}; index[zkey] = members; names[#names + 1] = zkey end
+  members[#members + 1] = id; members[#members + 1] = id
 end
-local held = redis.call('HINCRBY', KEYS[1], 'n', #keep)
+for n, r in ipairs(kept) do
+  local id = last - #kept + n
+  local d, pt, created, ok, sk, body = r[1], r[2], r[3], r[4], r[5], r[6]
+  if ok == '' then
+    redis.call('HSET', B .. 'r:' .. id, 'b', body, 'c', created, 'd', d, 'pt', pt)
+  else
+    if sk == '' then
+      redis.call('HSET', B .. 'r:' .. id, 'b', body, 'c', created, 'd', d, 'pt', pt, 'ok', ok)
+    else
+      redis.call('HSET', B .. 'r:' .. id, 'b', body, 'c', created, 'd', d, 'pt', pt, 'ok', ok, 'sk', sk)
+      add(B .. 's:' .. sk, id)
+    end
+    add(B .. 'k:' .. ok, id)
+    if d ~= 0 then crowded[ok] = true end
+  end
+  add(B .. 'p:' .. pt, id)
+end
+for _, zkey in ipairs(names) do
+  local members = index[zkey]
+  for from = 1, #members, 1000 do
+    redis.call('ZADD', zkey, unpack(members, from, math.min(from + 999, #members)))
+  end
+end
+local held = redis.call('HINCRBY', KEYS[1], 'n', #kept)
 local t = clock()
 for key in pairs(crowded) do held = held - crowd(key, share, t) end
 return held
@@ -170,8 +199,8 @@ return held
 #: (ms), partitions, limit, lease seconds, owner, most ids read per partition. A claim first keeps
 #: the worker's heartbeat, takes the partitions that are its share of the live workers and lets go
 #: of the others, then hands out the due rows of its partitions that wait for nothing earlier (the
-#: SQLite rule, on cluster-wide key indexes). A claim returns rows as (id, kind, method, path, body,
-#: key, attempts, created_at); a peek the earliest due_at of a row that waits for nothing, or ''.
+#: SQLite rule, on cluster-wide key indexes). A claim returns its rows packed in one string
+#: (``redis_workers.unpack_rows``); a peek the earliest due_at of a row that waits for nothing, or ''.
 CLAIM: Final = _PRELUDE + """
 local mode, me = ARGV[2], ARGV[3]
 local lease_ms, partitions = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -249,15 +278,17 @@ if mode == 'peek' then
   return tostring(math.max(0, earliest - t))
 end
 local rows = {}
+local function text(s) return struct.pack('<I4', #s) .. s end
 for n = 1, #found do
   local row = B .. 'r:' .. found[n]
   redis.call('HSET', row, 'u', tostring(t + lease), 'o', owner)
   local attempts = redis.call('HINCRBY', row, 'a', 1)
   redis.call('ZADD', B .. 'fly', t + lease, found[n])
   local v = redis.call('HMGET', row, 'k', 'm', 'p', 'b', 'ok', 'c')
-  rows[#rows + 1] = {found[n], v[1] or 'event', v[2] or 'POST', v[3] or '', v[4], v[5] or '', attempts, v[6]}
+  rows[#rows + 1] = struct.pack('<I4', attempts) .. text(found[n]) .. text(v[1] or 'event') ..
+    text(v[2] or 'POST') .. text(v[3] or '') .. text(v[4]) .. text(v[5] or '') .. text(v[6])
 end
-return rows
+return table.concat(rows)
 """
 
 #: Rows delivered (ARGV[2..]): gone, counted, whoever holds them.

@@ -480,10 +480,10 @@ def multihost(directory: Path, plan: MultiHostPlan) -> MultiHostRun:
     on one Redis (append-only, ``appendfsync always``), delivering into the faulty emulator; each
     visitor's requests alternate between the shops. Mid-run one shop, one worker and Redis are
     killed with SIGKILL and started again; then wait until everything accepted reached DataCue."""
+    from benchmarks.redis_server import RedisServer
     from cue_front.outbox.redis import RedisOutbox
     from cue_front.redis_store import connect, namespace
     from tests.soak.emulator_process import API_KEY
-    from tests.support.redis_server import RedisServer
 
     visitors = shop_visitors(plan.events, plan.changes, plan.visitors, login_midway=True)
     total_steps = sum(len(steps) for steps in visitors)

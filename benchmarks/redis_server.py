@@ -1,4 +1,5 @@
-"""A real Redis for the tests: Debian's ``redis-server`` on a free loopback port, in a folder of its own.
+"""A real Redis for the tests and the benchmarks: Debian's ``redis-server`` on a free loopback port, in
+a folder of its own.
 
 It needs no Redis client library (it speaks the few commands it uses itself), so it can start
 a server for tests of what happens without one. ``restart()`` keeps the port and the data
