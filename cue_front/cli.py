@@ -23,6 +23,7 @@ from . import model_sync, reconcile
 from .errors import ConfigurationError, DataCueError
 from .importer import FORMATS, Checkpoint, FileSource, Importer, IterableSource, SourceError
 from .outbox import DeliveryWorker
+from .outbox.contract import OutboxUnavailableError
 from .schema import BATCH_LIMIT, RESOURCE_NAMES
 from .state import DataCueState, get_state
 
@@ -351,14 +352,14 @@ def worker_command() -> None:
     _log_somewhere()
     try:
         worker = state.delivery_worker
-        pending = state.outbox.stats().pending
+        pending = _pending(state)
     except DataCueError as error:
         raise click.ClickException(str(error)) from None
     logger.info(
-        "datacue worker: delivering %s (%d pending) to %s, up to %d requests in flight (pid %d);"
+        "datacue worker: delivering %s (%s pending) to %s, up to %d requests in flight (pid %d);"
         " SIGTERM or Ctrl-C stops it within %gs",
         _outbox_location(current_app.config),
-        pending,
+        "?" if pending is None else pending,
         _without_password(current_app.config["DATACUE_EVENTS_URL"]),
         worker.max_in_flight,
         os.getpid(),
@@ -367,12 +368,30 @@ def worker_command() -> None:
     _serve_until_signalled(state, worker)
     try:
         state.outbox.ingest()  # what web processes journaled meanwhile: counted, and in the queue
-        state.outbox.retire_journal()
-        left = state.outbox.stats()
+        state.outbox.retire_journal(timeout=1.0)
+        waiting = _pending(state, in_flight=True)
     finally:
         state.close()
-    waiting = left.pending + left.in_flight
-    logger.info("datacue worker: stopped; %d row(s) wait in the outbox for the next worker", waiting)
+    logger.info(
+        "datacue worker: stopped; %s row(s) wait in the outbox for the next worker",
+        "?" if waiting is None else waiting,
+    )
+
+
+def _pending(state: DataCueState, *, in_flight: bool = False) -> int | None:
+    """Rows pending (and in flight) now; ``None`` while the outbox's store does not answer (a Redis
+    that is down): the worker starts anyway, and delivers once it is back."""
+    try:
+        stats = state.outbox.stats()
+    except OutboxUnavailableError as error:
+        logger.warning("datacue worker: the outbox does not answer now (%s); waiting for it", error)
+        return None
+    except DataCueError:
+        raise
+    except Exception as error:  # the store's own errors (redis-py's), whichever backend it is
+        logger.warning("datacue worker: the outbox does not answer now (%s); waiting for it", error)
+        return None
+    return stats.pending + (stats.in_flight if in_flight else 0)
 
 
 def _serve_until_signalled(state: DataCueState, worker: DeliveryWorker) -> None:

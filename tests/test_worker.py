@@ -309,3 +309,24 @@ def test_on_redis_each_hosts_web_processes_forward_their_journal_to_another_host
     assert worker.stop() == 0
     assert event_markers(emulator) == Counter(f"ev-{n}" for n in range(30))  # each once
     assert change_markers(emulator) == Counter(f"ch-{n}" for n in range(3))
+
+
+def test_a_worker_started_while_redis_is_down_waits_for_it_and_then_delivers(
+    tmp_path: Path,
+    emulator: RunningEmulator,
+    redis_url: str,
+    redis_server: Any,
+    processes: Callable[[list[str], dict[str, str]], Process],
+) -> None:
+    redis_server.stop()  # a deploy where the workers come up before Redis does
+    worker = processes(
+        [FLASK, "--app", SHOP, "datacue", "worker"], host_env(tmp_path, "host-w", emulator, redis_url)
+    )
+    worker.wait_for_line("the outbox does not answer now")
+    worker.wait_for_line("datacue worker: delivering")
+    redis_server.start()
+    queue(host_env(tmp_path, "host-a", emulator, redis_url), events=5)
+    wait_for(lambda: len(event_markers(emulator)) == 5)
+    assert worker.popen.poll() is None  # it never gave up
+    assert worker.stop() == 0
+    assert event_markers(emulator) == Counter(f"ev-{n}" for n in range(5))

@@ -23,6 +23,7 @@ __all__ = [
     "OutboxFullError",
     "OutboxRow",
     "OutboxStats",
+    "OutboxUnavailableError",
 ]
 
 #: What a row holds: an event for the events API, or a REST call to the API URL.
@@ -46,6 +47,11 @@ class Droppable(enum.IntEnum):
 
 class OutboxFullError(DataCueError):
     """The outbox holds ``max_rows`` undelivered rows: a new event was refused (see docs/delivery.md)."""
+
+
+class OutboxUnavailableError(DataCueError):
+    """The outbox's server (the Redis of ``DATACUE_OUTBOX_URL``) could not be reached or refused a
+    write: nothing was queued."""
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from .contract import (
     Droppable,
     OutboxRow,
     OutboxStats,
+    OutboxUnavailableError,
 )
 from .journal import JOURNAL_SUPPORTED, ingest_lock, writer_for
 from .redis_intake import Forwarder, OverCapLog, full_error, partition_of
@@ -40,10 +41,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_PARTITIONS: Final = 16
 #: The most partitions (a forwarded record carries its partition in two bytes).
 MAX_PARTITIONS: Final = 65_535
-
-
-class OutboxUnavailableError(DataCueError):
-    """The Redis of ``DATACUE_OUTBOX_URL`` could not be reached or refused a write: nothing was queued."""
 
 
 class RedisOutbox:
