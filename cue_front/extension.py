@@ -24,7 +24,7 @@ from .events import track, visitor_key
 from .outbox.worker import exit_cleanly_on_sigterm
 from .queued import QueuedClient, ordering_key
 from .schema import RESOURCE_NAMES
-from .settings import CONFIG_MODES, DEFAULTS, DELIVERY_MODES
+from .settings import CONFIG_MODES, DEFAULTS, DELIVERY_MODES, SQLITE_URL
 from .state import DataCueState, get_state
 
 try:  # Flask-Login is the shop's choice; when it is there, logins and logouts are followed
@@ -70,6 +70,16 @@ class DataCue:
             app.config.setdefault(key, value)
         if app.config["DATACUE_STRICT"] is None:
             app.config["DATACUE_STRICT"] = app.debug or app.testing
+        outbox_url = app.config["DATACUE_OUTBOX_URL"]
+        if isinstance(outbox_url, str) and outbox_url.startswith(SQLITE_URL):
+            # The SQLite outbox named by URL, as SQLAlchemy spells one: sqlite:///relative/path,
+            # sqlite:////absolute/path. The file is what DATACUE_OUTBOX_PATH names otherwise.
+            app.config["DATACUE_OUTBOX_PATH"] = outbox_url[len(SQLITE_URL) :]
+        elif outbox_url is not None and not redis_store.is_redis_url(outbox_url):
+            raise ConfigurationError(
+                f"DATACUE_OUTBOX_URL must be sqlite:///path or a redis:// (rediss://, unix://) URL,"
+                f" got {str(outbox_url).split('://', 1)[0]!r}://..."
+            )
         if app.config["DATACUE_OUTBOX_PATH"] is None:
             app.config["DATACUE_OUTBOX_PATH"] = f"{app.instance_path}/datacue-outbox.sqlite3"
         if app.config["DATACUE_PROXY_RATE_LIMIT_STORAGE"] is None:

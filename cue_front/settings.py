@@ -51,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
     # journal first (beside DATACUE_OUTBOX_PATH). Besides, the rate limits' counts and the SSR
     # recommendation cache are shared there (docs/redis.md). Its maxmemory-policy must be
     # noeviction or volatile-*: init_app refuses one that evicts any key.
+    # sqlite:///path names the SQLite outbox's file instead (what DATACUE_OUTBOX_PATH names).
     "DATACUE_OUTBOX_URL": None,
     # With a Redis outbox: the parts its queue is split into, each drained by one worker at a time
     # (the most delivery workers that share the work). Every host must agree on it.
@@ -117,6 +118,9 @@ DEFAULTS: dict[str, Any] = {
     # With Flask-Login: a login sends DataCue's login event, a logout starts a new visitor.
     "DATACUE_FLASK_LOGIN": True,
 }
+
+#: How ``DATACUE_OUTBOX_URL`` names a SQLite outbox (then ``sqlite:///relative`` or ``sqlite:////absolute``).
+SQLITE_URL = "sqlite:///"
 
 #: Values that ``DATACUE_CONFIG_MODE`` and ``DATACUE_DELIVERY`` accept.
 CONFIG_MODES = ("inline", "json")

@@ -71,7 +71,9 @@ class DataCueState:
         self.ssr_orders = bool(config["DATACUE_SSR_ORDERS"])
         outbox_url = config["DATACUE_OUTBOX_URL"]
         #: The Redis every host shares (``DATACUE_OUTBOX_URL``), or ``None``: one client, no I/O yet.
-        self.redis: Redis | None = None if outbox_url is None else redis_store.connect(outbox_url)
+        self.redis: Redis | None = (
+            redis_store.connect(outbox_url) if redis_store.is_redis_url(outbox_url) else None
+        )
         self.recommendation_cache = RecommendationCache(
             redis=self.redis, namespace=redis_store.namespace(config["DATACUE_API_KEY"])
         )

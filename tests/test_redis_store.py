@@ -42,8 +42,21 @@ def test_redis_urls_are_told_from_other_outboxes() -> None:
 
 
 def test_a_url_that_is_not_a_redis_is_refused_naming_the_setting(make_app: Callable[..., Flask]) -> None:
-    with pytest.raises(ConfigurationError, match=r"DATACUE_OUTBOX_URL must be a redis://.*'memcached'"):
+    with pytest.raises(ConfigurationError, match=r"DATACUE_OUTBOX_URL must be sqlite:///path or a redis://.*'memcached'"):
         make_app(DATACUE_OUTBOX_URL="memcached://127.0.0.1:11211")
+
+
+def test_a_sqlite_url_names_the_sqlite_outboxs_file(make_app: Callable[..., Flask], tmp_path: Path) -> None:
+    file = tmp_path / "elsewhere" / "queue.sqlite3"
+    shop = make_app(
+        DATACUE_OUTBOX_URL=f"sqlite:///{file}", DATACUE_DELIVERY="outbox", DATACUE_DELIVERY_THREAD=False
+    )
+    state = shop.extensions["datacue"]
+    with shop.test_request_context("/"):
+        state.queued.categories.create({"category_id": "c1", "name": "Mugs"})
+    assert state.redis is None
+    # The store change is queued in that file.
+    assert file.exists() and state.outbox.path == file and state.outbox.stats().pending == 1
 
 
 def test_the_shared_client_reaches_redis_over_tcp_and_unix_socket(
