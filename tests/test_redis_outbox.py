@@ -22,6 +22,7 @@ from cue_front.outbox import DeliveryWorker, OutboxFullError
 from cue_front.outbox.redis import OutboxUnavailableError, RedisOutbox
 from cue_front.redis_store import connect
 from cue_front.transport import Transport
+from tests.support.waiting import wait_for
 
 MakeHost = Callable[..., RedisOutbox]
 
@@ -62,14 +63,6 @@ def deliver(sink: Sink) -> Iterator[Callable[[RedisOutbox], DeliveryWorker]]:
 
 def body(visitor: str, seq: int) -> bytes:
     return json.dumps({"visitor": visitor, "seq": seq}).encode()
-
-
-def wait_for(condition: Callable[[], bool], seconds: float = 30.0) -> None:
-    """A generous "does not hang" bound, not a timing claim."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "gave up waiting"
-        time.sleep(0.02)
 
 
 def events_by_visitor(sink: Sink) -> dict[str, list[int]]:
