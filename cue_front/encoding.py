@@ -5,9 +5,11 @@ check is DataCue's limit on what it accepts.
 
 Both encode with orjson, a compiled encoder, and fall back to the standard library's for
 what orjson refuses or writes otherwise (a NaN, integers past 64 bits, keys that are not
-strings, text that is not valid Unicode, a cycle), so that the output and the errors are
-the standard library's. The bytes are the same but for one spelling: a float under 1e-4
-is written ``0.00001`` where ``json`` writes ``1e-05`` (the same number). Measured on an
+strings, text that is not valid Unicode, a cycle), so that the errors are the standard
+library's. The bytes are the same but for the spelling of some small floats: orjson writes
+``1e-05`` as ``0.00001`` and ``1e-07`` as ``1e-7`` (the same numbers). What cue-front sends
+has passed its schema; a direct caller of :func:`script_json` should know that orjson also
+writes a UUID (as a string) and an Enum (as its value), which ``json`` refuses. Measured on an
 event, 3.8 us with ``json``, 0.3 us with orjson; on the 10-variant product page's config,
 see benchmarks/REPORT.md.
 """
@@ -39,23 +41,25 @@ _WIRE_UNCHECKED = json.JSONEncoder(
 )
 
 
-#: What orjson would write differently from ``json`` is left to ``json``: datetimes and dataclasses
-#: (``json`` refuses them) come back to us through ``default``, which refuses them again.
+#: What orjson would write differently from ``json`` is left to ``json``: with no ``default``
+#: given, orjson refuses datetimes and dataclasses, and ``json`` then refuses them as it always did.
 _ORJSON_OPTIONS: Final = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
-def _orjson(payload: Any) -> bytes | None:
+def _orjson(payload: Any, *, finite: bool = False) -> bytes | None:
     """``payload`` encoded by orjson, or ``None`` when only ``json`` encodes it as cue-front must.
 
     orjson writes NaN and infinities as ``null``: where a ``null`` appears, the payload is read
     back and compared, and only a payload equal to what was read (a NaN is equal to nothing)
-    keeps orjson's bytes. What cue-front sends is validated, so this costs nothing in practice.
+    keeps orjson's bytes. ``finite`` says the payload passed the schema, which refuses NaN and
+    infinities: the read-back is skipped. It matters for pages: a guest's config carries
+    ``"user_id": null``, and the read-back was a third of a product page's render.
     """
     try:
         body = orjson.dumps(payload, option=_ORJSON_OPTIONS)
     except (orjson.JSONEncodeError, TypeError):  # surrogates, big integers, other keys, cycles
         return None
-    if b"null" in body and orjson.loads(body) != payload:
+    if not finite and b"null" in body and orjson.loads(body) != payload:
         return None  # a NaN or an infinity (or a tuple, which json writes the same way)
     return body
 
@@ -110,15 +114,16 @@ def _ascii_escape(match: re.Match[str]) -> str:
     return f"\\u{0xD800 | (code >> 10):04x}\\u{0xDC00 | (code & 0x3FF):04x}"
 
 
-def script_json(value: Any) -> str:
+def script_json(value: Any, *, validated: bool = False) -> str:
     """JSON that is safe inside a ``<script>`` element, whatever the app's JSON settings.
 
     ``<``, ``>``, ``&``, ``'``, U+2028 and U+2029 are written as ``\\uXXXX`` escapes, so no
     string can close the element, open a comment or break a JavaScript string literal.
     Every other non-ASCII character is escaped too, as ``json`` does by default: the page is
-    safe whatever encoding a browser takes it for.
+    safe whatever encoding a browser takes it for. ``validated``: ``value`` passed cue-front's
+    schema (no NaN or infinity can be in it), which saves a check.
     """
-    body = _orjson(value)
+    body = _orjson(value, finite=validated)
     if body is None:
         text = _SCRIPT.encode(value)
     else:

@@ -149,7 +149,7 @@ def render_datacue(page_type: str, *, user_id: Any = UNSET, nonce: Nonce = None,
     # The page is built as a str and marked safe once: every value in it is escaped,
     # the config by script_json, attributes by escape(). (Markup.format would do the
     # same at several times the cost, on the one path every page takes.)
-    payload = script_json(config)
+    payload = script_json(config, validated=True)  # _build validated it
     if state.config_mode == "json":
         loader = url_for("datacue.static", filename="cue-front-loader.js")
         urls = " ".join(script_urls)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -280,3 +281,24 @@ def test_app_factory_and_two_apps_in_one_process() -> None:
     assert not hasattr(datacue, "app")
     for app, key in zip(apps, ("key-one", "key-two"), strict=True):
         assert config_from_html(render(app, "home"))["api_key"] == key
+
+
+@pytest.mark.parametrize("number", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("strict", [True, False], ids=["strict", "lenient"])
+def test_a_page_never_carries_a_number_datacue_would_refuse(
+    make_app: Callable[..., Flask], number: float, strict: bool
+) -> None:
+    """A guest's page holds ``null`` (``user_id``), so the page encoder trusts the schema, not a
+    read-back, to keep NaN and infinities out: neither may reach the page as ``null``."""
+    app = make_app(DATACUE_STRICT=strict)
+    variants = [{"variant_id": "v1", "price": number}, {"variant_id": "v2", "price": 5}]
+    with app.test_request_context():
+        if strict:
+            with pytest.raises(ValidationError, match=r"update\[0\]\.price: expected a finite number"):
+                render_datacue("product", product_id="p1", product_update=variants)
+            return
+        html = str(render_datacue("product", product_id="p1", product_update=variants))
+    config = config_from_html(html)
+    assert config["user_id"] is None
+    # Lenient: the bad price is left out (logged), never written as null.
+    assert config["product_update"] == [{"variant_id": "v1"}, {"variant_id": "v2", "price": 5}]
