@@ -251,6 +251,7 @@ def test_a_pause_one_worker_takes_pauses_every_host(make_host: MakeHost) -> None
     assert 3.0 < host_b.paused_for() <= 5.0
 
 
+@pytest.mark.usefixtures("redis_installed")
 def test_while_redis_is_down_events_are_accepted_changes_refuse_clearly_and_all_flows_after(
     deliver: Callable[[RedisOutbox], DeliveryWorker], sink: Sink, tmp_path: Path
 ) -> None:
