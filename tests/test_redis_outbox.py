@@ -22,6 +22,7 @@ from cue_front.outbox import DeliveryWorker, OutboxFullError
 from cue_front.outbox.redis import OutboxUnavailableError, RedisOutbox
 from cue_front.redis_store import connect
 from cue_front.transport import Transport
+from tests.support.draining import drain
 from tests.support.waiting import wait_for
 
 MakeHost = Callable[..., RedisOutbox]
@@ -165,10 +166,7 @@ def test_a_forward_killed_at_any_moment_moves_each_event_exactly_once(
         child.stdout.close()
     writer.ingest()  # what is left, from where the last one got
 
-    seen: list[int] = []
-    while rows := writer.claim("drain", limit=500):
-        seen += [json.loads(row.body)["seq"] for row in rows]
-        writer.ack(row.id for row in rows)
+    seen = [json.loads(row.body)["seq"] for row in drain(writer)]
     assert sorted(seen) == list(range(count))
 
 
@@ -179,19 +177,24 @@ def test_a_forwarded_event_and_a_claimed_row_keep_every_byte_they_were_given(mak
     body_bytes = bytes(range(256)) * 3  # every byte value, NUL and 0xff included
     before = time.time()
     host.put_event(body_bytes, "visitor:zoë 🛒", shared_key="visitor:anonyme-é")
+    # Keyed by the first row's shared key: it waits while that row is unfinished (docs/delivery.md,
+    # "Ordering"), which it does only if the shared key came through whole.
+    host.put_event(b"after the login", "visitor:anonyme-é")
     host.put_event(b"", None)
     host.put_event(b'{"x":1}', "visitor:plain", droppable=2)
     change_body = '{"name":"Café"}'.encode()
     host.put("rest", "PUT", "/products/café-ü", change_body, "products/café", shared_key="products")
     host.ingest()
 
-    rows = []
-    while claimed := host.claim("w", limit=500):
-        rows += claimed
-        host.ack(row.id for row in claimed)
+    first = host.claim("w", limit=500)
+    assert body_bytes in {row.body for row in first}
+    assert b"after the login" not in {row.body for row in first}  # held back by the shared key
+    host.ack(row.id for row in first)
+    rows = first + drain(host, owner="w")
     by_body = {row.body: row for row in rows}
-    assert len(rows) == 4
+    assert len(rows) == 5
     assert by_body[body_bytes].ordering_key == "visitor:zoë 🛒"
+    assert by_body[b"after the login"].ordering_key == "visitor:anonyme-é"
     assert before <= by_body[body_bytes].created_at <= time.time()
     assert by_body[b""].ordering_key is None
     assert by_body[b'{"x":1}'].ordering_key == "visitor:plain"
@@ -223,10 +226,8 @@ def test_a_visitor_over_their_share_loses_their_own_oldest_droppable_events(make
     host.ingest()
 
     kept = defaultdict(list)
-    while rows := host.claim("w", limit=500):
-        for row in rows:
-            kept[json.loads(row.body)["visitor"]].append(json.loads(row.body)["seq"])
-        host.ack(row.id for row in rows)
+    for row in drain(host, owner="w"):
+        kept[json.loads(row.body)["visitor"]].append(json.loads(row.body)["seq"])
     assert kept == {"flood": list(range(30, 50)), "calm": [0]}
     assert host.stats().dropped == 30
 
