@@ -16,7 +16,6 @@ and 50 ms, and the backlog an outage leaves, cleared at 50 ms.
 
 from __future__ import annotations
 
-import socket
 import statistics
 import sys
 import tempfile
@@ -25,11 +24,13 @@ from pathlib import Path
 
 import requests
 
-from benchmarks.loopback import distant_sink, sink_state
+from benchmarks.loopback import distant_sink, free_port, sink_state
 from benchmarks.report import Result
 from cue_front.encoding import encode_json
+from cue_front.events import visitor_key
 from cue_front.outbox import DeliveryWorker, Outbox
 from cue_front.outbox.worker import DEFAULT_IN_FLIGHT
+from cue_front.queued import ordering_keys
 from cue_front.transport import Transport
 
 API_KEY = "bench-key"
@@ -74,7 +75,7 @@ def drain_rate(folder: Path, port: int, events: int, in_flight: int, name: str) 
     with Outbox(folder / f"{name}.sqlite3") as outbox, transport_for(port) as transport:
         for seq in range(events):
             visitor = seq % VISITORS
-            outbox.put("event", "POST", "", event_body(seq, visitor), f"visitor:{visitor}")
+            outbox.put("event", "POST", "", event_body(seq, visitor), visitor_key(str(visitor)))
         outbox.checkpoint()
         worker = DeliveryWorker(outbox, transport, max_in_flight=in_flight)
         try:
@@ -100,17 +101,11 @@ def naive_rate(port: int) -> float:
     return NAIVE_EVENTS / (time.perf_counter() - started)
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def backlog_seconds(folder: Path, port: int) -> float:
     """Seconds from the first answer after an outage until its backlog is delivered (see the module doc)."""
     with Outbox(folder / "backlog.sqlite3", lease_seconds=OUTAGE_LEASE) as outbox:
         first_wait, longest_wait = OUTAGE_BACKOFF
-        with transport_for(closed_port(), OUTAGE_TIMEOUT) as down:
+        with transport_for(free_port(), OUTAGE_TIMEOUT) as down:
             worker = DeliveryWorker(
                 outbox, down, backoff_base=first_wait, backoff_max=longest_wait, idle_interval=0.05
             )
@@ -118,14 +113,15 @@ def backlog_seconds(folder: Path, port: int) -> float:
             # The outage: events and store changes keep coming while DataCue cannot be reached.
             for seq in range(BACKLOG_EVENTS):
                 visitor = seq % BACKLOG_VISITORS
-                outbox.put_event(event_body(seq, visitor), f"visitor:{visitor}")
+                outbox.put_event(event_body(seq, visitor), visitor_key(str(visitor)))
                 if seq % 50 == 49:
                     worker.notify()
                     time.sleep(0.01)
             for number in range(BACKLOG_CHANGES):
                 body = encode_json({"name": f"Category {number}"})
                 path = f"/categories/c{number}"
-                outbox.put("rest", "PUT", path, body, f"categories/c{number}", shared_key="categories")
+                key, shared = ordering_keys("PUT", path, body)  # as the queued client keys it
+                outbox.put("rest", "PUT", path, body, key, shared_key=shared)
             worker.notify()
             time.sleep(1.0)  # the rows that were tried wait out their backoffs
             worker.stop()

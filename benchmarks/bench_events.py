@@ -41,9 +41,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.loopback import distant_sink, serving, sink_state
+from benchmarks.loopback import (
+    API_KEY,
+    API_SECRET,
+    WORKER_SOURCE,
+    distant_sink,
+    serving,
+    sink_state,
+    wait_until,
+    worker_arguments,
+)
 from benchmarks.report import Result
 from cue_front.encoding import encode_json
+from cue_front.events import visitor_key
 
 ROUNDS = 5
 CALLS = 3_000  # per round and per SDK
@@ -55,9 +65,6 @@ FLOOR_GOAL = 0.25
 STARVATION_SECONDS = 2.0
 PROXY_REQUESTS = 3_000
 PROXY_RATIO_GOAL = 1.2
-
-API_KEY = "bench-key"
-API_SECRET = "bench-secret"
 
 CART_ITEM = {"product_id": "p1", "variant_id": "v1", "unit_price": 99.5, "quantity": 1, "currency": "USD"}
 CART_EVENT = {"type": "cart", "subtype": "update", "cart": [CART_ITEM], "cart_link": "https://shop.example/cart"}
@@ -169,25 +176,12 @@ def peers(sink_port: int) -> tuple[Any, Any]:
     return segment, posthog
 
 
-DELIVERY_PROCESS_SOURCE = r"""
-import sys
-from cue_front.outbox import DeliveryWorker, Outbox
-from cue_front.transport import Transport
-
-outbox_path, events_url = sys.argv[1], sys.argv[2]
-transport = Transport("bench-key", "bench-secret", api_url=events_url + "v1", events_url=events_url)
-worker = DeliveryWorker(Outbox(outbox_path), transport, idle_interval=0.01)
-print(0, flush=True)
-worker.serve()
-"""
-
-
 def wait_until_drained(shop: Shop, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while shop.state.outbox.unfinished():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the outbox was not drained: {shop.state.outbox.stats()}")
-        time.sleep(0.05)
+    """Wait until the shop's outbox holds nothing unfinished."""
+    outbox = shop.state.outbox
+    wait_until(
+        lambda: not outbox.unfinished(), seconds, lambda: f"the outbox was not drained: {outbox.stats()}"
+    )
 
 
 def measure_track(folder: Path, sink_port: int) -> list[Result]:
@@ -230,7 +224,7 @@ def measure_track(folder: Path, sink_port: int) -> list[Result]:
         shop.state.delivery.stop()
         separate: list[list[float]] = []
         segment_again: list[list[float]] = []
-        with serving(DELIVERY_PROCESS_SOURCE, str(shop.outbox_path), shop.events_url):
+        with serving(WORKER_SOURCE, *worker_arguments(shop.outbox_path, shop.events_url, idle_interval=0.01)):
             for _ in range(ROUNDS):
                 gc.collect()
                 separate.append(shop.timed(contenders["cue-front"], CALLS))
@@ -367,7 +361,7 @@ def profile_track(shop: Shop) -> dict[str, float]:
             t3 = clock()
             body = encode_json(validated)
             t4 = clock()
-            state.outbox.put_event(body, f"visitor:{anonymous_id}")
+            state.outbox.put_event(body, visitor_key(anonymous_id))
             t5 = clock()
         with context("/cart", method="POST", environ_base=shop.environs[(index + 500) % 1000]):
             t6 = clock()
@@ -385,35 +379,61 @@ def profile_track(shop: Shop) -> dict[str, float]:
     return medians
 
 
-# -- the worker beside a busy request thread --------------------------------------------------
+# -- shops in processes of their own ---------------------------------------------------------
 
-# A shop served by werkzeug (threaded) in a process of its own: ``POST /cart`` tracks the cart
-# update; ``POST /fill`` tracks ``n`` of them back to back in one request (a backlog, made while
-# the delivery thread is starved); ``GET /backlog`` says how many rows wait.
-BUSY_SHOP_SOURCE = r"""
+# The start of a shop's script: a Flask app named ``NAME`` sending to the sink at ``argv[1]`` from
+# the outbox at ``argv[2]``, its config updated with ``EXTRA`` (both set by :func:`shop_source`).
+# The body adds cue-front (``DataCue(app)``, after whatever must come first) and its routes.
+_SHOP_HEAD = r"""
 import sys
 from flask import Flask, Response, request
 from werkzeug.serving import WSGIRequestHandler, make_server
-from cue_front import DataCue, track
-from cue_front.state import get_state
 
 class Quiet(WSGIRequestHandler):
     def log_request(self, *args, **kwargs):
         pass
 
 events_url, outbox_path = sys.argv[1], sys.argv[2]
-app = Flask("bench_busy_shop")
+app = Flask(NAME)
 app.config.update(
     SECRET_KEY="bench-shop-secret",
-    DATACUE_API_KEY="bench-key",
-    DATACUE_API_SECRET="bench-secret",
+    DATACUE_API_KEY=API_KEY,
+    DATACUE_API_SECRET=API_SECRET,
     DATACUE_EVENTS_URL=events_url,
     DATACUE_API_URL=events_url + "v1",
     DATACUE_OUTBOX_PATH=outbox_path,
 )
+app.config.update(**EXTRA)
+"""
+
+# The end of a shop's script: served by werkzeug (threaded, HTTP/1.1 keep-alive), its port printed.
+_SHOP_TAIL = r"""
+server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Quiet)
+print(server.server_port, flush=True)
+server.serve_forever()
+"""
+
+
+def shop_source(name: str, body: str, **extra: str) -> str:
+    """A shop's script for :func:`~benchmarks.loopback.serving`: :data:`_SHOP_HEAD` (the app named
+    ``name``, ``extra`` its further config), ``body``, :data:`_SHOP_TAIL`. The body may use
+    ``EVENT`` (:data:`CART_EVENT`)."""
+    constants = f"NAME, EXTRA = {name!r}, {extra!r}\nAPI_KEY, API_SECRET = {API_KEY!r}, {API_SECRET!r}\n"
+    return constants + f"EVENT = {CART_EVENT!r}\n" + _SHOP_HEAD + body + _SHOP_TAIL
+
+
+# -- the worker beside a busy request thread --------------------------------------------------
+
+# A shop served by werkzeug (threaded) in a process of its own: ``POST /cart`` tracks the cart
+# update; ``POST /fill`` tracks ``n`` of them back to back in one request (a backlog, made while
+# the delivery thread is starved); ``GET /backlog`` says how many rows wait.
+BUSY_SHOP_SOURCE = shop_source(
+    "bench_busy_shop",
+    r"""
+from cue_front import DataCue, track
+from cue_front.state import get_state
+
 DataCue(app)
-ITEM = {"product_id": "p1", "variant_id": "v1", "unit_price": 99.5, "quantity": 1, "currency": "USD"}
-EVENT = {"type": "cart", "subtype": "update", "cart": [ITEM], "cart_link": "https://shop.example/cart"}
 
 @app.post("/cart")
 def cart():
@@ -429,11 +449,8 @@ def fill():
 @app.get("/backlog")
 def backlog():
     return str(get_state().outbox.unfinished())
-
-server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Quiet)
-print(server.server_port, flush=True)
-server.serve_forever()
-"""
+""",
+)
 
 
 def shop_request(
@@ -458,15 +475,16 @@ def measure_starvation(folder: Path, sink_port: int) -> list[Result]:
     with serving(BUSY_SHOP_SOURCE, events_url, str(folder / "busy.sqlite3")) as port:
         # Alone: a backlog (made in one request, the thread starved meanwhile), then drained
         # with nothing else running.
+        def drained() -> bool:
+            return not int(shop_request(port, "GET", "/backlog"))
+
         shop_request(port, "POST", "/fill?n=1000")
-        while int(shop_request(port, "GET", "/backlog")):
-            time.sleep(0.05)
+        wait_until(drained, 120, "the busy shop's backlog of 1,000 was not delivered")
         alone = []
         for _ in range(2):
             shop_request(port, "POST", "/fill?n=20000")
             before, started = sink_state(sink_port)["received"], time.perf_counter()
-            while int(shop_request(port, "GET", "/backlog")):
-                time.sleep(0.02)
+            wait_until(drained, 300, "the busy shop's backlog of 20,000 was not delivered", interval=0.02)
             alone.append((sink_state(sink_port)["received"] - before) / (time.perf_counter() - started))
         # Busy: requests back to back over two kept-alive connections, each tracking an event.
         served = [0, 0]
@@ -517,29 +535,13 @@ def measure_starvation(folder: Path, sink_port: int) -> list[Result]:
 # The shop for the endpoint measure: one app with cue-front and a bare JSON route carrying the
 # same Flask-Limiter limits (per IP, per visitor), served by werkzeug (threaded, HTTP/1.1
 # keep-alive) in its own process.
-SHOP_SOURCE = r"""
-import sys
-from flask import Flask, Response, request
+SHOP_SOURCE = shop_source(
+    "bench_shop",
+    r"""
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from werkzeug.serving import WSGIRequestHandler, make_server
 from cue_front import DataCue
 
-class Quiet(WSGIRequestHandler):
-    def log_request(self, *args, **kwargs):
-        pass
-
-events_url, outbox_path = sys.argv[1], sys.argv[2]
-app = Flask("bench_shop")
-app.config.update(
-    SECRET_KEY="bench-shop-secret",
-    DATACUE_API_KEY="bench-key",
-    DATACUE_API_SECRET="bench-secret",
-    DATACUE_EVENTS_URL=events_url,
-    DATACUE_API_URL=events_url + "v1",
-    DATACUE_OUTBOX_PATH=outbox_path,
-    DATACUE_PROXY_RATE_LIMIT="1000000/minute",
-)
 limiter = Limiter(get_remote_address, app=app, storage_uri="memory://")
 DataCue(app)
 
@@ -554,11 +556,9 @@ def bare():
     if not isinstance(payload, dict) or "event" not in payload:
         return {"error": "expected an event"}, 400
     return Response(status=204)
-
-server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Quiet)
-print(server.server_port, flush=True)
-server.serve_forever()
-"""
+""",
+    DATACUE_PROXY_RATE_LIMIT="1000000/minute",
+)
 
 
 def per_request_us(port: int, path: str, body: bytes, headers: dict[str, str], count: int) -> float:

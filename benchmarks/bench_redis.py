@@ -40,10 +40,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from benchmarks.bench_delivery import event_body
-from benchmarks.bench_events import API_KEY, CART_EVENT, Shop, percentile
-from benchmarks.loopback import distant_sink, sink_state
+from benchmarks.bench_events import CART_EVENT, Shop, percentile, wait_until_drained
+from benchmarks.loopback import API_KEY, WORKER_SOURCE, distant_sink, sink_state, wait_until, worker_arguments
 from benchmarks.redis_server import RedisServer, redis_server_path
 from benchmarks.report import Result
+from cue_front.events import visitor_key
 from cue_front.outbox.journal import journal_folder
 from cue_front.redis_store import namespace
 
@@ -64,33 +65,6 @@ TRACK_GOAL = 1.1
 #: The outbox's Redis client's timeout per command, as the app's (``state.py``).
 REDIS_TIMEOUT = 2.0
 
-#: A worker process: opens its outbox (``redis://...``, with its key prefix and the journal folder
-#: it forwards, if any; or a SQLite path), says so, waits for the word go on stdin, and delivers
-#: until SIGTERM.
-WORKER_SOURCE = r"""
-import signal, sys
-from cue_front.outbox import DeliveryWorker, Outbox
-from cue_front.transport import Transport
-
-where, events_url, in_flight, partitions = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-prefix, journal = sys.argv[5], sys.argv[6] or None
-if where.startswith("redis://"):
-    from cue_front.outbox.redis import RedisOutbox
-    from cue_front.redis_store import connect
-    client = connect(where, timeout=2.0)
-    outbox = RedisOutbox(client, prefix=prefix, partitions=partitions, journal=journal)
-else:
-    outbox = Outbox(where)
-transport = Transport("bench-key", "bench-secret", api_url=events_url + "v1", events_url=events_url)
-worker = DeliveryWorker(outbox, transport, max_in_flight=in_flight, idle_interval=0.05)
-signal.signal(signal.SIGTERM, lambda *_: worker.stop(0))
-print("ready", flush=True)
-sys.stdin.readline()
-worker.serve()
-outbox.close()
-"""
-
-
 # -- delivery by worker processes ---------------------------------------------------------------
 
 
@@ -104,7 +78,7 @@ def fill_redis(url: str) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-redis-fill-") as folder:
         outbox = RedisOutbox(client, prefix="bench:", journal=folder, partitions=PARTITIONS)
         for seq in range(EVENTS):
-            outbox.put_event(event_body(seq, seq % VISITORS), f"visitor:{seq % VISITORS}")
+            outbox.put_event(event_body(seq, seq % VISITORS), visitor_key(str(seq % VISITORS)))
         outbox.ingest()
         if outbox.unfinished() != EVENTS:
             raise RuntimeError(f"the outbox holds {outbox.unfinished()} rows, not {EVENTS}")
@@ -118,7 +92,7 @@ def fill_sqlite(path: Path) -> None:
     path.unlink(missing_ok=True)
     with Outbox(path) as outbox:
         for seq in range(EVENTS):
-            outbox.put("event", "POST", "", event_body(seq, seq % VISITORS), f"visitor:{seq % VISITORS}")
+            outbox.put("event", "POST", "", event_body(seq, seq % VISITORS), visitor_key(str(seq % VISITORS)))
         outbox.checkpoint()
 
 
@@ -127,14 +101,17 @@ def workers(
     where: str, port: int, count: int, prefix: str = "bench:", journal: str = ""
 ) -> Iterator[list[subprocess.Popen[str]]]:
     """``count`` worker processes on the outbox at ``where``, ready and waiting for the word go."""
-    command = [sys.executable, "-c", WORKER_SOURCE, where, f"http://127.0.0.1:{port}/", str(IN_FLIGHT)]
-    command += [str(PARTITIONS), prefix, journal]
+    events_url = f"http://127.0.0.1:{port}/"
+    arguments = worker_arguments(
+        where, events_url, in_flight=IN_FLIGHT, partitions=PARTITIONS, prefix=prefix, journal=journal
+    )
+    command = [sys.executable, "-c", WORKER_SOURCE, *arguments]
     pipe = subprocess.PIPE
     started = [subprocess.Popen(command, stdin=pipe, stdout=pipe, text=True) for _ in range(count)]
     try:
         for process in started:
             assert process.stdout is not None
-            if process.stdout.readline().strip() != "ready":
+            if not process.stdout.readline().strip():
                 raise RuntimeError(f"a worker did not start: {process.communicate(timeout=5)}")
         yield started
     finally:
@@ -159,13 +136,15 @@ def delivery_rate(where: str, port: int, count: int) -> float:
     """Events/s ``count`` workers deliver from the filled outbox at ``where`` into the sink."""
     sink_state(port, "/reset")
     with workers(where, port, count) as started:
+
+        def delivered() -> bool:
+            if any(process.poll() is not None for process in started):
+                raise RuntimeError(f"a worker exited; the sink has {sink_state(port)}")
+            return bool(sink_state(port)["received"] >= EVENTS)
+
         began = time.perf_counter()
         go(started)
-        deadline = began + 120
-        while sink_state(port)["received"] < EVENTS:
-            if time.perf_counter() > deadline or any(process.poll() is not None for process in started):
-                raise RuntimeError(f"the workers did not deliver: {sink_state(port)}")
-            time.sleep(0.01)
+        wait_until(delivered, 120, lambda: f"the workers did not deliver: {sink_state(port)}", interval=0.01)
         elapsed = time.perf_counter() - began
     received = sink_state(port)["received"]
     if received > EVENTS * 1.01:
@@ -208,8 +187,8 @@ def forward_rate(url: str, folder: Path) -> float:
     try:
         for seq in range(FORWARD_EVENTS):
             visitor = seq % VISITORS
-            shared = f"visitor:a{visitor}" if visitor % 4 == 0 else None
-            key = f"visitor:u{visitor}" if shared else f"visitor:a{visitor}"
+            shared = visitor_key(f"a{visitor}") if visitor % 4 == 0 else None
+            key = visitor_key(f"u{visitor}") if shared else visitor_key(f"a{visitor}")
             body = event_body(seq, visitor)
             outbox.put_event(body, key, droppable=Droppable(seq % 3), shared_key=shared)
         gc.collect()
@@ -270,7 +249,7 @@ def measure_track(url: str, folder: Path, sink_port: int) -> tuple[Percentiles, 
                     samples = shops[name].timed(call, TRACK_CALLS)
                     apart[name].append((percentile(samples, 0.5), percentile(samples, 0.99)))
             for shop in shops.values():
-                drained(shop)
+                wait_until_drained(shop, 60)
     finally:
         for shop in shops.values():
             shop.state.delivery.stop()
@@ -280,14 +259,6 @@ def measure_track(url: str, folder: Path, sink_port: int) -> tuple[Percentiles, 
             per_round = ", ".join(f"{p50:.1f}/{p99:.0f}" for p50, p99 in rounds)
             print(f"  track(), {name}, delivery {label}: p50/p99 per round, us: {per_round}", file=sys.stderr)
     return found, apart
-
-
-def drained(shop: Shop, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while shop.state.outbox.unfinished():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the outbox was not drained: {shop.state.outbox.stats()}")
-        time.sleep(0.05)
 
 
 # -- the table ----------------------------------------------------------------------------------
@@ -315,7 +286,8 @@ def results(
     two_ratio = statistics.median(b / a for a, b in zip(rates["redis 1"], rates["redis 2"], strict=True))
     redis_ratio = statistics.median(a / b for a, b in zip(rates["redis 1"], rates["sqlite 1"], strict=True))
     forward = statistics.median(forwards)
-    setting = f"{SINK_DELAY * 1000:g} ms, {IN_FLIGHT} in flight a worker, {PARTITIONS} partitions"
+    one_worker = f"{SINK_DELAY * 1000:g} ms, {IN_FLIGHT} in flight a worker"
+    setting = f"{one_worker}, {PARTITIONS} partitions"
     track_rows = []
     names = ("SQLite", "Redis")
     for where, figures in (("delivery thread running", tracked), ("delivery in a worker process", apart)):
@@ -328,7 +300,7 @@ def results(
         Result(f"Redis delivery at {setting}: 2 worker processes vs 1", one, two, "events/s",
                f">= {TWO_WORKERS_GOAL:g}x one worker (median of {ROUNDS} rounds' ratios)",
                two_ratio >= TWO_WORKERS_GOAL),
-        Result(f"1 worker at {setting.split(', 16')[0]}: Redis vs SQLite", sqlite, one, "events/s",
+        Result(f"1 worker at {one_worker}: Redis vs SQLite", sqlite, one, "events/s",
                f">= {REDIS_VS_SQLITE_GOAL:g}x SQLite (median of {ROUNDS} rounds' ratios)",
                redis_ratio >= REDIS_VS_SQLITE_GOAL),
         Result("journal -> Redis forwarding, appendfsync always", None, forward, "events/s",

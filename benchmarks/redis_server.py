@@ -3,7 +3,7 @@ a folder of its own.
 
 It needs no Redis client library (it speaks the few commands it uses itself), so it can start
 a server for tests of what happens without one. ``restart()`` keeps the port and the data
-folder, for outage and append-only-file tests; ``stop()`` removes the folder.
+folder, for outage and append-only-file tests; ``close()`` stops it for good and removes the folder.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+
+from benchmarks.loopback import free_port
 
 #: Where Debian's package installs the server.
 REDIS_SERVER = "/usr/bin/redis-server"
@@ -39,8 +41,8 @@ class RedisServer:
     Nothing is ever saved in an RDB snapshot (``--save ''``).
     """
 
-    def __init__(self, *, append_only: bool = False, executable: str | None = None) -> None:
-        executable = executable or redis_server_path()
+    def __init__(self, *, append_only: bool = False) -> None:
+        executable = redis_server_path()
         if executable is None:
             raise FileNotFoundError(f"redis-server is not installed (looked for {REDIS_SERVER} and PATH)")
         self.executable = executable
@@ -75,7 +77,7 @@ class RedisServer:
         restarting = bool(self.port)  # a restart keeps its port: clients know it
         for _attempt in range(5):
             if not self.port:
-                self.port = _free_port()
+                self.port = free_port()
             self._process = subprocess.Popen(
                 self._arguments(),
                 cwd=self.directory,
@@ -182,10 +184,3 @@ class RedisServer:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port

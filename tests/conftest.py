@@ -1,5 +1,5 @@
 """Fixtures shared by the whole suite: shop apps and their clients, the demo store's database, the
-loopback sink, an outbox, a real Redis, and a headless browser.
+loopback sink, an outbox and delivery workers, a real Redis, and a headless browser.
 
 The ``emulator`` fixture comes from ``cue_front.testing``, which pytest loads through its entry point.
 """
@@ -12,7 +12,7 @@ import ssl
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from flask import Flask
@@ -20,11 +20,18 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from werkzeug.serving import make_server
 
 from benchmarks.redis_server import RedisServer, redis_server_path
+from benchmarks.sink import API_KEY as SINK_API_KEY
+from benchmarks.sink import API_SECRET as SINK_API_SECRET
 from benchmarks.sink import Sink
 from cue_front import DataCue
-from cue_front.outbox import Outbox, OutboxBackend
+from cue_front.emulator import RunningEmulator
+from cue_front.outbox import DeliveryWorker, Outbox, OutboxBackend
+from cue_front.transport import Transport
 from demo_store.testing import seed_template
 from tests.support.shops import API_KEY, SECRET
+
+if TYPE_CHECKING:
+    from cue_front.outbox.redis import RedisOutbox
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update"]
@@ -141,6 +148,41 @@ def outbox(tmp_path: Path) -> Iterator[Outbox]:
         yield opened
 
 
+@pytest.fixture
+def make_worker(request: pytest.FixtureRequest, sink: Sink) -> Iterator[Callable[..., DeliveryWorker]]:
+    """Delivery workers with quick backoffs, sending to ``target`` (the emulator, or a sink: the
+    ``sink`` fixture unless given), serving ``outbox`` (the ``outbox`` fixture unless given);
+    keywords are the worker's settings. Each is stopped and its transport closed after the test
+    (before the sink closes)."""
+    made: list[DeliveryWorker] = []
+
+    def make(
+        target: RunningEmulator | Sink | None = None,
+        *,
+        outbox: OutboxBackend | None = None,
+        timeout: tuple[float, float] = (2.0, 5.0),
+        **options: Any,
+    ) -> DeliveryWorker:
+        target = sink if target is None else target
+        if outbox is None:
+            outbox = request.getfixturevalue("outbox")
+        if isinstance(target, Sink):
+            key, secret, api_url = SINK_API_KEY, SINK_API_SECRET, target.url
+        else:
+            key, secret, api_url = target.api_key, target.api_secret, target.api_url
+        transport = Transport(key, secret, api_url=api_url, events_url=target.events_url, timeout=timeout)
+        settings: dict[str, Any] = {"backoff_base": 0.01, "backoff_max": 0.2, "idle_interval": 0.05}
+        settings.update(options)
+        worker = DeliveryWorker(outbox, transport, **settings)
+        made.append(worker)
+        return worker
+
+    yield make
+    for worker in made:
+        worker.stop()
+        worker.transport.close()
+
+
 def redis_required() -> bool:
     """CI sets CUE_FRONT_REQUIRE_REDIS=1: there a missing redis-server fails instead of skipping."""
     return os.environ.get("CUE_FRONT_REQUIRE_REDIS") == "1"
@@ -174,27 +216,45 @@ def redis_url(redis_server: RedisServer) -> str:
     return redis_server.url
 
 
+@pytest.fixture
+def make_redis_outbox(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., RedisOutbox]]:
+    """Hosts of a shop: RedisOutboxes on the test's Redis, each with the journal folder
+    ``tmp_path/<name>/intake`` (two outboxes of one ``name`` are two processes of one host);
+    keywords are the outbox's options. Each is closed after the test."""
+    from cue_front.outbox.redis import RedisOutbox
+    from cue_front.redis_store import connect
+
+    made: list[RedisOutbox] = []
+
+    def make(name: str = "a", **options: Any) -> RedisOutbox:
+        outbox = RedisOutbox(connect(redis_url, timeout=5.0), journal=tmp_path / name / "intake", **options)
+        made.append(outbox)
+        return outbox
+
+    yield make
+    for outbox in made:
+        outbox.close()
+
+
 @pytest.fixture(params=["sqlite", "redis"])
 def make_any_outbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., OutboxBackend]]:
     """Outboxes of either backend (the test runs once with each), for the contract both keep.
 
     SQLite: every outbox made is the same file (processes of one host). Redis: every outbox made
-    is on the test's Redis with a journal folder of its own (hosts of one shop).
+    is on the test's Redis with a journal folder of its own (hosts of one shop: ``make_redis_outbox``).
     """
     made: list[OutboxBackend] = []
+    hosts = 0
 
     def make(**options: Any) -> OutboxBackend:
-        opened: OutboxBackend
+        nonlocal hosts
         if request.param == "sqlite":
             opened = Outbox(tmp_path / "instance" / "outbox.sqlite3", **options)
-        else:
-            from cue_front.outbox.redis import RedisOutbox
-            from cue_front.redis_store import connect
-
-            client = connect(request.getfixturevalue("redis_url"), timeout=5.0)
-            opened = RedisOutbox(client, journal=tmp_path / f"host-{len(made)}" / "outbox.intake", **options)
-        made.append(opened)
-        return opened
+            made.append(opened)
+            return opened
+        hosts += 1  # make_redis_outbox closes its own
+        host: OutboxBackend = request.getfixturevalue("make_redis_outbox")(f"host-{hosts - 1}", **options)
+        return host
 
     yield make
     for opened in made:

@@ -9,19 +9,19 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask, current_app
 
+from benchmarks.loopback import free_port
 from benchmarks.sink import API_KEY, API_SECRET, Answer, Sink
 from cue_front import signals
 from cue_front.emulator import RunningEmulator
@@ -32,32 +32,8 @@ from cue_front.transport import Transport
 from tests.support.outbox_process import HELPER, event_body
 from tests.support.waiting import wait_for
 
+#: The ``make_worker`` fixture (tests/conftest.py): workers on ``outbox`` sending to ``target``.
 MakeWorker = Callable[..., DeliveryWorker]
-
-
-@pytest.fixture
-def make_worker(outbox: Outbox) -> Iterator[MakeWorker]:
-    """Workers on ``outbox`` with quick backoffs, sending to ``target`` (the emulator or a sink)."""
-    made: list[tuple[DeliveryWorker, Transport]] = []
-
-    def make(
-        target: RunningEmulator | Sink, *, timeout: tuple[float, float] = (2.0, 5.0), **options: Any
-    ) -> DeliveryWorker:
-        if isinstance(target, Sink):
-            key, secret, api_url = API_KEY, API_SECRET, target.url
-        else:
-            key, secret, api_url = target.api_key, target.api_secret, target.api_url
-        transport = Transport(key, secret, api_url=api_url, events_url=target.events_url, timeout=timeout)
-        settings: dict[str, Any] = {"backoff_base": 0.01, "backoff_max": 0.2, "idle_interval": 0.05}
-        settings.update(options)
-        worker = DeliveryWorker(outbox, transport, **settings)
-        made.append((worker, transport))
-        return worker
-
-    yield make
-    for worker, transport in made:
-        worker.stop()
-        transport.close()
 
 
 def emulator_settings(emulator: RunningEmulator, outbox_path: Path, **more: Any) -> str:
@@ -92,10 +68,7 @@ def seq_of(item: dict[str, Any]) -> int:
 
 def closed_port_url() -> str:
     """A loopback URL where nothing listens: DataCue down."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}/"
+    return f"http://127.0.0.1:{free_port()}/"
 
 
 # -- what arrives -----------------------------------------------------------------------------

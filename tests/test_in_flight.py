@@ -7,10 +7,8 @@ from __future__ import annotations
 import itertools
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
-import pytest
 from flask import Flask
 
 from benchmarks.sink import API_KEY, API_SECRET, Answer, Recorded, Sink, peak_in_flight
@@ -20,28 +18,8 @@ from cue_front.transport import Transport
 from tests.support.outbox_process import event_body
 from tests.support.samples import PRODUCT
 
+#: The ``make_worker`` fixture (tests/conftest.py): workers on ``outbox`` sending to ``sink``.
 MakeWorker = Callable[..., DeliveryWorker]
-
-
-@pytest.fixture
-def make_worker(outbox: Outbox, sink: Sink) -> Iterator[MakeWorker]:
-    """Workers on ``outbox`` sending to ``sink``, with quick backoffs."""
-    made: list[DeliveryWorker] = []
-
-    def make(*, timeout: tuple[float, float] = (2.0, 5.0), **options: Any) -> DeliveryWorker:
-        transport = Transport(
-            API_KEY, API_SECRET, api_url=sink.url, events_url=sink.events_url, timeout=timeout
-        )
-        settings: dict[str, Any] = {"backoff_base": 0.01, "backoff_max": 0.2, "idle_interval": 0.05}
-        settings.update(options)
-        worker = DeliveryWorker(outbox, transport, **settings)
-        made.append(worker)
-        return worker
-
-    yield make
-    for worker in made:
-        worker.stop()
-        worker.transport.close()
 
 
 def put_events(outbox: Outbox, visitors: int, each: int) -> None:

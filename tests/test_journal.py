@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -24,6 +23,7 @@ import pytest
 
 from cue_front.outbox import Droppable, Outbox, OutboxFullError, OutboxRow
 from cue_front.outbox.journal import JournalWriter, collect, journal_folder
+from tests.support.draining import drain, drain_batches
 from tests.support.outbox_process import HELPER, event_body, journaled_body
 
 
@@ -58,17 +58,6 @@ def hear(child: subprocess.Popen[str]) -> str:
         stderr: IO[str] | None = child.stderr
         pytest.fail(f"the helper process exited ({child.returncode}): {stderr.read() if stderr else ''}")
     return line.strip()
-
-
-def claim_batches(outbox: Outbox) -> Iterator[list[OutboxRow]]:
-    """Claim a batch, ack it, repeat until nothing is left: a key's rows come one batch at a time."""
-    while rows := outbox.claim("drain", limit=500):
-        outbox.ack(row.id for row in rows)
-        yield rows
-
-
-def claim_everything(outbox: Outbox) -> list[OutboxRow]:
-    return [row for batch in claim_batches(outbox) for row in batch]
 
 
 def seq_of(row: OutboxRow) -> int:
@@ -115,7 +104,7 @@ def test_an_event_is_durable_once_put_event_returns_even_if_the_process_is_kille
         assert segments(path) != []  # the dead writer's, nothing moved yet
         moved = reopened.ingest()
         assert segments(path) == []  # read to its end, its writer gone: deleted by that ingest
-        rows = claim_everything(reopened)
+        rows = drain(reopened)
 
     assert len(rows) == moved
     found = sorted(seq_of(row) for row in rows)
@@ -140,7 +129,7 @@ def test_one_visitors_events_keep_their_order_across_processes(path: Path) -> No
             say(writer, str(seq))
             assert hear(writer) == str(seq)
         with Outbox(path) as outbox:
-            batches = list(claim_batches(outbox))  # while both writers are still alive
+            batches = list(drain_batches(outbox))  # while both writers are still alive
         for writer in (first, second):
             writer.communicate()
             assert writer.returncode == 0
@@ -175,7 +164,7 @@ def test_concurrent_ingests_move_every_event_exactly_once(path: Path) -> None:
         assert segments(path) == []  # every segment read to its end, its writer gone
         assert moved_here + moved_there == events
         assert outbox.stats().pending == events
-        rows = claim_everything(outbox)
+        rows = drain(outbox)
 
     bodies = Counter(row.body for row in rows)
     expected = [
@@ -216,7 +205,7 @@ def test_a_live_writers_unfinished_record_waits_and_a_dead_writers_torn_one_is_d
 
         assert outbox.ingest() == 0
         assert segments(path) == []
-        assert [row.body for row in claim_everything(outbox)] == bodies[:2]
+        assert [row.body for row in drain(outbox)] == bodies[:2]
 
 
 def test_a_forked_child_never_writes_into_its_parents_segment(path: Path) -> None:
@@ -226,7 +215,7 @@ def test_a_forked_child_never_writes_into_its_parents_segment(path: Path) -> Non
     assert (parent.returncode, output.strip()) == (0, "0"), errors
 
     with Outbox(path) as outbox:
-        rows = claim_everything(outbox)
+        rows = drain(outbox)
         assert outbox.ingest() == 0
     assert segments(path) == []
 
@@ -287,7 +276,7 @@ def test_when_no_segment_can_be_made_put_event_falls_back_to_sqlite_in_order(
         assert all(isinstance(row_id, int) for row_id in fallback_ids)
         assert "cannot take events" in caplog.text
         assert list(journal_folder(path).glob("*.tmp")) == []
-        batches = list(claim_batches(outbox))
+        batches = list(drain_batches(outbox))
     assert {len(batch) for batch in batches} == {1}
     assert [seq_of(row) for batch in batches for row in batch] == list(range(7))
     assert [batch[0].id for batch in batches if seq_of(batch[0]) in (3, 6)] == fallback_ids
@@ -318,7 +307,7 @@ def test_an_append_cut_short_after_its_record_is_whole_is_never_written_over(pat
         assert outbox.ingest() == 2
         writer.append("v", event_body(2, "v"), time.time())
         assert outbox.ingest() == 1
-        assert [seq_of(row) for batch in claim_batches(outbox) for row in batch] == [0, 1, 2]
+        assert [seq_of(row) for batch in drain_batches(outbox) for row in batch] == [0, 1, 2]
     writer.close()
 
 

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from cue_front.errors import DataCueError
-from cue_front.outbox import Outbox, OutboxBackend, OutboxFullError, OutboxRow
+from cue_front.outbox import Outbox, OutboxBackend, OutboxFullError
+from tests.support.draining import drain
 from tests.support.outbox_process import HELPER
 
 MakeOutbox = Callable[..., OutboxBackend]
@@ -111,18 +112,9 @@ def test_a_row_is_durable_once_put_returns_even_if_the_process_is_killed(tmp_pat
     assert child.returncode == -signal.SIGKILL, errors.decode()
 
     with Outbox(path) as reopened:
-        rows = {row.id: row for row in claim_everything(reopened)}
+        rows = {row.id: row for row in drain(reopened, limit=1000)}
     for seq, row_id in enumerate(acknowledged):
         assert json.loads(rows[row_id].body)["user"]["profile"]["seq"] == seq
-
-
-def claim_everything(outbox: OutboxBackend) -> list[OutboxRow]:
-    """Every unfinished row: the rows behind others on their key come once the heads are acked."""
-    found = []
-    while rows := outbox.claim("drain", limit=1000):
-        outbox.ack(row.id for row in rows)
-        found.extend(rows)
-    return found
 
 
 def test_rows_with_one_ordering_key_go_out_one_at_a_time_in_order(outbox: OutboxBackend) -> None:

@@ -10,55 +10,37 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from benchmarks.redis_server import RedisServer
-from benchmarks.sink import API_KEY, API_SECRET, Answer, Sink
+from benchmarks.sink import Answer, Sink
 from cue_front.outbox import DeliveryWorker, OutboxFullError
 from cue_front.outbox.redis import OutboxUnavailableError, RedisOutbox
 from cue_front.redis_store import connect
-from cue_front.transport import Transport
+from tests.support.draining import drain
 from tests.support.waiting import wait_for
 
+#: The ``make_redis_outbox`` fixture (tests/conftest.py): a host of the shop, its journal in
+#: ``tmp_path/<name>/intake``.
 MakeHost = Callable[..., RedisOutbox]
 
 
 @pytest.fixture
-def make_host(redis_url: str, tmp_path: Path) -> Iterator[MakeHost]:
-    """A host of the shop: a RedisOutbox on the test's Redis with a journal folder of its own
-    (``name`` picks the folder: two outboxes of one name are two processes of one host)."""
-    made: list[RedisOutbox] = []
-
-    def make(name: str = "a", **options: Any) -> RedisOutbox:
-        outbox = RedisOutbox(connect(redis_url, timeout=5.0), journal=tmp_path / name / "intake", **options)
-        made.append(outbox)
-        return outbox
-
-    yield make
-    for outbox in made:
-        outbox.close()
-
-
-@pytest.fixture
-def deliver(sink: Sink) -> Iterator[Callable[[RedisOutbox], DeliveryWorker]]:
-    """A running DeliveryWorker on an outbox, sending to the sink, stopped after the test."""
-    workers: list[DeliveryWorker] = []
+def deliver(
+    make_worker: Callable[..., DeliveryWorker], sink: Sink
+) -> Callable[[RedisOutbox], DeliveryWorker]:
+    """A running DeliveryWorker on an outbox, sending to the sink (stopped after the test by
+    ``make_worker``)."""
 
     def start(outbox: RedisOutbox) -> DeliveryWorker:
-        transport = Transport(API_KEY, API_SECRET, api_url=sink.url, events_url=sink.events_url)
-        worker = DeliveryWorker(outbox, transport, backoff_base=0.05, backoff_max=0.2, idle_interval=0.05)
+        worker = make_worker(sink, outbox=outbox, backoff_base=0.05)
         worker.ensure_running()
-        workers.append(worker)
         return worker
 
-    yield start
-    for worker in workers:
-        worker.stop()
-        worker.transport.close()
+    return start
 
 
 def body(visitor: str, seq: int) -> bytes:
@@ -73,10 +55,10 @@ def events_by_visitor(sink: Sink) -> dict[str, list[int]]:
 
 
 def test_two_hosts_and_two_workers_keep_each_visitors_and_each_entitys_order(
-    make_host: MakeHost, deliver: Callable[[RedisOutbox], DeliveryWorker], sink: Sink
+    make_redis_outbox: MakeHost, deliver: Callable[[RedisOutbox], DeliveryWorker], sink: Sink
 ) -> None:
     sink.fallback("POST", "/events/", Answer(201, delay=0.005))
-    host_a, host_b = make_host("a"), make_host("b")
+    host_a, host_b = make_redis_outbox("a"), make_redis_outbox("b")
     # Each visitor's requests land on both hosts in turn (no sticky sessions); each event is
     # forwarded by its host before the visitor's next request, as a host's worker does.
     for seq in range(30):
@@ -102,8 +84,10 @@ def meet(*outboxes: RedisOutbox) -> None:
             assert outbox.claim("warming up") == []
 
 
-def test_workers_split_the_partitions_and_a_dead_ones_rows_are_taken_over(make_host: MakeHost) -> None:
-    dying, survivor = make_host("a", lease_seconds=0.5), make_host("b")
+def test_workers_split_the_partitions_and_a_dead_ones_rows_are_taken_over(
+    make_redis_outbox: MakeHost,
+) -> None:
+    dying, survivor = make_redis_outbox("a", lease_seconds=0.5), make_redis_outbox("b")
     meet(dying, survivor)
     ids = {dying.put("event", "POST", "", body(f"v{n}", 0), f"visitor:v{n}") for n in range(64)}
     first = dying.claim("dying", limit=500)
@@ -123,8 +107,8 @@ def test_workers_split_the_partitions_and_a_dead_ones_rows_are_taken_over(make_h
     assert survivor.stats().delivered == 64 and survivor.unfinished() == 0
 
 
-def test_a_closed_worker_hands_its_partitions_over_at_once(make_host: MakeHost) -> None:
-    leaving, staying = make_host("a"), make_host("b")
+def test_a_closed_worker_hands_its_partitions_over_at_once(make_redis_outbox: MakeHost) -> None:
+    leaving, staying = make_redis_outbox("a"), make_redis_outbox("b")
     meet(leaving, staying)
     ids = {staying.put("event", "POST", "", b"{}", f"visitor:v{n}") for n in range(32)}
     share = {row.id for row in staying.claim("staying", limit=500)}
@@ -147,9 +131,9 @@ while True:
 
 
 def test_a_forward_killed_at_any_moment_moves_each_event_exactly_once(
-    make_host: MakeHost, redis_url: str, tmp_path: Path
+    make_redis_outbox: MakeHost, redis_url: str, tmp_path: Path
 ) -> None:
-    writer = make_host("a")
+    writer = make_redis_outbox("a")
     count = 5000
     for seq in range(count):
         writer.put_event(body(f"v{seq % 50}", seq), f"visitor:v{seq % 50}")
@@ -165,33 +149,37 @@ def test_a_forward_killed_at_any_moment_moves_each_event_exactly_once(
         child.stdout.close()
     writer.ingest()  # what is left, from where the last one got
 
-    seen: list[int] = []
-    while rows := writer.claim("drain", limit=500):
-        seen += [json.loads(row.body)["seq"] for row in rows]
-        writer.ack(row.id for row in rows)
+    seen = [json.loads(row.body)["seq"] for row in drain(writer)]
     assert sorted(seen) == list(range(count))
 
 
-def test_a_forwarded_event_and_a_claimed_row_keep_every_byte_they_were_given(make_host: MakeHost) -> None:
+def test_a_forwarded_event_and_a_claimed_row_keep_every_byte_they_were_given(
+    make_redis_outbox: MakeHost,
+) -> None:
     """The forward's batches travel packed in one argument and a claim's rows come back packed in
     one string: keys, bodies and times survive both, whatever their bytes."""
-    host = make_host("a")
+    host = make_redis_outbox("a")
     body_bytes = bytes(range(256)) * 3  # every byte value, NUL and 0xff included
     before = time.time()
     host.put_event(body_bytes, "visitor:zoë 🛒", shared_key="visitor:anonyme-é")
+    # Keyed by the first row's shared key: it waits while that row is unfinished (docs/delivery.md,
+    # "Ordering"), which it does only if the shared key came through whole.
+    host.put_event(b"after the login", "visitor:anonyme-é")
     host.put_event(b"", None)
     host.put_event(b'{"x":1}', "visitor:plain", droppable=2)
     change_body = '{"name":"Café"}'.encode()
     host.put("rest", "PUT", "/products/café-ü", change_body, "products/café", shared_key="products")
     host.ingest()
 
-    rows = []
-    while claimed := host.claim("w", limit=500):
-        rows += claimed
-        host.ack(row.id for row in claimed)
+    first = host.claim("w", limit=500)
+    assert body_bytes in {row.body for row in first}
+    assert b"after the login" not in {row.body for row in first}  # held back by the shared key
+    host.ack(row.id for row in first)
+    rows = first + drain(host, owner="w")
     by_body = {row.body: row for row in rows}
-    assert len(rows) == 4
+    assert len(rows) == 5
     assert by_body[body_bytes].ordering_key == "visitor:zoë 🛒"
+    assert by_body[b"after the login"].ordering_key == "visitor:anonyme-é"
     assert before <= by_body[body_bytes].created_at <= time.time()
     assert by_body[b""].ordering_key is None
     assert by_body[b'{"x":1}'].ordering_key == "visitor:plain"
@@ -202,8 +190,8 @@ def test_a_forwarded_event_and_a_claimed_row_keep_every_byte_they_were_given(mak
     assert all(row.attempts == 1 for row in rows)
 
 
-def test_an_erasure_on_one_host_drops_what_another_host_still_journals(make_host: MakeHost) -> None:
-    host_a, host_b = make_host("a"), make_host("b")
+def test_an_erasure_on_one_host_drops_what_another_host_still_journals(make_redis_outbox: MakeHost) -> None:
+    host_a, host_b = make_redis_outbox("a"), make_redis_outbox("b")
     host_b.put_event(body("u1", 0), "visitor:u1")  # journaled on b, not forwarded yet
     host_a.put("event", "POST", "", body("u1", 1), "visitor:u1")
     host_a.put("event", "POST", "", body("u2", 0), "visitor:u2")
@@ -215,24 +203,24 @@ def test_an_erasure_on_one_host_drops_what_another_host_still_journals(make_host
     assert host_a.stats().dropped == 2
 
 
-def test_a_visitor_over_their_share_loses_their_own_oldest_droppable_events(make_host: MakeHost) -> None:
-    host = make_host("a", visitor_max=20)
+def test_a_visitor_over_their_share_loses_their_own_oldest_droppable_events(
+    make_redis_outbox: MakeHost,
+) -> None:
+    host = make_redis_outbox("a", visitor_max=20)
     for seq in range(50):
         host.put_event(body("flood", seq), "visitor:flood", droppable=2)
     host.put_event(body("calm", 0), "visitor:calm", droppable=2)
     host.ingest()
 
     kept = defaultdict(list)
-    while rows := host.claim("w", limit=500):
-        for row in rows:
-            kept[json.loads(row.body)["visitor"]].append(json.loads(row.body)["seq"])
-        host.ack(row.id for row in rows)
+    for row in drain(host, owner="w"):
+        kept[json.loads(row.body)["visitor"]].append(json.loads(row.body)["seq"])
     assert kept == {"flood": list(range(30, 50)), "calm": [0]}
     assert host.stats().dropped == 30
 
 
-def test_put_event_keeps_the_cap_across_forwards(make_host: MakeHost) -> None:
-    host = make_host("a", max_rows=10)
+def test_put_event_keeps_the_cap_across_forwards(make_redis_outbox: MakeHost) -> None:
+    host = make_redis_outbox("a", max_rows=10)
     for seq in range(10):
         host.put_event(body("v", seq), f"visitor:v{seq}")
     with pytest.raises(OutboxFullError):
@@ -243,14 +231,15 @@ def test_put_event_keeps_the_cap_across_forwards(make_host: MakeHost) -> None:
     assert host.stats().refused == 1
 
 
-def test_a_pause_one_worker_takes_pauses_every_host(make_host: MakeHost) -> None:
-    host_a, host_b = make_host("a"), make_host("b")
+def test_a_pause_one_worker_takes_pauses_every_host(make_redis_outbox: MakeHost) -> None:
+    host_a, host_b = make_redis_outbox("a"), make_redis_outbox("b")
     assert host_b.paused_for() == 0
     host_a.pause_all(5.0)
     time.sleep(0.3)  # past the reader's cache
     assert 3.0 < host_b.paused_for() <= 5.0
 
 
+@pytest.mark.usefixtures("redis_installed")
 def test_while_redis_is_down_events_are_accepted_changes_refuse_clearly_and_all_flows_after(
     deliver: Callable[[RedisOutbox], DeliveryWorker], sink: Sink, tmp_path: Path
 ) -> None:

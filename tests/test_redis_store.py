@@ -90,6 +90,7 @@ def test_a_redis_that_stops_answering_fails_within_the_timeout_without_retrying(
         client.close()
 
 
+@pytest.mark.usefixtures("redis_installed")
 def test_the_client_reconnects_after_a_crash_and_aof_keeps_what_was_acknowledged() -> None:
     with RedisServer(append_only=True) as server:
         client = connect(server.url)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from benchmarks.loopback import free_port
 from benchmarks.sink import API_KEY, API_SECRET, Answer, Sink, answers
 from cue_front import signing
 from cue_front.encoding import MAX_BODY_BYTES, encode_json
@@ -182,12 +182,6 @@ def test_retry_false_makes_one_attempt(sink: Sink, transport: Transport) -> None
     sink.script("POST", "/events/", Answer(503))
     assert transport.send_event(b"{}").status == 201
     assert len(sink.received()) == 3
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_connection_refused_is_a_network_error() -> None:

@@ -87,10 +87,11 @@ class Process:
 
 @pytest.fixture
 def shop_env(tmp_path: Path, emulator: RunningEmulator) -> Callable[..., dict[str, str]]:
-    """The environment of a shop process on ``tmp_path``'s instance folder; keywords are settings."""
+    """The environment of a shop process with the instance folder ``tmp_path/<host>`` (one folder,
+    so one journal, a host); keywords are settings."""
 
-    def make(**config: Any) -> dict[str, str]:
-        settings = {"instance": str(tmp_path / "instance"), "config": {**emulator.config, **config}}
+    def make(host: str = "instance", **config: Any) -> dict[str, str]:
+        settings = {"instance": str(tmp_path / host), "config": {**emulator.config, **config}}
         return {**os.environ, "PYTHONPATH": str(ROOT), "WORKER_SHOP": json.dumps(settings)}
 
     return make
@@ -277,29 +278,27 @@ def test_the_start_line_never_shows_a_password_in_a_url() -> None:
     )
 
 
-def host_env(tmp_path: Path, host: str, emulator: RunningEmulator, redis_url: str) -> dict[str, str]:
+def host_env(shop_env: Callable[..., dict[str, str]], host: str, redis_url: str) -> dict[str, str]:
     """A process of one host (its own instance folder, so its own journal) of a shop on Redis,
     whose web processes start no delivery thread."""
-    config = {**emulator.config, "DATACUE_OUTBOX_URL": redis_url, "DATACUE_DELIVERY_THREAD": False}
-    settings = {"instance": str(tmp_path / host), "config": config}
-    return {**os.environ, "PYTHONPATH": str(ROOT), "WORKER_SHOP": json.dumps(settings)}
+    return shop_env(host=host, DATACUE_OUTBOX_URL=redis_url, DATACUE_DELIVERY_THREAD=False)
 
 
 def test_on_redis_each_hosts_web_processes_forward_their_journal_to_another_hosts_worker(
-    tmp_path: Path,
+    shop_env: Callable[..., dict[str, str]],
     emulator: RunningEmulator,
     redis_url: str,
     processes: Callable[[list[str], dict[str, str]], Process],
 ) -> None:
     # A web process that queues and exits: its journal is forwarded to Redis, on its forwarder
     # thread and at exit; no host but its own could read it.
-    printed = queue(host_env(tmp_path, "host-a", emulator, redis_url), events=10, changes=3)
+    printed = queue(host_env(shop_env, "host-a", redis_url), events=10, changes=3)
     assert "cue-front-forwarder" in printed and DELIVERY_THREAD not in printed
-    worker = start_worker(processes, host_env(tmp_path, "host-w", emulator, redis_url))
+    worker = start_worker(processes, host_env(shop_env, "host-w", redis_url))
     wait_for(lambda: len(event_markers(emulator)) == 10 and len(change_markers(emulator)) == 3)
 
     # A web process that keeps serving: what it takes reaches the worker while it runs.
-    web = processes([sys.executable, "-m", SHOP], host_env(tmp_path, "host-b", emulator, redis_url))
+    web = processes([sys.executable, "-m", SHOP], host_env(shop_env, "host-b", redis_url))
     url = web.wait_for_line("serving ").split()[-1]
     for n in range(10, 30):
         assert requests.post(f"{url}/track/{n}", headers={"X-Visitor": f"visitor-{n}"}, timeout=10).ok
@@ -312,7 +311,7 @@ def test_on_redis_each_hosts_web_processes_forward_their_journal_to_another_host
 
 
 def test_a_worker_started_while_redis_is_down_waits_for_it_and_then_delivers(
-    tmp_path: Path,
+    shop_env: Callable[..., dict[str, str]],
     emulator: RunningEmulator,
     redis_url: str,
     redis_server: Any,
@@ -320,12 +319,12 @@ def test_a_worker_started_while_redis_is_down_waits_for_it_and_then_delivers(
 ) -> None:
     redis_server.stop()  # a deploy where the workers come up before Redis does
     worker = processes(
-        [FLASK, "--app", SHOP, "datacue", "worker"], host_env(tmp_path, "host-w", emulator, redis_url)
+        [FLASK, "--app", SHOP, "datacue", "worker"], host_env(shop_env, "host-w", redis_url)
     )
     worker.wait_for_line("the outbox does not answer now")
     worker.wait_for_line("datacue worker: delivering")
     redis_server.start()
-    queue(host_env(tmp_path, "host-a", emulator, redis_url), events=5)
+    queue(host_env(shop_env, "host-a", redis_url), events=5)
     wait_for(lambda: len(event_markers(emulator)) == 5)
     assert worker.popen.poll() is None  # it never gave up
     assert worker.stop() == 0
