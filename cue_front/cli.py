@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import click
 from flask import current_app
@@ -24,6 +23,7 @@ from .errors import ConfigurationError, DataCueError
 from .importer import FORMATS, Checkpoint, FileSource, Importer, IterableSource, SourceError
 from .outbox import DeliveryWorker
 from .outbox.contract import OutboxUnavailableError
+from .redis_store import redacted
 from .schema import BATCH_LIMIT, RESOURCE_NAMES
 from .state import DataCueState, get_state
 
@@ -360,7 +360,7 @@ def worker_command() -> None:
         " SIGTERM or Ctrl-C stops it within %gs",
         _outbox_location(current_app.config),
         "?" if pending is None else pending,
-        _without_password(current_app.config["DATACUE_EVENTS_URL"]),
+        redacted(current_app.config["DATACUE_EVENTS_URL"]),
         worker.max_in_flight,
         os.getpid(),
         state.shutdown_grace,
@@ -432,15 +432,5 @@ def _outbox_location(config: Mapping[str, Any]) -> str:
     """Where the outbox is, for the start line: its URL without a password, else its file."""
     url = config.get("DATACUE_OUTBOX_URL")
     if url:
-        return _without_password(str(url))
+        return redacted(str(url))
     return str(config["DATACUE_OUTBOX_PATH"])
-
-
-def _without_password(url: str) -> str:
-    """``url`` with any password in it masked: the start line goes to logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))

@@ -12,7 +12,7 @@ import logging
 import time
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from .errors import ConfigurationError
 
@@ -27,6 +27,7 @@ __all__ = [
     "connect",
     "is_redis_url",
     "namespace",
+    "redacted",
     "redis_errors",
 ]
 
@@ -45,6 +46,29 @@ _EVICTS_ONLY_EXPIRING = "volatile-"
 def is_redis_url(url: object) -> bool:
     """Whether ``url`` names a Redis: ``redis://``, ``rediss://`` or ``unix://``."""
     return isinstance(url, str) and urlsplit(url).scheme in REDIS_SCHEMES
+
+
+def redacted(url: str) -> str:
+    """``url`` with its password masked (``***``), for logs and errors: the password of its user
+    part (``redis://user:pw@host``) and any ``password`` query parameter, in any case
+    (``unix:///run/redis.sock?db=0&password=pw``), as redis-py reads both. A URL that cannot be
+    parsed is shown by its scheme alone."""
+    try:
+        parts = urlsplit(url)
+        has_password = parts.password is not None
+    except ValueError:
+        return url.split(":", 1)[0] + "://***" if ":" in url else "***"
+    netloc = parts.netloc
+    if has_password:
+        user_part, host = netloc.rsplit("@", 1)
+        netloc = f"{user_part.split(':', 1)[0]}:***@{host}"
+    pairs = parts.query.split("&") if parts.query else []
+    query = "&".join(
+        f"{pair.split('=', 1)[0]}=***" if unquote(pair.split("=", 1)[0]).lower() == "password" else pair
+        for pair in pairs
+    )
+    text = f"{parts.scheme}://{netloc}{parts.path}" if "//" in url else f"{parts.scheme}:{parts.path}"
+    return text + (f"?{query}" if query else "") + (f"#{parts.fragment}" if parts.fragment else "")
 
 
 def namespace(api_key: str) -> str:
