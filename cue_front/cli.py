@@ -386,11 +386,6 @@ def _pending(state: DataCueState, *, in_flight: bool = False) -> int | None:
     except OutboxUnavailableError as error:
         logger.warning("datacue worker: the outbox does not answer now (%s); waiting for it", error)
         return None
-    except DataCueError:
-        raise
-    except Exception as error:  # the store's own errors (redis-py's), whichever backend it is
-        logger.warning("datacue worker: the outbox does not answer now (%s); waiting for it", error)
-        return None
     return stats.pending + (stats.in_flight if in_flight else 0)
 
 

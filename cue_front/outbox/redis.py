@@ -107,10 +107,12 @@ class RedisOutbox:
         return self._scripts[name](keys=list(keys or [self._meta]), args=arguments)
 
     def _unavailable(self, error: Exception, what: str) -> NoReturn:
+        """Raise :class:`OutboxUnavailableError` (a ``DataCueError`` naming ``DATACUE_OUTBOX_URL``) for
+        a Redis that failed; ``what`` says what did not happen ("this event was not queued")."""
         self._report_outage(error)
         raise OutboxUnavailableError(
-            f"the DataCue outbox's Redis (DATACUE_OUTBOX_URL) failed: {error}; {what} was not queued."
-            " Nothing was written: try again once Redis answers"
+            f"the DataCue outbox's Redis (DATACUE_OUTBOX_URL) failed: {error}; {what}."
+            " Try again once Redis answers"
         ) from error
 
     def _report_outage(self, error: Exception) -> None:
@@ -161,7 +163,8 @@ class RedisOutbox:
                 )
             )  # fmt: skip
         except errors as error:
-            self._unavailable(error, "this store change" if kind == "rest" else "this event")
+            what = "this store change" if kind == "rest" else "this event"
+            self._unavailable(error, f"{what} was not queued (nothing was written)")
         self._redis_answered()
         if row_id < 0:
             self._refuse(kind, counted=True)
@@ -265,7 +268,7 @@ class RedisOutbox:
         try:
             count = int(self._run("DROP_UNSENT", keys))
         except _redis_errors() as error:
-            self._unavailable(error, "the erasure")
+            self._unavailable(error, "the erasure was not made (nothing was written)")
         return count
 
     # -- delivery -------------------------------------------------------------------------
@@ -342,27 +345,42 @@ class RedisOutbox:
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """The dead letters of every host, most recently refused first."""
-        return read_dead_letters(self.client, self.keys, limit)
+        try:
+            return read_dead_letters(self.client, self.keys, limit)
+        except _redis_errors() as error:
+            self._unavailable(error, "the dead letters cannot be read")
 
     def retry_dead(self, row_ids: Iterable[int] | None = None) -> int:
         """Queue dead letters again (all, or those in ``row_ids``); returns how many."""
         args: list[object] = ["all"] if row_ids is None else ["some", *row_ids]
-        return int(self._run("RETRY_DEAD", args))
+        try:
+            return int(self._run("RETRY_DEAD", args))
+        except _redis_errors() as error:
+            self._unavailable(error, "no dead letter was queued again")
 
     def retry_now(self) -> int:
         """Make every row waiting out a backoff due now; rows in flight are left to their owners."""
-        return int(self._run("RETRY_NOW", [self.partitions]))
+        try:
+            return int(self._run("RETRY_NOW", [self.partitions]))
+        except _redis_errors() as error:
+            self._unavailable(error, "no backoff was ended")
 
     def sent_digests(self, keys: Iterable[str]) -> dict[str, str]:
-        """What declared model sync last queued per key, from any host."""
+        """What declared model sync last queued per key, from any host; ``{}`` while Redis fails
+        (logged): then every change is queued, which only sends again what DataCue may have."""
         wanted = list(keys)
         if not wanted:
             return {}
-        found = self.client.hmget(self.keys + "sent", wanted)
+        try:
+            found = self.client.hmget(self.keys + "sent", wanted)
+        except _redis_errors() as error:
+            self._report_outage(error)
+            return {}
         return {key: _text(digest) for key, digest in zip(wanted, found, strict=True) if digest is not None}
 
     def remember_digests(self, digests: Mapping[str, str | None]) -> None:
-        """Record what was just queued per key (``None``: forget the key)."""
+        """Record what was just queued per key (``None``: forget the key). While Redis fails nothing
+        is recorded (logged): the next change of those keys is sent even if unchanged."""
         kept: dict[Any, Any] = {key: digest for key, digest in digests.items() if digest is not None}
         gone = [key for key, digest in digests.items() if digest is None]
         pipe = self.client.pipeline(transaction=True)
@@ -370,12 +388,20 @@ class RedisOutbox:
             pipe.hset(self.keys + "sent", mapping=kept)
         if gone:
             pipe.hdel(self.keys + "sent", *gone)
-        pipe.execute()
+        try:
+            pipe.execute()
+        except _redis_errors() as error:
+            self._report_outage(error)
 
     def stats(self) -> OutboxStats:
-        """Counts of what the whole cluster's outbox holds."""
+        """Counts of what the whole cluster's outbox holds; raises :class:`OutboxUnavailableError`
+        while Redis fails."""
         self.ingest()
-        unfinished, in_flight, dead, oldest, now, meta_flat = self._run("STATS", [self.partitions])
+        try:
+            unfinished, in_flight, dead, oldest, now, meta_flat = self._run("STATS", [self.partitions])
+            next_due_in = self._peek()
+        except _redis_errors() as error:
+            self._unavailable(error, "its counts cannot be read")
         meta = {_text(meta_flat[i]): meta_flat[i + 1] for i in range(0, len(meta_flat), 2)}
         return OutboxStats(
             pending=int(unfinished) - int(in_flight),
@@ -386,7 +412,7 @@ class RedisOutbox:
             last_error=_text(meta["last_error"]) if "last_error" in meta else None,
             refused=int(meta.get("refused", 0)),
             dropped=int(meta.get("dropped", 0)),
-            next_due_in=self._peek(),
+            next_due_in=next_due_in,
         )
 
     def _peek(self) -> float | None:
@@ -406,12 +432,16 @@ class RedisOutbox:
             return None
 
     def unfinished(self) -> int:
-        """How many rows are pending or in flight, on every host."""
+        """How many rows are pending or in flight, on every host; raises
+        :class:`OutboxUnavailableError` while Redis fails."""
         self.ingest()
         pipe = self.client.pipeline(transaction=False)
         for partition in range(self.partitions):
             pipe.zcard(f"{self.keys}p:{partition}")
-        return sum(int(count) for count in pipe.execute())
+        try:
+            return sum(int(count) for count in pipe.execute())
+        except _redis_errors() as error:
+            self._unavailable(error, "its rows cannot be counted")
 
     def prune(self, *, pause: float = 0.0) -> int:
         """Nothing to prune: an acknowledged row leaves Redis at once."""
