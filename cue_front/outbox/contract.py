@@ -24,6 +24,7 @@ __all__ = [
     "OutboxRow",
     "OutboxStats",
     "OutboxUnavailableError",
+    "visitor_share",
 ]
 
 #: What a row holds: an event for the events API, or a REST call to the API URL.
@@ -31,6 +32,17 @@ KINDS: Final = ("event", "rest")
 
 #: A dead letter keeps at most this many characters of DataCue's answer.
 MAX_RESPONSE_CHARS: Final = 10_000
+
+
+def visitor_share(max_rows: int, visitor_max: int | None) -> int:
+    """The unsent events one visitor may hold (``DATACUE_OUTBOX_VISITOR_MAX``): ``visitor_max``, or
+    when ``None`` a small share of the cap (1% of ``max_rows``, at least 20; see the overflow
+    policy in docs/delivery.md). Raises ``ValueError`` below 1 (0 would drop every droppable event)."""
+    if visitor_max is None:
+        return max(20, max_rows // 100)
+    if visitor_max < 1:
+        raise ValueError(f"visitor_max must be at least 1, got {visitor_max!r}")
+    return visitor_max
 
 
 class Droppable(enum.IntEnum):

@@ -25,6 +25,7 @@ from .contract import (
     OutboxRow,
     OutboxStats,
     OutboxUnavailableError,
+    visitor_share,
 )
 from .journal import JOURNAL_SUPPORTED, ingest_lock, writer_for
 from .redis_intake import Forwarder, OverCapLog, full_error, partition_of
@@ -76,7 +77,7 @@ class RedisOutbox:
         self.client = client
         self.max_rows = max_rows
         self.lease_seconds = float(lease_seconds)
-        self.visitor_max = visitor_max if visitor_max is not None else max(20, max_rows // 100)
+        self.visitor_max = visitor_share(max_rows, visitor_max)
         self.store_max = store_max
         self.partitions = partitions
         self._leases = PartitionLeases(partitions, self.lease_seconds)
