@@ -20,15 +20,17 @@ from . import redis_scripts
 from .contract import (
     KINDS,
     MAX_RESPONSE_CHARS,
+    CapLog,
     DeadLetter,
     Droppable,
     OutboxRow,
     OutboxStats,
     OutboxUnavailableError,
+    full_error,
     visitor_share,
 )
 from .journal import JOURNAL_SUPPORTED, ingest_lock, writer_for
-from .redis_intake import Forwarder, OverCapLog, full_error, partition_of
+from .redis_intake import Forwarder, partition_of
 from .redis_workers import Outage, PartitionLeases, SharedPause, read_dead_letters, unpack_rows
 
 if TYPE_CHECKING:
@@ -87,14 +89,14 @@ class RedisOutbox:
         self._scripts = {
             name: client.register_script(getattr(redis_scripts, name)) for name in redis_scripts.__all__
         }
+        self._cap_log = CapLog(max_rows, self.visitor_max, "in Redis")
         self._forwarder: Forwarder | None = None
         if journal is not None and JOURNAL_SUPPORTED:
-            forward = self._scripts["FORWARD"]
-            self._forwarder = Forwarder(writer_for(Path(journal)), client, self.keys, forward, partitions)
+            writer, forward = writer_for(Path(journal)), self._scripts["FORWARD"]
+            self._forwarder = Forwarder(writer, client, self.keys, forward, partitions, self._cap_log)
         self._closed = False
         self._outage = Outage()
         self._pause = SharedPause(client, self.keys, self._scripts["PAUSE"], self._outage)
-        self._over_cap = OverCapLog(max_rows)
 
     def __repr__(self) -> str:
         return f"RedisOutbox({self.keys!r}, max_rows={self.max_rows}, partitions={self.partitions})"
@@ -152,7 +154,7 @@ class RedisOutbox:
             if kind == "event" and self._forwarder is not None:
                 self._forward()  # events journaled before this one first: order kept
             limit = self.max_rows + (self.store_max if kind == "rest" else 0)
-            row_id, held = (
+            row_id, held, dropped = (
                 int(number)
                 for number in self._run(
                     "PUT",
@@ -169,8 +171,10 @@ class RedisOutbox:
         self._redis_answered()
         if row_id < 0:
             self._refuse(kind, counted=True)
+        if dropped:
+            self._cap_log.dropped(dropped)
         if held > self.max_rows and kind == "rest":
-            self._over_cap.accepted(held)
+            self._cap_log.accepted(held)
         return row_id
 
     def put_event(
@@ -214,7 +218,7 @@ class RedisOutbox:
                 self.client.hincrby(self._meta, "refused", 1)
             except _redis_errors():
                 pass  # the refusal is raised all the same
-        raise full_error(kind, self.max_rows, self.store_max)
+        raise full_error(kind, self.max_rows, self.store_max, "in Redis")
 
     def ingest(self) -> int:
         """Forward this host's journaled events to Redis, in order, exactly once; returns how many.
