@@ -7,11 +7,12 @@ is configured. What is shared through Redis so far is listed in docs/redis.md.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import time
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, overload
 from urllib.parse import unquote, urlsplit
 
 from .errors import ConfigurationError
@@ -25,6 +26,7 @@ __all__ = [
     "RetryPause",
     "check_eviction_policy",
     "connect",
+    "decode",
     "is_redis_url",
     "namespace",
     "redacted",
@@ -86,8 +88,10 @@ def _redis_module(setting_name: str) -> ModuleType:
         ) from None
 
 
+@functools.cache
 def redis_errors() -> tuple[type[Exception], ...]:
-    """What a Redis client raises when Redis fails (down, slow, full, refusing): ``redis.RedisError``."""
+    """What a Redis client raises when Redis fails (down, slow, full, refusing): ``redis.RedisError``
+    (redis-py is imported the first time only)."""
     errors: type[Exception] = _redis_module("DATACUE_OUTBOX_URL").RedisError
     return (errors,)
 
@@ -150,7 +154,7 @@ def check_eviction_policy(client: Redis, setting_name: str = "DATACUE_OUTBOX_URL
             "datacue: %s is unreachable now (%r); its eviction policy is not checked", setting_name, error
         )
         return
-    policy = _text(reply.get("maxmemory-policy", reply.get(b"maxmemory-policy")))
+    policy = decode(reply.get("maxmemory-policy", reply.get(b"maxmemory-policy")))
     if policy is None or policy == _NEVER_EVICTS or policy.startswith(_EVICTS_ONLY_EXPIRING):
         return
     raise ConfigurationError(
@@ -161,7 +165,13 @@ def check_eviction_policy(client: Redis, setting_name: str = "DATACUE_OUTBOX_URL
     )
 
 
-def _text(value: object) -> str | None:
+@overload
+def decode(value: bytes | str) -> str: ...
+@overload
+def decode(value: object) -> str | None: ...
+def decode(value: object) -> str | None:
+    """A Redis reply as text (UTF-8; bytes that are not are replaced); ``None`` (no such key or
+    field) stays ``None``."""
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return None if value is None else str(value)

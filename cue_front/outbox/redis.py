@@ -8,6 +8,7 @@ The keys, the claim rule, the partitions and what each failure costs are in docs
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from ..errors import DataCueError
+from ..redis_store import decode, redis_errors
 from . import redis_scripts
 from .contract import (
     KINDS,
@@ -77,6 +79,8 @@ class RedisOutbox:
         if "{" in prefix or "}" in prefix:
             raise ValueError(f"the key prefix may not hold braces (it becomes a hash tag), got {prefix!r}")
         self.client = client
+        #: What the client raises when Redis fails.
+        self._errors = redis_errors()
         self.max_rows = max_rows
         self.lease_seconds = float(lease_seconds)
         self.visitor_max = visitor_share(max_rows, visitor_max)
@@ -149,7 +153,6 @@ class RedisOutbox:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
         if ordering_key is None:
             shared_key = None
-        errors = _redis_errors()
         try:
             if kind == "event" and self._forwarder is not None:
                 self._forward()  # events journaled before this one first: order kept
@@ -165,7 +168,7 @@ class RedisOutbox:
                     ],
                 )
             )  # fmt: skip
-        except errors as error:
+        except self._errors as error:
             what = "this store change" if kind == "rest" else "this event"
             self._unavailable(error, f"{what} was not queued (nothing was written)")
         self._redis_answered()
@@ -214,10 +217,8 @@ class RedisOutbox:
 
     def _refuse(self, kind: str, *, counted: bool = False) -> NoReturn:
         if kind == "event" and not counted:
-            try:
+            with contextlib.suppress(*self._errors):  # the refusal is raised all the same
                 self.client.hincrby(self._meta, "refused", 1)
-            except _redis_errors():
-                pass  # the refusal is raised all the same
         raise full_error(kind, self.max_rows, self.store_max, "in Redis")
 
     def ingest(self) -> int:
@@ -229,7 +230,7 @@ class RedisOutbox:
             return 0
         try:
             return self._forward()
-        except _redis_errors() as error:
+        except self._errors as error:
             self._report_outage(error)
             return 0
 
@@ -252,7 +253,7 @@ class RedisOutbox:
             try:
                 self._forward()
                 return
-            except _redis_errors() as error:
+            except self._errors as error:
                 self._report_outage(error)
                 if time.monotonic() + 0.1 >= deadline:
                     logger.warning(
@@ -272,7 +273,7 @@ class RedisOutbox:
         self.ingest()
         try:
             count = int(self._run("DROP_UNSENT", keys))
-        except _redis_errors() as error:
+        except self._errors as error:
             self._unavailable(error, "the erasure was not made (nothing was written)")
         return count
 
@@ -290,7 +291,7 @@ class RedisOutbox:
         self.ingest()
         try:
             found = self._run("CLAIM", self._leases.claim_args("claim", owner, min(limit, 500)))
-        except _redis_errors() as error:
+        except self._errors as error:
             self._report_outage(error)
             return []
         return unpack_rows(bytes(found))
@@ -333,7 +334,7 @@ class RedisOutbox:
         again, which delivery at least once allows."""
         try:
             self._run(name, args)
-        except _redis_errors() as error:
+        except self._errors as error:
             self._report_outage(error)
 
     # -- the pause every worker shares ----------------------------------------------------
@@ -352,7 +353,7 @@ class RedisOutbox:
         """The dead letters of every host, most recently refused first."""
         try:
             return read_dead_letters(self.client, self.keys, limit)
-        except _redis_errors() as error:
+        except self._errors as error:
             self._unavailable(error, "the dead letters cannot be read")
 
     def retry_dead(self, row_ids: Iterable[int] | None = None) -> int:
@@ -360,14 +361,14 @@ class RedisOutbox:
         args: list[object] = ["all"] if row_ids is None else ["some", *row_ids]
         try:
             return int(self._run("RETRY_DEAD", args))
-        except _redis_errors() as error:
+        except self._errors as error:
             self._unavailable(error, "no dead letter was queued again")
 
     def retry_now(self) -> int:
         """Make every row waiting out a backoff due now; rows in flight are left to their owners."""
         try:
             return int(self._run("RETRY_NOW", [self.partitions]))
-        except _redis_errors() as error:
+        except self._errors as error:
             self._unavailable(error, "no backoff was ended")
 
     def sent_digests(self, keys: Iterable[str]) -> dict[str, str]:
@@ -378,10 +379,10 @@ class RedisOutbox:
             return {}
         try:
             found = self.client.hmget(self.keys + "sent", wanted)
-        except _redis_errors() as error:
+        except self._errors as error:
             self._report_outage(error)
             return {}
-        return {key: _text(digest) for key, digest in zip(wanted, found, strict=True) if digest is not None}
+        return {key: decode(digest) for key, digest in zip(wanted, found, strict=True) if digest is not None}
 
     def remember_digests(self, digests: Mapping[str, str | None]) -> None:
         """Record what was just queued per key (``None``: forget the key). While Redis fails nothing
@@ -395,7 +396,7 @@ class RedisOutbox:
             pipe.hdel(self.keys + "sent", *gone)
         try:
             pipe.execute()
-        except _redis_errors() as error:
+        except self._errors as error:
             self._report_outage(error)
 
     def stats(self) -> OutboxStats:
@@ -405,23 +406,23 @@ class RedisOutbox:
         try:
             unfinished, in_flight, dead, oldest, now, meta_flat = self._run("STATS", [self.partitions])
             next_due_in = self._peek()
-        except _redis_errors() as error:
+        except self._errors as error:
             self._unavailable(error, "its counts cannot be read")
-        meta = {_text(meta_flat[i]): meta_flat[i + 1] for i in range(0, len(meta_flat), 2)}
+        meta = {decode(meta_flat[i]): meta_flat[i + 1] for i in range(0, len(meta_flat), 2)}
         return OutboxStats(
             pending=int(unfinished) - int(in_flight),
             in_flight=int(in_flight),
             delivered=int(meta.get("delivered", 0)),
             dead=int(dead),
             oldest_pending_age=max(0.0, float(now) - float(oldest)) if oldest else None,
-            last_error=_text(meta["last_error"]) if "last_error" in meta else None,
+            last_error=decode(meta["last_error"]) if "last_error" in meta else None,
             refused=int(meta.get("refused", 0)),
             dropped=int(meta.get("dropped", 0)),
             next_due_in=next_due_in,
         )
 
     def _peek(self) -> float | None:
-        due_in = _text(self._run("CLAIM", self._leases.claim_args("peek", "", 0)))
+        due_in = decode(self._run("CLAIM", self._leases.claim_args("peek", "", 0)))
         return float(due_in) if due_in else None
 
     def next_due_in(self) -> float | None:
@@ -432,7 +433,7 @@ class RedisOutbox:
         self.ingest()
         try:
             return self._peek()
-        except _redis_errors() as error:
+        except self._errors as error:
             self._report_outage(error)
             return None
 
@@ -445,7 +446,7 @@ class RedisOutbox:
             pipe.zcard(f"{self.keys}p:{partition}")
         try:
             return sum(int(count) for count in pipe.execute())
-        except _redis_errors() as error:
+        except self._errors as error:
             self._unavailable(error, "its rows cannot be counted")
 
     def prune(self, *, pause: float = 0.0) -> int:
@@ -459,10 +460,8 @@ class RedisOutbox:
         """Hand this process's partitions to the other workers at once; the outbox is unusable after."""
         if self._closed:
             return
-        try:
+        with contextlib.suppress(*self._errors):  # else they expire on their own
             self._run("LEAVE", self._leases.leave_args())
-        except _redis_errors():
-            pass  # they expire on their own
         self._closed = True
 
     def __enter__(self) -> RedisOutbox:
@@ -470,15 +469,3 @@ class RedisOutbox:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def _redis_errors() -> tuple[type[Exception], ...]:
-    from ..redis_store import redis_errors
-
-    return redis_errors()
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    return "" if value is None else str(value)

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from ..redis_store import decode
 from .contract import CapLog
 from .journal import Collected, JournalRecord, JournalWriter, collect, ingest_lock
 
@@ -156,7 +157,7 @@ class Forwarder:
         with journal.ingest_mutex, ingest_lock(journal.folder):
             appended = journal.appended_everywhere()
             cut = time.monotonic_ns()
-            offsets = {_text(k): int(v) for k, v in self._client.hgetall(self._intake).items()}
+            offsets = {decode(k): int(v) for k, v in self._client.hgetall(self._intake).items()}
             found = collect(journal.folder, offsets, cut)
             calls = self._calls(found, offsets, visitor_max)
             held = self._send(calls) if calls else int(self._client.hget(self._meta, "n") or 0)
@@ -212,9 +213,3 @@ class Forwarder:
                 if dropped:
                     self._cap_log.dropped(dropped)
         return held
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    return "" if value is None else str(value)
