@@ -116,17 +116,11 @@ class RedisOutbox:
     def _unavailable(self, error: Exception, what: str) -> NoReturn:
         """Raise :class:`OutboxUnavailableError` (a ``DataCueError`` naming ``DATACUE_OUTBOX_URL``) for
         a Redis that failed; ``what`` says what did not happen ("this event was not queued")."""
-        self._report_outage(error)
+        self._outage.report(error)
         raise OutboxUnavailableError(
             f"the DataCue outbox's Redis (DATACUE_OUTBOX_URL) failed: {error}; {what}."
             " Try again once Redis answers"
         ) from error
-
-    def _report_outage(self, error: Exception) -> None:
-        self._outage.report(error)
-
-    def _redis_answered(self) -> None:
-        self._outage.answered()
 
     def _delivery_may_try(self) -> bool:
         return not self._closed and self._outage.may_try()
@@ -171,7 +165,7 @@ class RedisOutbox:
         except self._errors as error:
             what = "this store change" if kind == "rest" else "this event"
             self._unavailable(error, f"{what} was not queued (nothing was written)")
-        self._redis_answered()
+        self._outage.answered()
         if row_id < 0:
             self._refuse(kind, counted=True)
         if dropped:
@@ -231,7 +225,7 @@ class RedisOutbox:
         try:
             return self._forward()
         except self._errors as error:
-            self._report_outage(error)
+            self._outage.report(error)
             return 0
 
     def _forward(self) -> int:
@@ -239,7 +233,7 @@ class RedisOutbox:
         if self._closed:
             raise DataCueError("this outbox is closed")
         moved = self._forwarder.forward(self.visitor_max)
-        self._redis_answered()
+        self._outage.answered()
         return moved
 
     def retire_journal(self, timeout: float = 5.0) -> None:
@@ -254,7 +248,7 @@ class RedisOutbox:
                 self._forward()
                 return
             except self._errors as error:
-                self._report_outage(error)
+                self._outage.report(error)
                 if time.monotonic() + 0.1 >= deadline:
                     logger.warning(
                         "datacue: exiting with journaled events not yet in Redis; the next start sends them"
@@ -292,7 +286,7 @@ class RedisOutbox:
         try:
             found = self._run("CLAIM", self._leases.claim_args("claim", owner, min(limit, 500)))
         except self._errors as error:
-            self._report_outage(error)
+            self._outage.report(error)
             return []
         return unpack_rows(bytes(found))
 
@@ -335,7 +329,7 @@ class RedisOutbox:
         try:
             self._run(name, args)
         except self._errors as error:
-            self._report_outage(error)
+            self._outage.report(error)
 
     # -- the pause every worker shares ----------------------------------------------------
 
@@ -380,7 +374,7 @@ class RedisOutbox:
         try:
             found = self.client.hmget(self.keys + "sent", wanted)
         except self._errors as error:
-            self._report_outage(error)
+            self._outage.report(error)
             return {}
         return {key: decode(digest) for key, digest in zip(wanted, found, strict=True) if digest is not None}
 
@@ -397,7 +391,7 @@ class RedisOutbox:
         try:
             pipe.execute()
         except self._errors as error:
-            self._report_outage(error)
+            self._outage.report(error)
 
     def stats(self) -> OutboxStats:
         """Counts of what the whole cluster's outbox holds; raises :class:`OutboxUnavailableError`
@@ -434,7 +428,7 @@ class RedisOutbox:
         try:
             return self._peek()
         except self._errors as error:
-            self._report_outage(error)
+            self._outage.report(error)
             return None
 
     def unfinished(self) -> int:

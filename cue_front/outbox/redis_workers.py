@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any, Final
 
 from .. import forks
-from ..redis_store import decode
+from ..redis_store import RetryPause, decode
 from ..redis_store import redis_errors as _redis_errors  # the name SharedPause uses
 from .contract import DeadLetter, OutboxRow
 
@@ -104,18 +104,18 @@ def unpack_rows(data: bytes) -> list[OutboxRow]:
 
 
 class Outage:
-    """Whether the outbox's Redis failed lately: delivery then leaves it alone for a second, and the
-    outage is logged once, and its end once."""
+    """Whether the outbox's Redis failed lately: delivery then leaves it alone for a second (a
+    :class:`~cue_front.redis_store.RetryPause`), and the outage is logged once, and its end once."""
 
     def __init__(self) -> None:
-        self._down_until = 0.0
+        self._pause = RetryPause(RETRY_AFTER_FAILURE)
         self._reported = False
 
     def may_try(self) -> bool:
-        return time.monotonic() >= self._down_until
+        return not self._pause.active()
 
     def report(self, error: Exception) -> None:
-        self._down_until = time.monotonic() + RETRY_AFTER_FAILURE
+        self._pause.start()
         if not self._reported:
             self._reported = True
             logger.warning(
