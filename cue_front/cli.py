@@ -367,7 +367,7 @@ def worker_command() -> None:
     )
     _serve_until_signalled(state, worker)
     try:
-        state.outbox.ingest()  # what web processes journaled meanwhile: counted, and in the queue
+        # What web processes journaled meanwhile goes into the queue (and is counted below).
         state.outbox.retire_journal(timeout=1.0)
         waiting = _pending(state, in_flight=True)
     finally:
