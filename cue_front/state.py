@@ -74,8 +74,10 @@ class DataCueState:
         self.redis: Redis | None = (
             redis_store.connect(outbox_url) if redis_store.is_redis_url(outbox_url) else None
         )
+        # Shared by the hosts only with DATACUE_SSR, whose pages keep answers: without it the cache
+        # (a widget's server_side=True) stays in the process, and a forget costs no Redis call.
         self.recommendation_cache = RecommendationCache(
-            redis=self.redis, namespace=redis_store.namespace(config["DATACUE_API_KEY"])
+            redis=self.redis if self.ssr else None, namespace=redis_store.namespace(config["DATACUE_API_KEY"])
         )
         self.anonymous_cookie: str = config["DATACUE_ANONYMOUS_COOKIE"]
         self.honour_gpc = bool(config["DATACUE_HONOUR_GPC"])
