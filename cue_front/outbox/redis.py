@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from ..errors import DataCueError
 from ..redis_store import decode, redis_errors
+from ..settings import DEFAULT_PARTITIONS
 from . import redis_scripts
 from .contract import (
     KINDS,
@@ -38,12 +39,10 @@ from .redis_workers import Outage, PartitionLeases, SharedPause, read_dead_lette
 if TYPE_CHECKING:
     from redis import Redis
 
-__all__ = ["DEFAULT_PARTITIONS", "OutboxUnavailableError", "RedisOutbox"]
+__all__ = ["OutboxUnavailableError", "RedisOutbox"]
 
 logger = logging.getLogger(__name__)
 
-#: Partitions of the queue (``DATACUE_OUTBOX_PARTITIONS``): the most workers that share the work.
-DEFAULT_PARTITIONS: Final = 16
 #: The most partitions (a forwarded record carries its partition in two bytes).
 MAX_PARTITIONS: Final = 65_535
 
@@ -451,12 +450,14 @@ class RedisOutbox:
         """Nothing to do: Redis persists by its own settings (``appendfsync``)."""
 
     def close(self) -> None:
-        """Hand this process's partitions to the other workers at once; the outbox is unusable after."""
+        """Hand this process's partitions to the other workers at once and close the client's
+        connections; the outbox is unusable after."""
         if self._closed:
             return
         with contextlib.suppress(*self._errors):  # else they expire on their own
             self._run("LEAVE", self._leases.leave_args())
         self._closed = True
+        self.client.close()
 
     def __enter__(self) -> RedisOutbox:
         return self
