@@ -31,6 +31,7 @@ __all__ = [
     "namespace",
     "redacted",
     "redis_errors",
+    "scheme",
 ]
 
 logger = logging.getLogger(__name__)
@@ -45,9 +46,14 @@ _NEVER_EVICTS = "noeviction"
 _EVICTS_ONLY_EXPIRING = "volatile-"
 
 
+def scheme(url: object) -> str:
+    """The scheme of a URL setting (``redis``, ``sqlite``...); ``""`` for none."""
+    return urlsplit(url).scheme if isinstance(url, str) else ""
+
+
 def is_redis_url(url: object) -> bool:
     """Whether ``url`` names a Redis: ``redis://``, ``rediss://`` or ``unix://``."""
-    return isinstance(url, str) and urlsplit(url).scheme in REDIS_SCHEMES
+    return scheme(url) in REDIS_SCHEMES
 
 
 def redacted(url: str) -> str:
@@ -104,18 +110,14 @@ def connect(
     retries: int = 0,
     setting_name: str = "DATACUE_OUTBOX_URL",
 ) -> Redis:
-    """A client of the Redis at ``url`` (``redis://``, ``rediss://`` or ``unix://``); no I/O yet.
+    """A client of the Redis at ``url`` (``redis://``, ``rediss://`` or ``unix://``: ``init_app``
+    refuses any other scheme, naming the setting); no I/O yet.
 
     ``timeout`` bounds each command and ``connect_timeout`` (default: ``timeout``) each
     connection; a failed command is retried ``retries`` times, at once (redis-py's own default
     retries three times with backoff, seconds a web request cannot spend). The client is safe
     across threads and forks (redis-py's pool notices a fork and reconnects).
     """
-    if not is_redis_url(url):
-        raise ConfigurationError(
-            f"{setting_name} must be a redis://, rediss:// or unix:// URL, got {urlsplit(str(url)).scheme!r}"
-            " (leave it unset for the SQLite outbox in the instance folder)"
-        )
     redis = _redis_module(setting_name)
     from redis.backoff import NoBackoff
     from redis.retry import Retry
