@@ -5,7 +5,8 @@ of one outbox shares (so a Redis Cluster routes the script to the node holding t
 the other names from the prefix in ``ARGV[1]``. Time is Redis's own (``TIME``), the one clock of
 every host, with one exception: FORWARD compares a journaled record's ``created_at`` (its host's
 clock, taken when nothing could ask Redis) with an erasure's Redis time, so an erasure's reach
-into other hosts' journals is as exact as their clocks (docs/redis.md, "The forwarder"). The keys and why the rows are kept this way are in docs/redis.md ("The Redis outbox").
+into other hosts' journals is as exact as their clocks (docs/redis.md, "The forwarder"). The keys
+and why the rows are kept this way are in docs/redis.md ("The Redis outbox").
 """
 
 from __future__ import annotations
