@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import click
 from flask import current_app
@@ -24,6 +23,7 @@ from .errors import ConfigurationError, DataCueError
 from .importer import FORMATS, Checkpoint, FileSource, Importer, IterableSource, SourceError
 from .outbox import DeliveryWorker
 from .outbox.contract import OutboxUnavailableError
+from .redis_store import redacted
 from .schema import BATCH_LIMIT, RESOURCE_NAMES
 from .state import DataCueState, get_state
 
@@ -360,14 +360,14 @@ def worker_command() -> None:
         " SIGTERM or Ctrl-C stops it within %gs",
         _outbox_location(current_app.config),
         "?" if pending is None else pending,
-        _without_password(current_app.config["DATACUE_EVENTS_URL"]),
+        redacted(current_app.config["DATACUE_EVENTS_URL"]),
         worker.max_in_flight,
         os.getpid(),
         state.shutdown_grace,
     )
     _serve_until_signalled(state, worker)
     try:
-        state.outbox.ingest()  # what web processes journaled meanwhile: counted, and in the queue
+        # What web processes journaled meanwhile goes into the queue (and is counted below).
         state.outbox.retire_journal(timeout=1.0)
         waiting = _pending(state, in_flight=True)
     finally:
@@ -384,11 +384,6 @@ def _pending(state: DataCueState, *, in_flight: bool = False) -> int | None:
     try:
         stats = state.outbox.stats()
     except OutboxUnavailableError as error:
-        logger.warning("datacue worker: the outbox does not answer now (%s); waiting for it", error)
-        return None
-    except DataCueError:
-        raise
-    except Exception as error:  # the store's own errors (redis-py's), whichever backend it is
         logger.warning("datacue worker: the outbox does not answer now (%s); waiting for it", error)
         return None
     return stats.pending + (stats.in_flight if in_flight else 0)
@@ -432,15 +427,5 @@ def _outbox_location(config: Mapping[str, Any]) -> str:
     """Where the outbox is, for the start line: its URL without a password, else its file."""
     url = config.get("DATACUE_OUTBOX_URL")
     if url:
-        return _without_password(str(url))
+        return redacted(str(url))
     return str(config["DATACUE_OUTBOX_PATH"])
-
-
-def _without_password(url: str) -> str:
-    """``url`` with any password in it masked: the start line goes to logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))

@@ -177,9 +177,8 @@ def deliver(state: DataCueState, envelope: Mapping[str, Any], body: bytes | None
         body = encode_json(envelope)
     check_body_size(body)
     user = envelope["user"]
-    if state.ssr:  # only server-side rendering keeps recommendations (recommendations.py)
-        # Whatever this visitor just did may change what DataCue recommends to them.
-        state.recommendation_cache.forget(user.get("user_id"), user.get("anonymous_id"))
+    # Whatever this visitor just did may change what DataCue recommends to them.
+    state.recommendation_cache.forget(user.get("user_id"), user.get("anonymous_id"))
     if state.delivery_mode == "off":
         return True
     if state.delivery_mode == "sync":

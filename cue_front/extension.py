@@ -78,7 +78,7 @@ class DataCue:
         elif outbox_url is not None and not redis_store.is_redis_url(outbox_url):
             raise ConfigurationError(
                 f"DATACUE_OUTBOX_URL must be sqlite:///path or a redis:// (rediss://, unix://) URL,"
-                f" got {str(outbox_url).split('://', 1)[0]!r}://..."
+                f" got {redis_store.scheme(outbox_url)!r}://..."
             )
         if app.config["DATACUE_OUTBOX_PATH"] is None:
             app.config["DATACUE_OUTBOX_PATH"] = f"{app.instance_path}/datacue-outbox.sqlite3"

@@ -53,7 +53,7 @@ class RateLimits:
         self._app = app  # its extensions hold the shop's Flask-Limiter, once it has made one
         self._lock = threading.Lock()
         self._source: Any = None  # the shop's Limiter, or our own strategy
-        self._storage_uri: str = config["DATACUE_PROXY_RATE_LIMIT_STORAGE"] or "memory://"
+        self._storage_uri: str = config["DATACUE_PROXY_RATE_LIMIT_STORAGE"]  # init_app's default
         # The storage URI names the shared Redis: count there through its one client.
         self._shared_redis = shared_redis if self._storage_uri == config["DATACUE_OUTBOX_URL"] else None
         # Several shops (or a shop's staging) may count in one Redis: each in its own namespace.

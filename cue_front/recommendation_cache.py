@@ -58,10 +58,6 @@ class RecommendationCache:
         self._shared = None if redis is None else _RedisStore(redis, f"{namespace}recommendations:")
         self._redis_pause = RetryPause(redis_retry_seconds)
 
-    @property
-    def max_entries(self) -> int:
-        return self._in_process.max_entries
-
     def get(self, visitor: str, page: str) -> dict[str, Any] | None:
         entry = self._use(lambda store: store.get(visitor))
         if entry is None or entry[0] != page:

@@ -7,12 +7,13 @@ is configured. What is shared through Redis so far is listed in docs/redis.md.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import time
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, Final, overload
+from urllib.parse import unquote, urlsplit
 
 from .errors import ConfigurationError
 
@@ -25,9 +26,12 @@ __all__ = [
     "RetryPause",
     "check_eviction_policy",
     "connect",
+    "decode",
     "is_redis_url",
     "namespace",
+    "redacted",
     "redis_errors",
+    "scheme",
 ]
 
 logger = logging.getLogger(__name__)
@@ -42,9 +46,37 @@ _NEVER_EVICTS = "noeviction"
 _EVICTS_ONLY_EXPIRING = "volatile-"
 
 
+def scheme(url: object) -> str:
+    """The scheme of a URL setting (``redis``, ``sqlite``...); ``""`` for none."""
+    return urlsplit(url).scheme if isinstance(url, str) else ""
+
+
 def is_redis_url(url: object) -> bool:
     """Whether ``url`` names a Redis: ``redis://``, ``rediss://`` or ``unix://``."""
-    return isinstance(url, str) and urlsplit(url).scheme in REDIS_SCHEMES
+    return scheme(url) in REDIS_SCHEMES
+
+
+def redacted(url: str) -> str:
+    """``url`` with its password masked (``***``), for logs and errors: the password of its user
+    part (``redis://user:pw@host``) and any ``password`` query parameter, in any case
+    (``unix:///run/redis.sock?db=0&password=pw``), as redis-py reads both. A URL that cannot be
+    parsed is shown by its scheme alone."""
+    try:
+        parts = urlsplit(url)
+        has_password = parts.password is not None
+    except ValueError:
+        return url.split(":", 1)[0] + "://***" if ":" in url else "***"
+    netloc = parts.netloc
+    if has_password:
+        user_part, host = netloc.rsplit("@", 1)
+        netloc = f"{user_part.split(':', 1)[0]}:***@{host}"
+    pairs = parts.query.split("&") if parts.query else []
+    query = "&".join(
+        f"{pair.split('=', 1)[0]}=***" if unquote(pair.split("=", 1)[0]).lower() == "password" else pair
+        for pair in pairs
+    )
+    text = f"{parts.scheme}://{netloc}{parts.path}" if "//" in url else f"{parts.scheme}:{parts.path}"
+    return text + (f"?{query}" if query else "") + (f"#{parts.fragment}" if parts.fragment else "")
 
 
 def namespace(api_key: str) -> str:
@@ -62,8 +94,10 @@ def _redis_module(setting_name: str) -> ModuleType:
         ) from None
 
 
+@functools.cache
 def redis_errors() -> tuple[type[Exception], ...]:
-    """What a Redis client raises when Redis fails (down, slow, full, refusing): ``redis.RedisError``."""
+    """What a Redis client raises when Redis fails (down, slow, full, refusing): ``redis.RedisError``
+    (redis-py is imported the first time only)."""
     errors: type[Exception] = _redis_module("DATACUE_OUTBOX_URL").RedisError
     return (errors,)
 
@@ -76,18 +110,14 @@ def connect(
     retries: int = 0,
     setting_name: str = "DATACUE_OUTBOX_URL",
 ) -> Redis:
-    """A client of the Redis at ``url`` (``redis://``, ``rediss://`` or ``unix://``); no I/O yet.
+    """A client of the Redis at ``url`` (``redis://``, ``rediss://`` or ``unix://``: ``init_app``
+    refuses any other scheme, naming the setting); no I/O yet.
 
     ``timeout`` bounds each command and ``connect_timeout`` (default: ``timeout``) each
     connection; a failed command is retried ``retries`` times, at once (redis-py's own default
     retries three times with backoff, seconds a web request cannot spend). The client is safe
     across threads and forks (redis-py's pool notices a fork and reconnects).
     """
-    if not is_redis_url(url):
-        raise ConfigurationError(
-            f"{setting_name} must be a redis://, rediss:// or unix:// URL, got {urlsplit(str(url)).scheme!r}"
-            " (leave it unset for the SQLite outbox in the instance folder)"
-        )
     redis = _redis_module(setting_name)
     from redis.backoff import NoBackoff
     from redis.retry import Retry
@@ -126,7 +156,7 @@ def check_eviction_policy(client: Redis, setting_name: str = "DATACUE_OUTBOX_URL
             "datacue: %s is unreachable now (%r); its eviction policy is not checked", setting_name, error
         )
         return
-    policy = _text(reply.get("maxmemory-policy", reply.get(b"maxmemory-policy")))
+    policy = decode(reply.get("maxmemory-policy", reply.get(b"maxmemory-policy")))
     if policy is None or policy == _NEVER_EVICTS or policy.startswith(_EVICTS_ONLY_EXPIRING):
         return
     raise ConfigurationError(
@@ -137,7 +167,13 @@ def check_eviction_policy(client: Redis, setting_name: str = "DATACUE_OUTBOX_URL
     )
 
 
-def _text(value: object) -> str | None:
+@overload
+def decode(value: bytes | str) -> str: ...
+@overload
+def decode(value: object) -> str | None: ...
+def decode(value: object) -> str | None:
+    """A Redis reply as text (UTF-8; bytes that are not are replaced); ``None`` (no such key or
+    field) stays ``None``."""
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return None if value is None else str(value)

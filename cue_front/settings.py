@@ -16,6 +16,8 @@ DEFAULT_RETRIES: Final = 3
 #: Seconds a stopping process may spend delivering (``DATACUE_SHUTDOWN_GRACE``): well under the
 #: 30 s that Heroku and Kubernetes wait between SIGTERM and SIGKILL.
 DEFAULT_SHUTDOWN_GRACE: Final = 10.0
+#: Parts of a Redis outbox's queue (``DATACUE_OUTBOX_PARTITIONS``): the most workers that share the work.
+DEFAULT_PARTITIONS: Final = 16
 
 #: DataCue's two loader scripts, in the documented order (the config first).
 DATACUE_CDN_SCRIPTS = (
@@ -45,17 +47,17 @@ DEFAULTS: dict[str, Any] = {
     "DATACUE_OUTBOX_PATH": None,
     # A Redis (or Valkey) shared by every host of the shop: redis://[:password@]host:6379/0,
     # rediss://... (TLS) or unix:///path/redis.sock (needs cue-front[redis]). None: one SQLite
-    # outbox per host (DATACUE_OUTBOX_PATH). For now it holds only what hosts share besides the
-    # With it, the outbox lives in that Redis too (every host's events and store changes in one
-    # queue, workers on any host share it); each host's events still go through its own intake
-    # journal first (beside DATACUE_OUTBOX_PATH). Besides, the rate limits' counts and the SSR
-    # recommendation cache are shared there (docs/redis.md). Its maxmemory-policy must be
-    # noeviction or volatile-*: init_app refuses one that evicts any key.
+    # outbox per host (DATACUE_OUTBOX_PATH). With it, the outbox lives in that Redis too (every
+    # host's events and store changes in one queue, workers on any host share it); each host's
+    # events still go through its own intake journal first (beside DATACUE_OUTBOX_PATH).
+    # Besides, the rate limits' counts and the SSR recommendation cache are shared there
+    # (docs/redis.md). Its maxmemory-policy must be noeviction or volatile-*: init_app refuses
+    # one that evicts any key.
     # sqlite:///path names the SQLite outbox's file instead (what DATACUE_OUTBOX_PATH names).
     "DATACUE_OUTBOX_URL": None,
     # With a Redis outbox: the parts its queue is split into, each drained by one worker at a time
     # (the most delivery workers that share the work). Every host must agree on it.
-    "DATACUE_OUTBOX_PARTITIONS": 16,
+    "DATACUE_OUTBOX_PARTITIONS": DEFAULT_PARTITIONS,
     "DATACUE_OUTBOX_MAX_ROWS": 100_000,
     # The most unsent events one visitor may hold; past it their oldest page views, searches,
     # clicks and wishlist changes go first, then cart updates a newer one supersedes (all

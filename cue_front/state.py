@@ -51,12 +51,17 @@ class DataCueState:
         #: else ``flask datacue worker`` delivers (``DATACUE_DELIVERY_THREAD``).
         self.delivery_thread = self.delivery_mode == "outbox" and bool(config["DATACUE_DELIVERY_THREAD"])
         self.shutdown_grace = float(config["DATACUE_SHUTDOWN_GRACE"])
+        outbox_url = config["DATACUE_OUTBOX_URL"]
+        #: The Redis every host shares (``DATACUE_OUTBOX_URL``), or ``None``: one client, no I/O yet.
+        self.redis: Redis | None = (
+            redis_store.connect(outbox_url) if redis_store.is_redis_url(outbox_url) else None
+        )
         #: Whether, without that thread, a thread must still forward this host's journal: a
         #: Redis outbox, which another host's worker cannot read it into.
         self.forwards_journal = (
             self.delivery_mode == "outbox"
             and not self.delivery_thread
-            and redis_store.is_redis_url(config["DATACUE_OUTBOX_URL"])
+            and self.redis is not None
         )
         self.api_key: str = config["DATACUE_API_KEY"]
         self.strict: bool = bool(config["DATACUE_STRICT"])
@@ -69,13 +74,10 @@ class DataCueState:
         self.ssr: bool = bool(config["DATACUE_SSR"])
         self.ssr_timeout = float(config["DATACUE_SSR_TIMEOUT"])
         self.ssr_orders = bool(config["DATACUE_SSR_ORDERS"])
-        outbox_url = config["DATACUE_OUTBOX_URL"]
-        #: The Redis every host shares (``DATACUE_OUTBOX_URL``), or ``None``: one client, no I/O yet.
-        self.redis: Redis | None = (
-            redis_store.connect(outbox_url) if redis_store.is_redis_url(outbox_url) else None
-        )
+        # Shared by the hosts only with DATACUE_SSR, whose pages keep answers: without it the cache
+        # (a widget's server_side=True) stays in the process, and a forget costs no Redis call.
         self.recommendation_cache = RecommendationCache(
-            redis=self.redis, namespace=redis_store.namespace(config["DATACUE_API_KEY"])
+            redis=self.redis if self.ssr else None, namespace=redis_store.namespace(config["DATACUE_API_KEY"])
         )
         self.anonymous_cookie: str = config["DATACUE_ANONYMOUS_COOKIE"]
         self.honour_gpc = bool(config["DATACUE_HONOUR_GPC"])
@@ -116,7 +118,7 @@ class DataCueState:
 
     def _open_outbox(self) -> OutboxBackend:
         config = self._config
-        if redis_store.is_redis_url(config["DATACUE_OUTBOX_URL"]):
+        if self.redis is not None:  # DATACUE_OUTBOX_URL is a Redis
             from .outbox.redis import RedisOutbox  # redis-py is an extra: imported only when used
 
             return RedisOutbox(

@@ -8,6 +8,8 @@ them. The rules every backend keeps (leases, order per key, the cap) are in docs
 from __future__ import annotations
 
 import enum
+import logging
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Protocol
@@ -15,8 +17,10 @@ from typing import Final, Protocol
 from ..errors import DataCueError
 
 __all__ = [
+    "CAP_LOG_INTERVAL",
     "KINDS",
     "MAX_RESPONSE_CHARS",
+    "CapLog",
     "DeadLetter",
     "Droppable",
     "OutboxBackend",
@@ -24,13 +28,31 @@ __all__ = [
     "OutboxRow",
     "OutboxStats",
     "OutboxUnavailableError",
+    "full_error",
+    "visitor_share",
 ]
+
+logger = logging.getLogger(__name__)
+
+#: Past the cap, or a visitor's share, a warning is logged at most this often (seconds).
+CAP_LOG_INTERVAL: Final = 60.0
 
 #: What a row holds: an event for the events API, or a REST call to the API URL.
 KINDS: Final = ("event", "rest")
 
 #: A dead letter keeps at most this many characters of DataCue's answer.
 MAX_RESPONSE_CHARS: Final = 10_000
+
+
+def visitor_share(max_rows: int, visitor_max: int | None) -> int:
+    """The unsent events one visitor may hold (``DATACUE_OUTBOX_VISITOR_MAX``): ``visitor_max``, or
+    when ``None`` a small share of the cap (1% of ``max_rows``, at least 20; see the overflow
+    policy in docs/delivery.md). Raises ``ValueError`` below 1 (0 would drop every droppable event)."""
+    if visitor_max is None:
+        return max(20, max_rows // 100)
+    if visitor_max < 1:
+        raise ValueError(f"visitor_max must be at least 1, got {visitor_max!r}")
+    return visitor_max
 
 
 class Droppable(enum.IntEnum):
@@ -52,6 +74,77 @@ class OutboxFullError(DataCueError):
 class OutboxUnavailableError(DataCueError):
     """The outbox's server (the Redis of ``DATACUE_OUTBOX_URL``) could not be reached or refused a
     write: nothing was queued."""
+
+
+def full_error(kind: str, max_rows: int, store_max: int, where: str) -> OutboxFullError:
+    """The refusal of a put into a full outbox (``where`` it is: ``at <path>``, ``in Redis``): an
+    event past ``max_rows``, a store change (``rest``) past ``max_rows + store_max``."""
+    if kind == "rest":
+        return OutboxFullError(
+            f"the DataCue outbox {where} holds {max_rows + store_max:,} rows"
+            " (DATACUE_OUTBOX_MAX_ROWS + DATACUE_OUTBOX_STORE_MAX): this store change was refused."
+            " DataCue has not accepted rows for a long while: check `flask datacue status`"
+        )
+    return OutboxFullError(
+        f"the DataCue outbox {where} is full ({max_rows:,} rows waiting or dead,"
+        " DATACUE_OUTBOX_MAX_ROWS): this event was refused. DataCue has not accepted rows for a while:"
+        " check `flask datacue status` and the dead letters"
+    )
+
+
+class CapLog:
+    """The two warnings of the overflow policy (docs/delivery.md), each at most once a minute
+    (:data:`CAP_LOG_INTERVAL`) with the count since the last: store changes accepted past the cap of
+    ``max_rows``, and events dropped because a visitor held more than ``visitor_max``. ``where`` is
+    where the outbox is (``at <path>``, ``in Redis``)."""
+
+    def __init__(self, max_rows: int, visitor_max: int, where: str) -> None:
+        self.max_rows = max_rows
+        self.visitor_max = visitor_max
+        self.where = where
+        self._over_cap = _Throttle()
+        self._drops = _Throttle()
+
+    def accepted(self, held: int) -> None:
+        """A store change was accepted with ``held`` rows in the outbox (more than ``max_rows``)."""
+        since = self._over_cap.count(1)
+        if since:
+            logger.warning(
+                "datacue: the outbox %s holds %d rows, over its cap of %d (DATACUE_OUTBOX_MAX_ROWS);"
+                " store changes are still accepted (%d since the last warning), events are refused",
+                self.where,
+                held,
+                self.max_rows,
+                since,
+            )
+
+    def dropped(self, count: int) -> None:
+        """``count`` events were dropped from visitors' shares."""
+        since = self._drops.count(count)
+        if since:
+            logger.warning(
+                "datacue: %d event(s) dropped since the last report: a visitor held more than"
+                " %d unsent events (DATACUE_OUTBOX_VISITOR_MAX); other visitors' events are kept",
+                since,
+                self.visitor_max,
+            )
+
+
+class _Throttle:
+    """Counts things, and says how many to report at most every :data:`CAP_LOG_INTERVAL` seconds."""
+
+    def __init__(self) -> None:
+        self._logged_at = -CAP_LOG_INTERVAL
+        self._since = 0
+
+    def count(self, n: int) -> int:
+        """Count ``n`` more; the count to report now (then reset), or 0 to keep quiet."""
+        self._since += n
+        now = time.monotonic()
+        if now - self._logged_at < CAP_LOG_INTERVAL:
+            return 0
+        since, self._since, self._logged_at = self._since, 0, now
+        return since
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Final, NoReturn
 
 from . import sql
 from .connections import ConnectionPool, when_unlocked
-from .contract import KINDS, Droppable, OutboxFullError
+from .contract import KINDS, CapLog, Droppable, full_error
 from .journal import JournalRecord, JournalWriter, collect, ingest_lock
 
 __all__ = ["Intake"]
@@ -24,8 +24,6 @@ logger = logging.getLogger(__name__)
 #: With less room than this left, put_event counts exactly, one process at a time: the
 #: estimate may miss appends other threads are making at this very moment.
 _EXACT_ROOM: Final = 64
-#: Past the cap, an accepted REST write is logged at most this often (seconds).
-_OVER_CAP_LOG_INTERVAL: Final = 60.0
 
 
 class Intake:
@@ -55,10 +53,7 @@ class Intake:
         #: count taken just before it: put_event's estimate of the room left (see there).
         self._rows_at_ingest = max_rows
         self._appended_at_ingest = 0
-        self._last_over_cap_log = 0.0
-        self._over_cap_since_log = 0
-        self._last_drop_log = 0.0
-        self._dropped_since_log = 0
+        self._cap_log = CapLog(max_rows, visitor_max, f"at {pool.path}")
 
     def put(
         self,
@@ -226,11 +221,7 @@ class Intake:
             if cursor.rowcount == 1 and cursor.lastrowid is not None:
                 return cursor.lastrowid
         if values[0] == "rest":
-            raise OutboxFullError(
-                f"the DataCue outbox at {self._pool.path} holds {self.max_rows + self.store_max:,} rows"
-                " (DATACUE_OUTBOX_MAX_ROWS + DATACUE_OUTBOX_STORE_MAX): this store change was refused."
-                " DataCue has not accepted rows for a long while: check `flask datacue status`"
-            )
+            raise full_error("rest", self.max_rows, self.store_max, f"at {self._pool.path}")
         self._refuse()
 
     def _drop_crowded(self, connection: sqlite3.Connection, keys: Iterable[str | None]) -> None:
@@ -246,7 +237,7 @@ class Intake:
                 dropped += connection.execute(sql.DROP_OLDEST, (key, count - self.visitor_max, now)).rowcount
         if dropped:
             connection.execute(sql.COUNT_DROPPED, (dropped,))
-            self._report_drops(dropped)
+            self._cap_log.dropped(dropped)
 
     def drop_unsent(self, ordering_keys: Iterable[str]) -> int:
         """Drop every unsent row of these keys (an erasure, see ``Outbox.drop_unsent``); rows a
@@ -264,47 +255,17 @@ class Intake:
                 connection.execute(sql.COUNT_DROPPED, (dropped,))
         return dropped + marked
 
-    def _report_drops(self, dropped: int) -> None:
-        self._dropped_since_log += dropped
-        now = time.monotonic()
-        if now - self._last_drop_log >= _OVER_CAP_LOG_INTERVAL:
-            logger.warning(
-                "datacue: %d event(s) dropped since the last report: a visitor held more than"
-                " %d unsent events (DATACUE_OUTBOX_VISITOR_MAX); other visitors' events are kept",
-                self._dropped_since_log,
-                self.visitor_max,
-            )
-            self._last_drop_log = now
-            self._dropped_since_log = 0
-
     def _refuse(self) -> NoReturn:
         """Count a refused event and say so (see the overflow policy)."""
         with self._pool.write() as connection:
             connection.execute("UPDATE outbox_meta SET value = value + 1 WHERE name = 'refused'")
-        raise OutboxFullError(
-            f"the DataCue outbox at {self._pool.path} is full ({self.max_rows:,} rows waiting or dead,"
-            " DATACUE_OUTBOX_MAX_ROWS): this event was refused. DataCue has not accepted rows for a while:"
-            " check `flask datacue status` and the dead letters"
-        )
+        raise full_error("event", self.max_rows, self.store_max, f"at {self._pool.path}")
 
     def _warn_if_over_cap(self) -> None:
         with self._pool.connection() as connection:
             rows = connection.execute(sql.ROW_COUNT).fetchone()[0]
-        if rows <= self.max_rows:
-            return
-        self._over_cap_since_log += 1
-        now = time.monotonic()
-        if now - self._last_over_cap_log >= _OVER_CAP_LOG_INTERVAL:
-            logger.warning(
-                "datacue: the outbox at %s holds %d rows, over its cap of %d (DATACUE_OUTBOX_MAX_ROWS);"
-                " store changes are still accepted (%d since the last warning), events are refused",
-                self._pool.path,
-                rows,
-                self.max_rows,
-                self._over_cap_since_log,
-            )
-            self._last_over_cap_log = now
-            self._over_cap_since_log = 0
+        if rows > self.max_rows:
+            self._cap_log.accepted(rows)
 
 
 def _ingest_values(record: JournalRecord) -> tuple[object, ...]:

@@ -8,6 +8,7 @@ The keys, the claim rule, the partitions and what each failure costs are in docs
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -16,29 +17,32 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from ..errors import DataCueError
+from ..redis_store import decode, redis_errors
+from ..settings import DEFAULT_PARTITIONS
 from . import redis_scripts
 from .contract import (
     KINDS,
     MAX_RESPONSE_CHARS,
+    CapLog,
     DeadLetter,
     Droppable,
     OutboxRow,
     OutboxStats,
     OutboxUnavailableError,
+    full_error,
+    visitor_share,
 )
 from .journal import JOURNAL_SUPPORTED, ingest_lock, writer_for
-from .redis_intake import Forwarder, OverCapLog, full_error, partition_of
+from .redis_intake import Forwarder, partition_of
 from .redis_workers import Outage, PartitionLeases, SharedPause, read_dead_letters, unpack_rows
 
 if TYPE_CHECKING:
     from redis import Redis
 
-__all__ = ["DEFAULT_PARTITIONS", "OutboxUnavailableError", "RedisOutbox"]
+__all__ = ["OutboxUnavailableError", "RedisOutbox"]
 
 logger = logging.getLogger(__name__)
 
-#: Partitions of the queue (``DATACUE_OUTBOX_PARTITIONS``): the most workers that share the work.
-DEFAULT_PARTITIONS: Final = 16
 #: The most partitions (a forwarded record carries its partition in two bytes).
 MAX_PARTITIONS: Final = 65_535
 
@@ -74,9 +78,11 @@ class RedisOutbox:
         if "{" in prefix or "}" in prefix:
             raise ValueError(f"the key prefix may not hold braces (it becomes a hash tag), got {prefix!r}")
         self.client = client
+        #: What the client raises when Redis fails.
+        self._errors = redis_errors()
         self.max_rows = max_rows
         self.lease_seconds = float(lease_seconds)
-        self.visitor_max = visitor_max if visitor_max is not None else max(20, max_rows // 100)
+        self.visitor_max = visitor_share(max_rows, visitor_max)
         self.store_max = store_max
         self.partitions = partitions
         self._leases = PartitionLeases(partitions, self.lease_seconds)
@@ -86,14 +92,14 @@ class RedisOutbox:
         self._scripts = {
             name: client.register_script(getattr(redis_scripts, name)) for name in redis_scripts.__all__
         }
+        self._cap_log = CapLog(max_rows, self.visitor_max, "in Redis")
         self._forwarder: Forwarder | None = None
         if journal is not None and JOURNAL_SUPPORTED:
-            forward = self._scripts["FORWARD"]
-            self._forwarder = Forwarder(writer_for(Path(journal)), client, self.keys, forward, partitions)
+            writer, forward = writer_for(Path(journal)), self._scripts["FORWARD"]
+            self._forwarder = Forwarder(writer, client, self.keys, forward, partitions, self._cap_log)
         self._closed = False
         self._outage = Outage()
         self._pause = SharedPause(client, self.keys, self._scripts["PAUSE"], self._outage)
-        self._over_cap = OverCapLog(max_rows)
 
     def __repr__(self) -> str:
         return f"RedisOutbox({self.keys!r}, max_rows={self.max_rows}, partitions={self.partitions})"
@@ -107,17 +113,13 @@ class RedisOutbox:
         return self._scripts[name](keys=list(keys or [self._meta]), args=arguments)
 
     def _unavailable(self, error: Exception, what: str) -> NoReturn:
-        self._report_outage(error)
-        raise OutboxUnavailableError(
-            f"the DataCue outbox's Redis (DATACUE_OUTBOX_URL) failed: {error}; {what} was not queued."
-            " Nothing was written: try again once Redis answers"
-        ) from error
-
-    def _report_outage(self, error: Exception) -> None:
+        """Raise :class:`OutboxUnavailableError` (a ``DataCueError`` naming ``DATACUE_OUTBOX_URL``) for
+        a Redis that failed; ``what`` says what did not happen ("this event was not queued")."""
         self._outage.report(error)
-
-    def _redis_answered(self) -> None:
-        self._outage.answered()
+        raise OutboxUnavailableError(
+            f"the DataCue outbox's Redis (DATACUE_OUTBOX_URL) failed: {error}; {what}."
+            " Try again once Redis answers"
+        ) from error
 
     def _delivery_may_try(self) -> bool:
         return not self._closed and self._outage.may_try()
@@ -144,12 +146,11 @@ class RedisOutbox:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
         if ordering_key is None:
             shared_key = None
-        errors = _redis_errors()
         try:
             if kind == "event" and self._forwarder is not None:
                 self._forward()  # events journaled before this one first: order kept
             limit = self.max_rows + (self.store_max if kind == "rest" else 0)
-            row_id, held = (
+            row_id, held, dropped = (
                 int(number)
                 for number in self._run(
                     "PUT",
@@ -160,13 +161,16 @@ class RedisOutbox:
                     ],
                 )
             )  # fmt: skip
-        except errors as error:
-            self._unavailable(error, "this store change" if kind == "rest" else "this event")
-        self._redis_answered()
+        except self._errors as error:
+            what = "this store change" if kind == "rest" else "this event"
+            self._unavailable(error, f"{what} was not queued (nothing was written)")
+        self._outage.answered()
         if row_id < 0:
             self._refuse(kind, counted=True)
+        if dropped:
+            self._cap_log.dropped(dropped)
         if held > self.max_rows and kind == "rest":
-            self._over_cap.accepted(held)
+            self._cap_log.accepted(held)
         return row_id
 
     def put_event(
@@ -206,11 +210,9 @@ class RedisOutbox:
 
     def _refuse(self, kind: str, *, counted: bool = False) -> NoReturn:
         if kind == "event" and not counted:
-            try:
+            with contextlib.suppress(*self._errors):  # the refusal is raised all the same
                 self.client.hincrby(self._meta, "refused", 1)
-            except _redis_errors():
-                pass  # the refusal is raised all the same
-        raise full_error(kind, self.max_rows, self.store_max)
+        raise full_error(kind, self.max_rows, self.store_max, "in Redis")
 
     def ingest(self) -> int:
         """Forward this host's journaled events to Redis, in order, exactly once; returns how many.
@@ -221,8 +223,8 @@ class RedisOutbox:
             return 0
         try:
             return self._forward()
-        except _redis_errors() as error:
-            self._report_outage(error)
+        except self._errors as error:
+            self._outage.report(error)
             return 0
 
     def _forward(self) -> int:
@@ -230,7 +232,7 @@ class RedisOutbox:
         if self._closed:
             raise DataCueError("this outbox is closed")
         moved = self._forwarder.forward(self.visitor_max)
-        self._redis_answered()
+        self._outage.answered()
         return moved
 
     def retire_journal(self, timeout: float = 5.0) -> None:
@@ -244,8 +246,8 @@ class RedisOutbox:
             try:
                 self._forward()
                 return
-            except _redis_errors() as error:
-                self._report_outage(error)
+            except self._errors as error:
+                self._outage.report(error)
                 if time.monotonic() + 0.1 >= deadline:
                     logger.warning(
                         "datacue: exiting with journaled events not yet in Redis; the next start sends them"
@@ -264,8 +266,8 @@ class RedisOutbox:
         self.ingest()
         try:
             count = int(self._run("DROP_UNSENT", keys))
-        except _redis_errors() as error:
-            self._unavailable(error, "the erasure")
+        except self._errors as error:
+            self._unavailable(error, "the erasure was not made (nothing was written)")
         return count
 
     # -- delivery -------------------------------------------------------------------------
@@ -282,8 +284,8 @@ class RedisOutbox:
         self.ingest()
         try:
             found = self._run("CLAIM", self._leases.claim_args("claim", owner, min(limit, 500)))
-        except _redis_errors() as error:
-            self._report_outage(error)
+        except self._errors as error:
+            self._outage.report(error)
             return []
         return unpack_rows(bytes(found))
 
@@ -325,8 +327,8 @@ class RedisOutbox:
         again, which delivery at least once allows."""
         try:
             self._run(name, args)
-        except _redis_errors() as error:
-            self._report_outage(error)
+        except self._errors as error:
+            self._outage.report(error)
 
     # -- the pause every worker shares ----------------------------------------------------
 
@@ -342,27 +344,42 @@ class RedisOutbox:
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """The dead letters of every host, most recently refused first."""
-        return read_dead_letters(self.client, self.keys, limit)
+        try:
+            return read_dead_letters(self.client, self.keys, limit)
+        except self._errors as error:
+            self._unavailable(error, "the dead letters cannot be read")
 
     def retry_dead(self, row_ids: Iterable[int] | None = None) -> int:
         """Queue dead letters again (all, or those in ``row_ids``); returns how many."""
         args: list[object] = ["all"] if row_ids is None else ["some", *row_ids]
-        return int(self._run("RETRY_DEAD", args))
+        try:
+            return int(self._run("RETRY_DEAD", args))
+        except self._errors as error:
+            self._unavailable(error, "no dead letter was queued again")
 
     def retry_now(self) -> int:
         """Make every row waiting out a backoff due now; rows in flight are left to their owners."""
-        return int(self._run("RETRY_NOW", [self.partitions]))
+        try:
+            return int(self._run("RETRY_NOW", [self.partitions]))
+        except self._errors as error:
+            self._unavailable(error, "no backoff was ended")
 
     def sent_digests(self, keys: Iterable[str]) -> dict[str, str]:
-        """What declared model sync last queued per key, from any host."""
+        """What declared model sync last queued per key, from any host; ``{}`` while Redis fails
+        (logged): then every change is queued, which only sends again what DataCue may have."""
         wanted = list(keys)
         if not wanted:
             return {}
-        found = self.client.hmget(self.keys + "sent", wanted)
-        return {key: _text(digest) for key, digest in zip(wanted, found, strict=True) if digest is not None}
+        try:
+            found = self.client.hmget(self.keys + "sent", wanted)
+        except self._errors as error:
+            self._outage.report(error)
+            return {}
+        return {key: decode(digest) for key, digest in zip(wanted, found, strict=True) if digest is not None}
 
     def remember_digests(self, digests: Mapping[str, str | None]) -> None:
-        """Record what was just queued per key (``None``: forget the key)."""
+        """Record what was just queued per key (``None``: forget the key). While Redis fails nothing
+        is recorded (logged): the next change of those keys is sent even if unchanged."""
         kept: dict[Any, Any] = {key: digest for key, digest in digests.items() if digest is not None}
         gone = [key for key, digest in digests.items() if digest is None]
         pipe = self.client.pipeline(transaction=True)
@@ -370,27 +387,35 @@ class RedisOutbox:
             pipe.hset(self.keys + "sent", mapping=kept)
         if gone:
             pipe.hdel(self.keys + "sent", *gone)
-        pipe.execute()
+        try:
+            pipe.execute()
+        except self._errors as error:
+            self._outage.report(error)
 
     def stats(self) -> OutboxStats:
-        """Counts of what the whole cluster's outbox holds."""
+        """Counts of what the whole cluster's outbox holds; raises :class:`OutboxUnavailableError`
+        while Redis fails."""
         self.ingest()
-        unfinished, in_flight, dead, oldest, now, meta_flat = self._run("STATS", [self.partitions])
-        meta = {_text(meta_flat[i]): meta_flat[i + 1] for i in range(0, len(meta_flat), 2)}
+        try:
+            unfinished, in_flight, dead, oldest, now, meta_flat = self._run("STATS", [self.partitions])
+            next_due_in = self._peek()
+        except self._errors as error:
+            self._unavailable(error, "its counts cannot be read")
+        meta = {decode(meta_flat[i]): meta_flat[i + 1] for i in range(0, len(meta_flat), 2)}
         return OutboxStats(
             pending=int(unfinished) - int(in_flight),
             in_flight=int(in_flight),
             delivered=int(meta.get("delivered", 0)),
             dead=int(dead),
             oldest_pending_age=max(0.0, float(now) - float(oldest)) if oldest else None,
-            last_error=_text(meta["last_error"]) if "last_error" in meta else None,
+            last_error=decode(meta["last_error"]) if "last_error" in meta else None,
             refused=int(meta.get("refused", 0)),
             dropped=int(meta.get("dropped", 0)),
-            next_due_in=self._peek(),
+            next_due_in=next_due_in,
         )
 
     def _peek(self) -> float | None:
-        due_in = _text(self._run("CLAIM", self._leases.claim_args("peek", "", 0)))
+        due_in = decode(self._run("CLAIM", self._leases.claim_args("peek", "", 0)))
         return float(due_in) if due_in else None
 
     def next_due_in(self) -> float | None:
@@ -401,17 +426,21 @@ class RedisOutbox:
         self.ingest()
         try:
             return self._peek()
-        except _redis_errors() as error:
-            self._report_outage(error)
+        except self._errors as error:
+            self._outage.report(error)
             return None
 
     def unfinished(self) -> int:
-        """How many rows are pending or in flight, on every host."""
+        """How many rows are pending or in flight, on every host; raises
+        :class:`OutboxUnavailableError` while Redis fails."""
         self.ingest()
         pipe = self.client.pipeline(transaction=False)
         for partition in range(self.partitions):
             pipe.zcard(f"{self.keys}p:{partition}")
-        return sum(int(count) for count in pipe.execute())
+        try:
+            return sum(int(count) for count in pipe.execute())
+        except self._errors as error:
+            self._unavailable(error, "its rows cannot be counted")
 
     def prune(self, *, pause: float = 0.0) -> int:
         """Nothing to prune: an acknowledged row leaves Redis at once."""
@@ -421,29 +450,17 @@ class RedisOutbox:
         """Nothing to do: Redis persists by its own settings (``appendfsync``)."""
 
     def close(self) -> None:
-        """Hand this process's partitions to the other workers at once; the outbox is unusable after."""
+        """Hand this process's partitions to the other workers at once and close the client's
+        connections; the outbox is unusable after."""
         if self._closed:
             return
-        try:
+        with contextlib.suppress(*self._errors):  # else they expire on their own
             self._run("LEAVE", self._leases.leave_args())
-        except _redis_errors():
-            pass  # they expire on their own
         self._closed = True
+        self.client.close()
 
     def __enter__(self) -> RedisOutbox:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def _redis_errors() -> tuple[type[Exception], ...]:
-    from ..redis_store import redis_errors
-
-    return redis_errors()
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    return "" if value is None else str(value)

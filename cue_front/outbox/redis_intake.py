@@ -15,7 +15,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from .contract import OutboxFullError
+from ..redis_store import decode
+from .contract import CapLog
 from .journal import Collected, JournalRecord, JournalWriter, collect, ingest_lock
 
 if TYPE_CHECKING:
@@ -27,10 +28,8 @@ __all__ = [
     "FORWARD_BATCH_BYTES",
     "FORWARD_PIPELINE",
     "Forwarder",
-    "OverCapLog",
     "batches",
     "folder_id",
-    "full_error",
     "pack_records",
     "partition_of",
 ]
@@ -43,8 +42,6 @@ FORWARD_BATCH_BYTES: Final = 1 << 20
 #: Scripts sent in one round trip: with ``appendfsync always`` Redis writes the file once for all
 #: the commands it read together, so a pipeline of batches shares one ``fsync``.
 FORWARD_PIPELINE: Final = 4
-#: Past the cap, an accepted store change is logged at most this often (seconds).
-OVER_CAP_LOG_INTERVAL: Final = 60.0
 #: The file in the journal folder naming it in Redis (its offsets survive a restart on one disk).
 FOLDER_ID_FILE: Final = "redis-intake-id"
 
@@ -122,13 +119,19 @@ class Forwarder:
     """This host's intake journal, and how its events move into the Redis outbox: in order, exactly
     once, in pipelined batches (one FORWARD script each, offsets compared and set with the rows).
 
-    ``keys`` is the outbox's key prefix, ``script`` its registered FORWARD script. It keeps the
-    estimate ``put_event`` refuses by: the rows Redis held at this host's latest forward, and the
-    journal's append count just before it.
+    ``keys`` is the outbox's key prefix, ``script`` its registered FORWARD script; events dropped
+    from visitors' shares are told to ``cap_log``. It keeps the estimate ``put_event`` refuses by:
+    the rows Redis held at this host's latest forward, and the journal's append count just before it.
     """
 
     def __init__(
-        self, journal: JournalWriter, client: Redis, keys: str, script: Script, partitions: int
+        self,
+        journal: JournalWriter,
+        client: Redis,
+        keys: str,
+        script: Script,
+        partitions: int,
+        cap_log: CapLog,
     ) -> None:
         self.journal = journal
         self.folder_id = folder_id(journal.folder)
@@ -138,6 +141,7 @@ class Forwarder:
         self._intake = f"{keys}intake:{self.folder_id}"
         self._script = script
         self._partitions = partitions
+        self._cap_log = cap_log
         self.rows_at_forward = 0
         self.appended_at_forward = 0
 
@@ -153,7 +157,7 @@ class Forwarder:
         with journal.ingest_mutex, ingest_lock(journal.folder):
             appended = journal.appended_everywhere()
             cut = time.monotonic_ns()
-            offsets = {_text(k): int(v) for k, v in self._client.hgetall(self._intake).items()}
+            offsets = {decode(k): int(v) for k, v in self._client.hgetall(self._intake).items()}
             found = collect(journal.folder, offsets, cut)
             calls = self._calls(found, offsets, visitor_max)
             held = self._send(calls) if calls else int(self._client.hget(self._meta, "n") or 0)
@@ -203,52 +207,9 @@ class Forwarder:
                     self._script(keys=[self._meta], args=args, client=pipe)
                 answers = pipe.execute()
             for answer in answers:
-                if int(answer) < 0:
+                if not isinstance(answer, list):  # -1: the offsets had moved on
                     return None
-                held = int(answer)
+                held, dropped = int(answer[0]), int(answer[1])
+                if dropped:
+                    self._cap_log.dropped(dropped)
         return held
-
-
-def full_error(kind: str, max_rows: int, store_max: int) -> OutboxFullError:
-    """The refusal of a put into a full outbox: an event past ``max_rows``, a store change (``rest``)
-    past ``max_rows + store_max``."""
-    if kind == "rest":
-        return OutboxFullError(
-            f"the DataCue outbox in Redis holds {max_rows + store_max:,} rows"
-            " (DATACUE_OUTBOX_MAX_ROWS + DATACUE_OUTBOX_STORE_MAX): this store change was refused."
-            " DataCue has not accepted rows for a long while: check `flask datacue status`"
-        )
-    return OutboxFullError(
-        f"the DataCue outbox in Redis is full ({max_rows:,} rows waiting or dead,"
-        " DATACUE_OUTBOX_MAX_ROWS): this event was refused. DataCue has not accepted rows for a while:"
-        " check `flask datacue status` and the dead letters"
-    )
-
-
-class OverCapLog:
-    """Store changes accepted past the cap of ``max_rows``: a warning at most once a minute, with how
-    many were accepted since the last."""
-
-    def __init__(self, max_rows: int) -> None:
-        self.max_rows = max_rows
-        self._logged_at = -OVER_CAP_LOG_INTERVAL
-        self._since_log = 0
-
-    def accepted(self, held: int) -> None:
-        self._since_log += 1
-        now = time.monotonic()
-        if now - self._logged_at >= OVER_CAP_LOG_INTERVAL:
-            logger.warning(
-                "datacue: the outbox in Redis holds %d rows, over its cap of %d (DATACUE_OUTBOX_MAX_ROWS);"
-                " store changes are still accepted (%d since the last warning), events are refused",
-                held,
-                self.max_rows,
-                self._since_log,
-            )
-            self._logged_at, self._since_log = now, 0
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    return "" if value is None else str(value)

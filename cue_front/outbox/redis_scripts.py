@@ -3,7 +3,10 @@
 Each script gets ``KEYS[1]``, the outbox's ``meta`` hash, whose name carries the hash tag every key
 of one outbox shares (so a Redis Cluster routes the script to the node holding them all), and builds
 the other names from the prefix in ``ARGV[1]``. Time is Redis's own (``TIME``), the one clock of
-every host. The keys and why the rows are kept this way are in docs/redis.md ("The Redis outbox").
+every host, with one exception: FORWARD compares a journaled record's ``created_at`` (its host's
+clock, taken when nothing could ask Redis) with an erasure's Redis time, so an erasure's reach
+into other hosts' journals is as exact as their clocks (docs/redis.md, "The forwarder"). The keys
+and why the rows are kept this way are in docs/redis.md ("The Redis outbox").
 """
 
 from __future__ import annotations
@@ -108,18 +111,20 @@ end
 
 #: One request queued: ARGV kind, method, path, body, ordering key, shared key ('' for none),
 #: created_at, droppable, partition, the rows allowed, the visitor share. Returns the row id (-1
-#: when the cap refused it; an event's refusal is counted) and the rows held then.
+#: when the cap refused it; an event's refusal is counted), the rows held then, and the rows the
+#: visitor's share dropped.
 PUT: Final = _PRELUDE + """
 local held = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
 if held >= tonumber(ARGV[11]) then
   if ARGV[2] == 'event' then redis.call('HINCRBY', KEYS[1], 'refused', 1) end
-  return {-1, held}
+  return {-1, held, 0}
 end
 local id = redis.call('INCR', B .. 'seq')
 add_row(id, ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
 held = redis.call('HINCRBY', KEYS[1], 'n', 1)
-if ARGV[9] ~= '0' and ARGV[6] ~= '' then held = held - crowd(ARGV[6], tonumber(ARGV[12]), clock()) end
-return {id, held}
+local dropped = 0
+if ARGV[9] ~= '0' and ARGV[6] ~= '' then dropped = crowd(ARGV[6], tonumber(ARGV[12]), clock()) end
+return {id, held - dropped, dropped}
 """
 
 #: Journaled events moved in, exactly once: ARGV folder id, visitor share, how many offsets, then
@@ -127,7 +132,8 @@ return {id, held}
 #: the records packed in one argument (``redis_intake.pack_records``: droppable, partition,
 #: created_at, ordering key, shared key, body). The offsets are compared and set in the same script
 #: as the rows: a pass that lost a race (or was retried after a timeout that had in fact run)
-#: changes nothing and returns -1. Otherwise returns the rows held.
+#: changes nothing and returns -1. Otherwise returns the rows held and the rows visitors' shares
+#: dropped.
 #:
 #: The cost is the commands a row needs, so they are few: one HSET (the row) and one ZADD (its
 #: key's index) a row, one ZADD per shared key and per partition in the batch (many ids a call),
@@ -190,9 +196,9 @@ for _, zkey in ipairs(names) do
   end
 end
 local held = redis.call('HINCRBY', KEYS[1], 'n', #kept)
-local t = clock()
-for key in pairs(crowded) do held = held - crowd(key, share, t) end
-return held
+local t, dropped = clock(), 0
+for key in pairs(crowded) do dropped = dropped + crowd(key, share, t) end
+return {held - dropped, dropped}
 """
 
 #: Claim (ARGV[2] 'claim') or look (ARGV[2] 'peek'). ARGV: worker id, heartbeat and partition lease

@@ -14,6 +14,8 @@ import time
 from typing import TYPE_CHECKING, Any, Final
 
 from .. import forks
+from ..redis_store import RetryPause, decode
+from ..redis_store import redis_errors as _redis_errors  # the name SharedPause uses
 from .contract import DeadLetter, OutboxRow
 
 if TYPE_CHECKING:
@@ -102,18 +104,18 @@ def unpack_rows(data: bytes) -> list[OutboxRow]:
 
 
 class Outage:
-    """Whether the outbox's Redis failed lately: delivery then leaves it alone for a second, and the
-    outage is logged once, and its end once."""
+    """Whether the outbox's Redis failed lately: delivery then leaves it alone for a second (a
+    :class:`~cue_front.redis_store.RetryPause`), and the outage is logged once, and its end once."""
 
     def __init__(self) -> None:
-        self._down_until = 0.0
+        self._pause = RetryPause(RETRY_AFTER_FAILURE)
         self._reported = False
 
     def may_try(self) -> bool:
-        return time.monotonic() >= self._down_until
+        return not self._pause.active()
 
     def report(self, error: Exception) -> None:
-        self._down_until = time.monotonic() + RETRY_AFTER_FAILURE
+        self._pause.start()
         if not self._reported:
             self._reported = True
             logger.warning(
@@ -171,7 +173,7 @@ def read_dead_letters(client: Redis, keys: str, limit: int) -> list[DeadLetter]:
     ids: list[Any] = list(client.zrevrange(keys + "dead", 0, limit - 1))
     pipe = client.pipeline(transaction=False)
     for row_id in ids:
-        pipe.hmget(f"{keys}r:{_text(row_id)}", "k", "m", "p", "b", "ls", "le", "rb", "a", "c", "f")
+        pipe.hmget(f"{keys}r:{decode(row_id)}", "k", "m", "p", "b", "ls", "le", "rb", "a", "c", "f")
     letters = []
     for row_id, fields in zip(ids, pipe.execute(), strict=True):
         kind, method, path, body, status, error, answer, attempts, created, failed = fields
@@ -179,22 +181,10 @@ def read_dead_letters(client: Redis, keys: str, limit: int) -> list[DeadLetter]:
             continue  # settled meanwhile
         letters.append(
             DeadLetter(
-                int(row_id), _text(kind) or "event", _text(method) or "POST", _text(path), bytes(body),
-                int(status) if status else None, _text(error), _text(answer) or None,
+                int(row_id), decode(kind) or "event", decode(method) or "POST", decode(path) or "",
+                bytes(body), int(status) if status else None, decode(error) or "", decode(answer) or None,
                 int(attempts or 0), float(created), float(failed),
             )
         )  # fmt: skip
     letters.sort(key=lambda letter: (letter.failed_at, letter.id), reverse=True)
     return letters
-
-
-def _redis_errors() -> tuple[type[Exception], ...]:
-    from ..redis_store import redis_errors
-
-    return redis_errors()
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    return "" if value is None else str(value)

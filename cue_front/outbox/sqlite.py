@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from . import sql
 from .connections import ConnectionPool
-from .contract import MAX_RESPONSE_CHARS, DeadLetter, Droppable, OutboxRow, OutboxStats
+from .contract import MAX_RESPONSE_CHARS, DeadLetter, Droppable, OutboxRow, OutboxStats, visitor_share
 from .intake import Intake
 from .journal import JOURNAL_SUPPORTED, journal_folder, writer_for
 from .sent import SentDigests
@@ -53,8 +53,7 @@ class Outbox:
     ) -> None:
         if max_rows < 1:
             raise ValueError(f"max_rows must be at least 1, got {max_rows!r}")
-        if visitor_max is not None and visitor_max < 1:
-            raise ValueError(f"visitor_max must be at least 1, got {visitor_max!r}")
+        visitor_max = visitor_share(max_rows, visitor_max)
         if lease_seconds <= 0:
             raise ValueError(f"lease_seconds must be positive, got {lease_seconds!r}")
         synchronous = synchronous.upper()
@@ -80,8 +79,7 @@ class Outbox:
         self._intake = Intake(
             self._pool,
             max_rows=max_rows,
-            # Derived: a small share of the cap (see the overflow policy).
-            visitor_max=visitor_max if visitor_max is not None else max(20, max_rows // 100),
+            visitor_max=visitor_max,
             store_max=store_max,
             journal=writer,
             prune=self.prune,
