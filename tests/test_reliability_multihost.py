@@ -9,8 +9,8 @@ sessions). Mid-run one whole shop is killed with SIGKILL and started again on it
 own folder, one worker likewise, and Redis is killed and started again from its
 append-only file. Then every accepted event and store change must reach DataCue,
 each visitor's events in the order they were made (where docs/redis.md promises
-it: see ``MultiHostPlan.pace``), with duplicates within 1% and no dead letter. The
-long form is ``make soak`` (``tests/soak/test_soak.py``).
+it: see ``MultiHostPlan.pace``), every duplicate explained and no dead letter. The
+long form is ``make soak`` (``tests/soak/test_soak.py``), which also holds duplicates within 1%.
 """
 
 from __future__ import annotations
