@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import uuid
-import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -120,7 +119,7 @@ def request_anonymous_id(
     if cached is not None:
         return cached
     state = state or get_state()
-    signers = _signers(state.app)
+    signers = _signers(state)
     # After end_visitor() the browser's cookie names the visitor who has gone.
     ended = request_namespace.get("_datacue_visitor_ended", False)
     cookie = None if ended else current_request.cookies.get(state.anonymous_cookie)
@@ -170,7 +169,7 @@ def end_visitor() -> None:
     leaving = [request_namespace.get("_datacue_user_id"), request_namespace.get("_datacue_anonymous_id")]
     cookie = request.cookies.get(state.anonymous_cookie)
     if cookie is not None:
-        leaving.extend(signer.unsign(cookie) for signer in _signers(state.app))
+        leaving.extend(signer.unsign(cookie) for signer in _signers(state))
     state.recommendation_cache.forget(*(visitor for visitor in leaving if isinstance(visitor, str)))
     for name in (
         "_datacue_user_id",
@@ -241,29 +240,22 @@ class _AnonymousIdSigner:
 VERIFIED_COOKIES = 20_000
 
 
-def _signers(app: Flask) -> list[_AnonymousIdSigner]:
+def _signers(state: DataCueState) -> list[_AnonymousIdSigner]:
     """The signer of the current ``SECRET_KEY``, then one for each of ``SECRET_KEY_FALLBACKS``
     (newest last, as Flask lists them): cookies signed before a key rotation stay valid."""
-    secret_key = app.config.get("SECRET_KEY")
-    fallbacks = app.config.get("SECRET_KEY_FALLBACKS") or ()
-    known = _signers_by_app.get(id(app))
-    if known is not None and known[0]() is app and known[1] is secret_key and known[2] is fallbacks:
-        return known[3]  # on every track(): a few identity tests instead of building the list
+    config = state.app.config
+    secret_key = config.get("SECRET_KEY")
+    fallbacks = config.get("SECRET_KEY_FALLBACKS") or ()
+    known_key, known_fallbacks, signers = state.anonymous_id_signers
+    if signers and known_key is secret_key and known_fallbacks is fallbacks:
+        return signers  # on every track(): two identity tests instead of building the list
     if not secret_key:
         raise ConfigurationError(
             "cue-front signs anonymous visitor ids with the app's SECRET_KEY, which is not set"
         )
     signers = [_signer_for(key) for key in (secret_key, *reversed(fallbacks))]
-    if len(_signers_by_app) > 64:  # apps made and dropped (tests): start afresh
-        _signers_by_app.clear()
-    _signers_by_app[id(app)] = (weakref.ref(app), secret_key, fallbacks, signers)
+    state.anonymous_id_signers = (secret_key, fallbacks, signers)
     return signers
-
-
-#: Each app's signers, by ``id(app)`` (a weak key would make a weak reference on every lookup),
-#: with the app itself (weakly: an id may be reused), and the ``SECRET_KEY`` and fallbacks they
-#: were made for.
-_signers_by_app: dict[int, tuple[weakref.ref[Flask], object, object, list[_AnonymousIdSigner]]] = {}
 
 
 @functools.lru_cache(maxsize=8)

@@ -46,6 +46,9 @@ class DataCueState:
         self.extension = extension
         #: The app itself: the sender of the signals the delivery worker sends.
         self.app = app
+        #: The anonymous-id signers (identity.py), with the ``SECRET_KEY`` and fallbacks they
+        #: were made for: made again only when the app's keys change.
+        self.anonymous_id_signers: tuple[object, object, list[Any]] = (None, None, [])
         self.delivery_mode: str = config["DATACUE_DELIVERY"]
         #: Whether this app's processes deliver on a thread of their own, started on first use;
         #: else ``flask datacue worker`` delivers (``DATACUE_DELIVERY_THREAD``).
