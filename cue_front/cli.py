@@ -19,7 +19,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from . import model_sync, reconcile
-from .errors import ConfigurationError, DataCueError
+from .errors import DataCueError
 from .importer import FORMATS, Checkpoint, FileSource, Importer, IterableSource, SourceError
 from .outbox import DeliveryWorker
 from .outbox.contract import OutboxUnavailableError
@@ -27,7 +27,19 @@ from .redis_store import redacted
 from .schema import BATCH_LIMIT, RESOURCE_NAMES
 from .state import DataCueState, get_state
 
-datacue_cli = AppGroup(
+
+class _Commands(AppGroup):
+    """cue-front's commands, where a :class:`DataCueError` (DataCue's refusal, an outage of DataCue
+    or of the outbox's Redis, a missing setting) is a one-line error and exit 1, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DataCueError as error:
+            raise click.ClickException(str(error)) from None
+
+
+datacue_cli = _Commands(
     "datacue", help="Talk to DataCue: import history, inspect what it holds, deliver the outbox."
 )
 
@@ -35,11 +47,9 @@ logger = logging.getLogger(__name__)
 
 
 def _state() -> DataCueState:
-    """The app's cue-front state (``app.extensions["datacue"]``), or a clear command-line error."""
-    try:
-        return get_state()
-    except ConfigurationError as error:
-        raise click.ClickException(str(error)) from None
+    """The app's cue-front state (``app.extensions["datacue"]``); without one, a
+    :class:`ConfigurationError` that the group shows as a command-line error."""
+    return get_state()
 
 
 class _ProgressBar:
@@ -151,10 +161,7 @@ def import_command(
     if file is None or file == "-":
         Path(current_app.instance_path).mkdir(parents=True, exist_ok=True)
 
-    try:
-        client = state.client
-    except DataCueError as error:
-        raise click.ClickException(str(error)) from None
+    client = state.client
     length = source.total_bytes if source.total_bytes is not None else source.total_items
     progress = _ProgressBar(f"{resource}", length, unit_is_bytes=source.total_bytes is not None)
     importer = Importer(
@@ -179,11 +186,8 @@ def import_command(
 def overview_command() -> None:
     """Print how many products, variants, categories, users and orders DataCue holds."""
     client = _state().client
-    try:
-        summary = client.overview.summary()
-        categories = client.overview.categories().count
-    except DataCueError as error:
-        raise click.ClickException(str(error)) from None
+    summary = client.overview.summary()
+    categories = client.overview.categories().count
 
     def shown(count: int | None) -> str:
         return "-" if count is None else f"{count:,}"
@@ -236,10 +240,7 @@ def reconcile_command(resources: tuple[str, ...], dry_run: bool, resend: bool, y
     if not wanted:
         raise click.UsageError('declare a model (@datacue.syncs) or a source (@datacue.source) first')
     client = state.client
-    try:
-        drifts = [reconcile.find_drift(client, name, _shop_records(state, name)) for name in wanted]
-    except DataCueError as error:
-        raise click.ClickException(str(error)) from None
+    drifts = [reconcile.find_drift(client, name, _shop_records(state, name)) for name in wanted]
     click.echo(f"{'resource':<11}{'shop':>8}{'DataCue':>9}{'missing at DataCue':>20}{'only at DataCue':>17}")
     for drift in drifts:
         click.echo(
@@ -259,20 +260,17 @@ def reconcile_command(resources: tuple[str, ...], dry_run: bool, resend: bool, y
     if not yes and not click.confirm(question):
         raise click.Abort()
     failed = 0
-    try:
-        with click.progressbar(length=to_create + to_delete, label="repairing", file=sys.stderr) as bar:
-            for drift in drifts:
-                created, deleted = reconcile.repair(client, drift, bar.update)
-                failed += created.failed + deleted.failed
-                summary = f"{drift.resource}: {created.accepted:,} sent, {deleted.accepted:,} deleted"
-                click.echo(summary, err=True)
-        if resend:
-            for name in wanted:
-                result = reconcile.resend(client, name, _shop_records(state, name))
-                failed += result.failed
-                click.echo(f"{name}: {result.accepted:,} sent again", err=True)
-    except DataCueError as error:
-        raise click.ClickException(str(error)) from None
+    with click.progressbar(length=to_create + to_delete, label="repairing", file=sys.stderr) as bar:
+        for drift in drifts:
+            created, deleted = reconcile.repair(client, drift, bar.update)
+            failed += created.failed + deleted.failed
+            summary = f"{drift.resource}: {created.accepted:,} sent, {deleted.accepted:,} deleted"
+            click.echo(summary, err=True)
+    if resend:
+        for name in wanted:
+            result = reconcile.resend(client, name, _shop_records(state, name))
+            failed += result.failed
+            click.echo(f"{name}: {result.accepted:,} sent again", err=True)
     if failed:
         click.echo(f"{failed:,} object(s) failed; run reconcile again to retry them", err=True)
         click.get_current_context().exit(1)
@@ -350,11 +348,8 @@ def worker_command() -> None:
             ' deliver (the worker needs DATACUE_DELIVERY = "outbox")'
         )
     _log_somewhere()
-    try:
-        worker = state.delivery_worker
-        pending = _pending(state)
-    except DataCueError as error:
-        raise click.ClickException(str(error)) from None
+    worker = state.delivery_worker
+    pending = _pending(state)
     logger.info(
         "datacue worker: delivering %s (%s pending) to %s, up to %d requests in flight (pid %d);"
         " SIGTERM or Ctrl-C stops it within %gs",

@@ -93,3 +93,20 @@ def test_the_worker_start_line_counts_nothing_while_redis_is_down(
     redis_server.start()
     with app.app_context():
         assert _pending(app.extensions["datacue"]) == 0
+
+
+@pytest.mark.parametrize("command", [["status"], ["outbox", "dead"], ["outbox", "retry-dead"]])
+def test_the_outbox_commands_say_redis_is_down_in_one_line(
+    make_app: Callable[..., Flask], redis_server: RedisServer, redis_url: str, command: list[str]
+) -> None:
+    """An operator's command during an outage gets the reason and exit 1, not redis-py's traceback."""
+    app = make_app(DATACUE_DELIVERY="outbox", DATACUE_OUTBOX_URL=redis_url)
+    redis_server.stop()
+    try:
+        result = app.test_cli_runner().invoke(args=["datacue", *command])
+    finally:
+        redis_server.start()
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: ") and "DATACUE_OUTBOX_URL" in result.output, result.output
+    assert "Traceback" not in result.output and result.exception is not None
+    assert type(result.exception) is SystemExit
