@@ -140,14 +140,20 @@ class Flight:
         return len(rows)
 
     def start(self, now: float) -> None:
-        """Send queued rows while there is a free slot (and a connection may be had for them)."""
-        waiting: deque[tuple[OutboxRow, Claim]] = deque()
-        expired: dict[str, list[int]] = {}
-        while self.queue and len(self.sending) < self.capacity:
+        """Send queued rows while there is a free slot (and a connection may be had for them).
+
+        A row that must wait (for the connection being opened to its origin) goes back to the
+        end of :attr:`queue`, not aside: a pause that a settle here sets hands it back too.
+        """
+        held = 0
+        expired: list[tuple[OutboxRow, Claim]] = []
+        for _ in range(len(self.queue)):
+            if not self.queue or len(self.sending) >= self.capacity:
+                break
             row, claim = self.queue.popleft()
             if now >= claim.start_by and claim.started:
                 # Not enough of the lease is left to finish it: back, for whoever claims it next.
-                expired.setdefault(claim.owner, []).append(row.id)
+                expired.append((row, claim))
                 continue
             request = self.sender.request_for(row)
             if isinstance(request, Outcome):  # refused before sending (too large; no secret)
@@ -160,14 +166,28 @@ class Flight:
                 continue
             connection = self._idle_connection(request.origin, now)
             if connection is None and not self._can_open(request.origin):
-                waiting.append((row, claim))  # after the connection being opened there
+                self.queue.append((row, claim))  # after the connection being opened there
+                held += 1
                 continue
             claim.started = True
             self._send(row, claim, request, connection, now)
-        waiting.extend(self.queue)
-        self.queue = waiting
-        for owner, ids in expired.items():
-            self.outbox.release(ids, owner=owner)
+        if 0 < held <= len(self.queue):  # the held rows first again, as they were
+            self.queue.rotate(held)
+        self._hand_back(expired)
+
+    def hand_back_queue(self, delay: float = 0.0) -> None:
+        """Release every row waiting to start, due again in ``delay`` seconds. A release that
+        fails (the outbox file) is logged; the rows' lease runs out instead."""
+        rows = list(self.queue)
+        self.queue.clear()
+        self._hand_back(rows, delay)
+
+    def _hand_back(self, rows: list[tuple[OutboxRow, Claim]], delay: float = 0.0) -> None:
+        by_owner: dict[str, list[int]] = {}
+        for row, claim in rows:
+            by_owner.setdefault(claim.owner, []).append(row.id)
+        for owner, ids in by_owner.items():
+            _quietly(functools.partial(self.outbox.release, ids, delay=delay, owner=owner))
 
     def _can_open(self, origin: Origin) -> bool:
         """Whether a new connection to ``origin`` may be opened now: always once one has
@@ -369,12 +389,7 @@ class Flight:
         """Hold back new requests for ``delay`` seconds: the rows waiting to start go back, due then
         (``share``: every worker of the outbox pauses too)."""
         self.worker.pause(delay, share=share)
-        by_owner: dict[str, list[int]] = {}
-        for row, claim in self.queue:
-            by_owner.setdefault(claim.owner, []).append(row.id)
-        self.queue.clear()
-        for owner, ids in by_owner.items():
-            self.outbox.release(ids, delay=delay, owner=owner)
+        self.hand_back_queue(delay)
         logger.info("datacue: pausing delivery for %.1fs (%s)", delay, reason)
 
     def flush_acks(self, now: float, *, force: bool = False) -> None:
@@ -404,12 +419,7 @@ class Flight:
             self.flush_acks(now, force=True)
         except Exception:
             logger.exception("datacue: recording delivered rows failed; they are sent again")
-        by_owner: dict[str, list[int]] = {}
-        for row, claim in self.queue:
-            by_owner.setdefault(claim.owner, []).append(row.id)
-        self.queue.clear()
-        for owner, ids in by_owner.items():
-            _quietly(functools.partial(self.outbox.release, ids, owner=owner))
+        self.hand_back_queue()
         until = now + proxy_wait
         for sending in list(self.sending):
             if sending.future is not None:

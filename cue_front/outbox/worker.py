@@ -223,14 +223,9 @@ class DeliveryWorker:
     def _finish(self, flight: Flight, now: float) -> None:
         """One step of a graceful stop: rows not started go back, answers are awaited until the
         grace ends, and then the loop ends (its flight hands back whatever is still unanswered)."""
-        by_owner: dict[str, list[int]] = {}
-        for row, claim in flight.queue:
-            by_owner.setdefault(claim.owner, []).append(row.id)
-        flight.queue.clear()
+        flight.hand_back_queue()
         finish_by = self._finish_by
         try:
-            for owner, ids in by_owner.items():
-                self.outbox.release(ids, owner=owner)
             if flight.sending and finish_by is not None and now < finish_by:
                 flight.wait(min(finish_by - now, self.idle_interval))
                 return
@@ -288,7 +283,8 @@ class DeliveryWorker:
                             look_again = now + self._idle_wait()
                         elif not wanted:
                             look_again = now + self.idle_interval
-                    flight.start(now)
+                    if not paused:
+                        flight.start(now)
                     failures = 0
                 except Exception:  # the outbox file, the disk: keep going, loudly
                     failures += 1
@@ -310,7 +306,10 @@ class DeliveryWorker:
                         logger.exception("datacue: the delivery worker failed; trying again")
                         flight.pause(self._backoff(1), "the outbox failed")
                     continue
-                flight.flush_acks(time.monotonic(), force=True)
+                try:
+                    flight.flush_acks(time.monotonic(), force=True)
+                except Exception:
+                    logger.exception("datacue: recording delivered rows failed; they are sent again")
                 now = time.monotonic()
                 wait = min(self._paused_until - now, INGEST_WHILE_PAUSED) if paused else look_again - now
                 if self._wake.wait(max(0.0, wait)) and self.linger and not paused:
