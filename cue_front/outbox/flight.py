@@ -17,14 +17,12 @@ from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import Final, Protocol
 
-from .contract import OutboxRow
+from .contract import OutboxBackend, OutboxRow
 from .exchange import Connection, Exchange, Failure, Origin, Phase, Resolver
-from .sender import Outcome, Request, Verdict
-
-if TYPE_CHECKING:
-    from .worker import DeliveryWorker
+from .sender import Outcome, Request, RowSender, Verdict
+from .settle import Settlement
 
 __all__ = ["Claim", "Flight"]
 
@@ -43,6 +41,14 @@ RECHECK_AFTER: Final = 0.05
 PROXY_POLL_SECONDS: Final = 0.01
 #: Failures in a row after which DataCue is taken to be down.
 FAILURES_BEFORE_PAUSE: Final = 3
+#: Seconds before a claim's lease ends by which its rows are settled (no other process may have them yet).
+LEASE_MARGIN: Final = 1.0
+
+
+class Pause(Protocol):
+    """What pauses delivery (the worker's :meth:`~.worker.DeliveryWorker.pause`)."""
+
+    def __call__(self, seconds: float, *, share: bool = True) -> None: ...
 
 
 @dataclass(eq=False)
@@ -77,16 +83,27 @@ class _Sending:
 class Flight:
     """Up to ``capacity`` requests in flight on one selector, for one delivery loop (one thread).
 
+    Rows are claimed from ``outbox``, made into requests by ``sender``, and settled through
+    ``settlement``; ``pause`` holds back new requests (DataCue looks down).
     ``deadline`` (monotonic seconds) bounds a flush: nothing is waited for past it.
     The worker claims rows into :attr:`queue` with :meth:`claim`; :meth:`start` sends what
     there is room for; :meth:`wait` waits for sockets and deadlines and settles what ends;
     :meth:`close` hands back what is left.
     """
 
-    def __init__(self, worker: DeliveryWorker, capacity: int, deadline: float | None = None) -> None:
-        self.worker = worker
-        self.outbox = worker.outbox
-        self.sender = worker.row_sender
+    def __init__(
+        self,
+        outbox: OutboxBackend,
+        sender: RowSender,
+        settlement: Settlement,
+        pause: Pause,
+        capacity: int,
+        deadline: float | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self.sender = sender
+        self.settlement = settlement
+        self._pause = pause
         self.capacity = capacity
         self.deadline = deadline
         self.queue: deque[tuple[OutboxRow, Claim]] = deque()
@@ -122,17 +139,16 @@ class Flight:
 
     def claim(self, limit: int) -> int:
         """Claim up to ``limit`` due rows into :attr:`queue`; returns how many."""
-        worker = self.worker
         # An owner per claim, not per thread: an answer recorded after the lease ran out
         # must not settle the copy sent since under a later claim.
-        owner = worker.new_owner()
+        owner = self.settlement.new_owner()
         started = time.monotonic()  # before the claim: its lease may only end later than this says
         rows = self.outbox.claim(owner, limit)
         if not rows:
             return 0
         lease = self.outbox.lease_seconds
-        start_by = started + lease - self.sender.request_seconds - worker.lease_margin
-        until = started + lease - worker.lease_margin
+        start_by = started + lease - self.sender.request_seconds - LEASE_MARGIN
+        until = started + lease - LEASE_MARGIN
         if self.deadline is not None:
             start_by, until = min(start_by, self.deadline), min(until, self.deadline)
         claim = Claim(owner, start_by, until)
@@ -350,14 +366,14 @@ class Flight:
         sending.counted = True
         self.failures_in_a_row += 1
         if self.failures_in_a_row >= FAILURES_BEFORE_PAUSE:
-            self.pause(self.worker.backoff_for(sending.row.attempts), "DataCue answers nothing in time")
+            self.pause(self.settlement.backoff(sending.row.attempts), "DataCue answers nothing in time")
 
     # -- settling ------------------------------------------------------------------------------
 
     def _settle(self, sending: _Sending, outcome: Outcome, now: float) -> None:
         row, owner = sending.row, sending.claim.owner
         self.settled += 1
-        worker = self.worker
+        settlement = self.settlement
         if outcome.verdict is Verdict.DELIVERED:
             if not self._acks:
                 self._acks_due = now + ACK_DELAY
@@ -375,10 +391,10 @@ class Flight:
                 self.flush_acks(now, force=True)
             return
         if outcome.verdict is Verdict.REFUSED:
-            worker.dead_letter(row, outcome, owner)
+            settlement.dead_letter(row, outcome, owner)
             self.failures_in_a_row = 0
             return
-        delay = worker.retry_later(row, outcome, owner)
+        delay = settlement.retry_later(row, outcome, owner)
         if not sending.counted:
             self.failures_in_a_row += 1
         if outcome.unreachable or outcome.status == 429 or self.failures_in_a_row >= FAILURES_BEFORE_PAUSE:
@@ -388,7 +404,7 @@ class Flight:
     def pause(self, delay: float, reason: str, *, share: bool = True) -> None:
         """Hold back new requests for ``delay`` seconds: the rows waiting to start go back, due then
         (``share``: every worker of the outbox pauses too)."""
-        self.worker.pause(delay, share=share)
+        self._pause(delay, share=share)
         self.hand_back_queue(delay)
         logger.info("datacue: pausing delivery for %.1fs (%s)", delay, reason)
 
@@ -397,7 +413,7 @@ class Flight:
         if not self._acks or (not force and now < self._acks_due and self.sending):
             return
         rows, self._acks = self._acks, []
-        self.worker.acknowledge(rows)
+        self.settlement.acknowledge(rows)
         self.acks_written += 1
 
     def close_idle_connections(self, now: float) -> None:
@@ -440,7 +456,7 @@ class Flight:
                 message = f"{sending.request.method} {sending.request.url}: handed back unanswered"
             outcome = Outcome(Verdict.RETRY, None, message)
             owner = sending.claim.owner
-            _quietly(functools.partial(self.worker.retry_later, sending.row, outcome, owner, delay=0.0))
+            _quietly(functools.partial(self.settlement.retry_later, sending.row, outcome, owner, delay=0.0))
         self.sending.clear()
         _quietly(lambda: self.flush_acks(time.monotonic(), force=True))
         for connections in self._idle.values():
