@@ -101,3 +101,28 @@ def test_rows_waiting_for_a_connection_do_not_start_during_a_pause(outbox: Outbo
     finally:
         worker.stop()
         transport.close()
+
+
+def test_a_flush_through_a_proxy_ends_by_its_deadline(
+    outbox: Outbox, sink: Sink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The sink plays the proxy, and answers 10 s late: the flush's end waits no longer than its
+    # deadline for the request's answer (at exit, DATACUE_SHUTDOWN_GRACE).
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{sink.port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    sink.fallback("PUT", "http://datacue.invalid/v1/users/u1", Answer(200, delay=10.0))
+    outbox.put("rest", "PUT", "/users/u1", b'{"first_name": "Ana"}', "user:u1")
+    transport = Transport(
+        API_KEY, API_SECRET, api_url="http://datacue.invalid/v1", events_url="http://x.invalid/",
+        timeout=(2.0, 20.0),
+    )
+    worker = DeliveryWorker(outbox, transport)
+    try:
+        started = time.monotonic()
+        assert worker.flush(1.0) is False
+        assert time.monotonic() - started < 3.0
+    finally:
+        worker.stop()
+        sink.close()  # releases the held answer
+        transport.close()

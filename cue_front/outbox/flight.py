@@ -36,9 +36,11 @@ ACK_BATCH: Final = 100
 IDLE_CONNECTION_SECONDS: Final = 30.0
 #: A connection idle longer than this is checked before it is used again (one ``poll()``).
 RECHECK_AFTER: Final = 0.05
-#: The longest wait for the answers of requests sent through a proxy (they block a thread each),
-#: checked this often.
+#: The answers of requests sent through a proxy (they block a thread each) are checked this often.
 PROXY_POLL_SECONDS: Final = 0.01
+#: How long the end of a flight waits for the answers of requests sent through a proxy (never past
+#: a flush's deadline).
+PROXY_WAIT_AT_CLOSE: Final = 5.0
 #: Failures in a row after which DataCue is taken to be down.
 FAILURES_BEFORE_PAUSE: Final = 3
 #: Seconds before a claim's lease ends by which its rows are settled (no other process may have them yet).
@@ -424,7 +426,7 @@ class Flight:
 
     # -- the end -------------------------------------------------------------------------------
 
-    def close(self, *, proxy_wait: float = 5.0) -> None:
+    def close(self) -> None:
         """Hand back what is left: rows not started are released, requests in flight given up
         (their rows due again at once: nothing says DataCue has them). Closes every connection."""
         if self._closed:
@@ -436,7 +438,9 @@ class Flight:
         except Exception:
             logger.exception("datacue: recording delivered rows failed; they are sent again")
         self.hand_back_queue()
-        until = now + proxy_wait
+        until = now + PROXY_WAIT_AT_CLOSE
+        if self.deadline is not None:  # a bounded flush (the one at exit: DATACUE_SHUTDOWN_GRACE)
+            until = min(until, self.deadline)
         for sending in list(self.sending):
             if sending.future is not None:
                 try:
