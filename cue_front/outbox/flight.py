@@ -112,8 +112,11 @@ class Flight:
         self.sending: set[_Sending] = set()
         #: Rows settled so far (answered, or failed); not those handed back unsent.
         self.settled = 0
-        #: Acknowledgements written so far (the worker claims again after one: keys are free).
-        self.acks_written = 0
+        #: An acknowledgement was written since the last :meth:`refill`: its rows' keys are free,
+        #: so a claim may find their next rows.
+        self.keys_freed = False
+        #: The last :meth:`refill` took all it asked for: a backlog drains.
+        self.backlog = False
         self.failures_in_a_row = 0
         self._acks: list[OutboxRow] = []
         self._acks_due = 0.0
@@ -157,6 +160,17 @@ class Flight:
         self.queue.extend((row, claim) for row in rows)
         return len(rows)
 
+    def refill(self, batch: int, backlog_size: int) -> int:
+        """Claim more rows (returns how many): the acknowledgements waiting are written first (the
+        keys they hold are free then), and in a backlog :attr:`backlog` the claim is
+        ``backlog_size`` rows instead of ``batch`` (a claim reads the whole queue, whatever it takes)."""
+        self.flush_acks(time.monotonic(), force=True)
+        self.keys_freed = False
+        size = backlog_size if self.backlog else batch
+        got = self.claim(size)
+        self.backlog = got >= size
+        return got
+
     def start(self, now: float) -> None:
         """Send queued rows while there is a free slot (and a connection may be had for them).
 
@@ -191,21 +205,14 @@ class Flight:
             self._send(row, claim, request, connection, now)
         if 0 < held <= len(self.queue):  # the held rows first again, as they were
             self.queue.rotate(held)
-        self._hand_back(expired)
+        _hand_back(self.outbox, expired)
 
     def hand_back_queue(self, delay: float = 0.0) -> None:
         """Release every row waiting to start, due again in ``delay`` seconds. A release that
         fails (the outbox file) is logged; the rows' lease runs out instead."""
         rows = list(self.queue)
         self.queue.clear()
-        self._hand_back(rows, delay)
-
-    def _hand_back(self, rows: list[tuple[OutboxRow, Claim]], delay: float = 0.0) -> None:
-        by_owner: dict[str, list[int]] = {}
-        for row, claim in rows:
-            by_owner.setdefault(claim.owner, []).append(row.id)
-        for owner, ids in by_owner.items():
-            _quietly(functools.partial(self.outbox.release, ids, delay=delay, owner=owner))
+        _hand_back(self.outbox, rows, delay)
 
     def _can_open(self, origin: Origin) -> bool:
         """Whether a new connection to ``origin`` may be opened now: always once one has
@@ -416,7 +423,7 @@ class Flight:
             return
         rows, self._acks = self._acks, []
         self.settlement.acknowledge(rows)
-        self.acks_written += 1
+        self.keys_freed = True
 
     def close_idle_connections(self, now: float) -> None:
         """Close the connections idle for :data:`IDLE_CONNECTION_SECONDS` (the worker calls this)."""
@@ -472,6 +479,15 @@ class Flight:
         self._selector.close()
         if self._executor is not None:
             self._executor.shutdown(wait=False)
+
+
+def _hand_back(outbox: OutboxBackend, rows: list[tuple[OutboxRow, Claim]], delay: float = 0.0) -> None:
+    """Release ``rows`` unsent, one write per claim, due again in ``delay`` seconds (quietly)."""
+    by_owner: dict[str, list[int]] = {}
+    for row, claim in rows:
+        by_owner.setdefault(claim.owner, []).append(row.id)
+    for owner, ids in by_owner.items():
+        _quietly(functools.partial(outbox.release, ids, delay=delay, owner=owner))
 
 
 def _result(future: Future[Outcome], request: Request) -> Outcome:

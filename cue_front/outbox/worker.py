@@ -231,11 +231,9 @@ class DeliveryWorker:
     def _run(self) -> None:
         flight = self._flight()
         failures = 0
-        wanted = True  # a claim is wanted: woken, keys freed, or a backlog
-        backlog = False  # the last claim took all it asked for
+        wanted = True  # a claim is wanted: woken, or a backlog (or the flight's keys_freed)
         look_again = 0.0  # when to claim anyway (a retry falls due)
         claimed_at = -CLAIM_INTERVAL
-        acks_seen = 0
         last_ingest = tidied_at = 0.0
         try:
             while not self._stopping.is_set():
@@ -252,8 +250,6 @@ class DeliveryWorker:
                     if self._wake.is_set():
                         self._wake.clear()
                         wanted = True
-                    if flight.acks_written != acks_seen:
-                        acks_seen, wanted = flight.acks_written, True
                     if paused:
                         # Journaled events still move into the outbox, where the cap and
                         # `flask datacue status` see them.
@@ -262,18 +258,12 @@ class DeliveryWorker:
                             self.outbox.ingest()
                     elif (
                         flight.room > 0
-                        and len(flight.queue) < self.max_in_flight
-                        and (wanted or now >= look_again)
+                        and (wanted or flight.keys_freed or now >= look_again)
                         and (now - claimed_at >= CLAIM_INTERVAL or not flight.busy)
                     ):
-                        flight.flush_acks(now, force=True)  # first: the keys they hold are free then
-                        acks_seen = flight.acks_written
                         claimed_at = now
-                        # In a backlog, bigger claims: a claim reads the whole queue, whatever it takes.
-                        size = self._backlog_claim if wanted and backlog else self.batch_size
-                        got = flight.claim(size)
-                        backlog = got >= size
-                        wanted = backlog  # a backlog: again as soon as there is room
+                        got = flight.refill(self.batch_size, self._backlog_claim)
+                        wanted = flight.backlog  # a backlog: again as soon as there is room
                         if not got and not flight.busy:
                             look_again = now + self._idle_wait()
                         elif not wanted:
@@ -390,20 +380,14 @@ class DeliveryWorker:
         deadline = time.monotonic() + max(0.0, timeout)
         flight = self._flight(deadline)
         wanted = True
-        backlog = False
-        acks_seen = 0
         try:
             while True:
                 now = time.monotonic()
                 if now >= deadline:
                     break
-                if flight.acks_written != acks_seen:
-                    acks_seen, wanted = flight.acks_written, True
-                if wanted and flight.room > 0 and len(flight.queue) < self.max_in_flight:
-                    flight.flush_acks(now, force=True)
-                    acks_seen = flight.acks_written
-                    size = self._backlog_claim if backlog else self.batch_size
-                    backlog = wanted = flight.claim(size) >= size
+                if (wanted or flight.keys_freed) and flight.room > 0:
+                    flight.refill(self.batch_size, self._backlog_claim)
+                    wanted = flight.backlog
                 flight.start(now)
                 if flight.busy:
                     flight.wait(min(deadline - now, self.linger if flight.room > 0 else 1.0))
