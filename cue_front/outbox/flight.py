@@ -17,7 +17,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final
 
 from .contract import OutboxBackend, OutboxRow
 from .exchange import Connection, Exchange, Failure, Origin, Phase, Resolver
@@ -47,10 +47,8 @@ FAILURES_BEFORE_PAUSE: Final = 3
 LEASE_MARGIN: Final = 1.0
 
 
-class Pause(Protocol):
-    """What pauses delivery (the worker's :meth:`~.worker.DeliveryWorker.pause`)."""
-
-    def __call__(self, seconds: float, *, share: bool = True) -> None: ...
+#: What pauses delivery for some seconds (the worker's :meth:`~.worker.DeliveryWorker.pause`).
+Pause = Callable[[float], None]
 
 
 @dataclass(eq=False)
@@ -410,10 +408,10 @@ class Flight:
             # DataCue looks down or asks us to slow down: what waits to start waits too.
             self.pause(delay, outcome.error)
 
-    def pause(self, delay: float, reason: str, *, share: bool = True) -> None:
+    def pause(self, delay: float, reason: str) -> None:
         """Hold back new requests for ``delay`` seconds: the rows waiting to start go back, due then
-        (``share``: every worker of the outbox pauses too)."""
-        self._pause(delay, share=share)
+        (every worker sharing the outbox pauses too)."""
+        self._pause(delay)
         self.hand_back_queue(delay)
         logger.info("datacue: pausing delivery for %.1fs (%s)", delay, reason)
 

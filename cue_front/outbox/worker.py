@@ -120,7 +120,6 @@ class DeliveryWorker:
         self.settlement = Settlement(
             self.outbox, sender=self.sender, backoff_base=self.backoff_base, backoff_max=self.backoff_max
         )
-        self._paused_until = 0.0
         self._last_prune = time.monotonic()
         self._last_checkpoint = time.monotonic()
 
@@ -241,12 +240,11 @@ class DeliveryWorker:
                 if self._finish_by is not None:  # stop(grace=...): nothing new, answers awaited
                     self._finish(flight, now)
                     continue
-                paused = now < self._paused_until
+                # The outbox keeps the pause (one clock, whichever worker set it; cheap to read).
+                paused = (left := self.outbox.paused_for()) > 0
                 try:
-                    if not paused and (shared := self.outbox.paused_for()) > 0:
-                        # Another worker (another host, with Redis) paused everyone.
-                        flight.pause(shared, "another worker paused delivery", share=False)
-                        paused = True
+                    if paused and flight.queue:  # another worker paused: rows not started go back
+                        flight.hand_back_queue(left)
                     if self._wake.is_set():
                         self._wake.clear()
                         wanted = True
@@ -296,7 +294,7 @@ class DeliveryWorker:
                 except Exception:
                     logger.exception("datacue: recording delivered rows failed; they are sent again")
                 now = time.monotonic()
-                wait = min(self._paused_until - now, INGEST_WHILE_PAUSED) if paused else look_again - now
+                wait = min(self.outbox.paused_for(), INGEST_WHILE_PAUSED) if paused else look_again - now
                 if self._wake.wait(max(0.0, wait)) and self.linger and not paused:
                     # Rows keep coming: gather what arrives meanwhile into one claim.
                     self._stopping.wait(self.linger)
@@ -316,10 +314,10 @@ class DeliveryWorker:
                 self._stopping.wait(self.linger)
 
     def _idle_wait(self) -> float:
-        pause = self._paused_until - time.monotonic()
-        if pause > 0:
-            return pause
         try:
+            pause = self.outbox.paused_for()
+            if pause > 0:
+                return pause
             due_in = self.outbox.next_due_in()
         except Exception:
             return self.idle_interval
@@ -327,15 +325,13 @@ class DeliveryWorker:
             return self.idle_interval
         return min(self.idle_interval, max(due_in, 0.005))
 
-    def pause(self, seconds: float, *, share: bool = True) -> None:
-        """Start no new request for ``seconds`` (DataCue is down, or asked us to slow down); with
-        ``share``, every worker of the outbox pauses too (``OutboxBackend.pause_all``)."""
-        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
-        if share:
-            try:
-                self.outbox.pause_all(seconds)
-            except Exception:  # this worker pauses all the same
-                logger.debug("datacue: the pause could not be shared", exc_info=True)
+    def pause(self, seconds: float) -> None:
+        """Start no new request for ``seconds`` (DataCue is down, or asked us to slow down): the
+        outbox keeps the pause, for every worker that shares it (``OutboxBackend.pause_all``)."""
+        try:
+            self.outbox.pause_all(seconds)
+        except Exception:  # a backend keeps its own process's pause before it shares it
+            logger.warning("datacue: the pause could not be shared", exc_info=True)
 
     def _upkeep(self, idle: bool) -> None:
         now = time.monotonic()
