@@ -42,7 +42,9 @@ __all__ = [
     "Reply",
     "Transport",
     "error_for_reply",
+    "network_reason",
     "parse_retry_after",
+    "unreachable_message",
     "user_agent",
 ]
 
@@ -320,11 +322,11 @@ class Transport:
             )
         except requests.RequestException as exc:
             logger.warning("%s %s: %s", method, url, type(exc).__name__)
-            raise NetworkError(f"{method} {url}: DataCue could not be reached ({_reason(exc)})") from exc
+            raise NetworkError(unreachable_message(method, url, exc)) from exc
         try:
             content = response.content
         except requests.RequestException as exc:
-            raise NetworkError(f"{method} {url}: the reply was cut off ({_reason(exc)})") from exc
+            raise NetworkError(f"{method} {url}: the reply was cut off ({network_reason(exc)})") from exc
         finally:
             response.close()
         logger.debug("%s %s -> %d in %.3fs", method, url, response.status_code, time.perf_counter() - started)
@@ -347,12 +349,18 @@ class Transport:
         self.close()
 
 
-def _reason(exc: BaseException) -> str:
-    """A short reason for a network failure, from the innermost cause (no headers, no secret)."""
+def network_reason(exc: BaseException) -> str:
+    """A short reason for a network failure, from the innermost cause (refused, reset, name
+    unknown; no headers, no secret): ``ConnectionRefusedError: [Errno 111] Connection refused``."""
     inner: BaseException = exc
     for _ in range(8):
-        nested = getattr(inner, "reason", None) or inner.__context__
+        nested = getattr(inner, "reason", None) or inner.__cause__ or inner.__context__
         if not isinstance(nested, BaseException) or nested is inner:
             break
         inner = nested
     return f"{type(inner).__name__}: {inner}" if str(inner) else type(inner).__name__
+
+
+def unreachable_message(method: str, url: str, exc: BaseException) -> str:
+    """``POST https://...: DataCue could not be reached (<the innermost reason>)``."""
+    return f"{method} {url}: DataCue could not be reached ({network_reason(exc)})"

@@ -19,6 +19,8 @@ import ssl
 import time
 from typing import Any, Final, NamedTuple
 
+from ..transport import unreachable_message
+
 __all__ = [
     "Answer",
     "Connection",
@@ -187,8 +189,6 @@ class Connection:
     def __init__(self, origin: Origin, sock: socket.socket) -> None:
         self.origin = origin
         self.sock = sock
-        #: Whether a request was ever answered on it (a reused connection the server may have closed).
-        self.reused = False
         self.idle_since = 0.0
 
     def fileno(self) -> int:
@@ -347,22 +347,23 @@ class Exchange:
             self._fail(TimeoutError("timed out"), unreachable=True)
         elif self.phase is Phase.SENDING:
             # DataCue did not even take the request in: it cannot have processed it.
-            limit = f"{self.read_timeout:g}s"
-            self._finish(Failure(f"{self.method} {self.url}: DataCue did not answer in time ({limit})"))
+            self._finish(self._no_answer(f"{self.read_timeout:g}s"))
         elif self.phase is Phase.WAITING and not self.late and now < self.until:
             self.late = True
             self.deadline = self.until
             return True
         elif self.phase in (Phase.WAITING, Phase.READING):
-            waited = now - (self.sent_at or self.started_at)
-            self._finish(Failure(f"{self.method} {self.url}: DataCue did not answer in time ({waited:.3g}s)"))
+            self._finish(self._no_answer(f"{now - (self.sent_at or self.started_at):.3g}s"))
         return False
 
     def abandon(self, now: float) -> None:
         """Stop here (the worker is stopping, or a flush's time is up): the connection is closed."""
         if self.phase is not Phase.DONE:
-            waited = now - (self.sent_at or self.started_at)
-            self._finish(Failure(f"{self.method} {self.url}: DataCue did not answer in time ({waited:.3g}s)"))
+            self._finish(self._no_answer(f"{now - (self.sent_at or self.started_at):.3g}s"))
+
+    def _no_answer(self, waited: str) -> Failure:
+        """The failure of a request DataCue did not answer within ``waited`` (``"5s"``)."""
+        return Failure(f"{self.method} {self.url}: DataCue did not answer in time ({waited})")
 
     def _connected(self, now: float) -> None:
         assert self.connection is not None
@@ -469,13 +470,12 @@ class Exchange:
             return
         answer, used = parsed
         keep = answer.keep_alive and not closed and used == len(self._received)
-        self.connection.reused = True
         self._finish(answer, keep=keep)
 
     # -- ending ------------------------------------------------------------------------------
 
     def _fail(self, error: BaseException, *, unreachable: bool = False) -> None:
-        self._finish(Failure(network_message(self.method, self.url, error), unreachable))
+        self._finish(Failure(unreachable_message(self.method, self.url, error), unreachable))
 
     def _finish(self, result: Answer | Failure, *, keep: bool = False) -> None:
         self.result = result
@@ -486,15 +486,3 @@ class Exchange:
                 self.kept = connection
             else:
                 connection.close()
-
-
-def network_message(method: str, url: str, error: BaseException) -> str:
-    """``POST https://...: DataCue could not be reached (<the innermost reason>)``."""
-    inner: BaseException = error
-    for _ in range(8):  # the innermost reason says most (refused, reset, name unknown)
-        nested = getattr(inner, "reason", None) or inner.__cause__ or inner.__context__
-        if not isinstance(nested, BaseException) or nested is inner:
-            break
-        inner = nested
-    reason = f"{type(inner).__name__}: {inner}" if str(inner) else type(inner).__name__
-    return f"{method} {url}: DataCue could not be reached ({reason})"

@@ -17,14 +17,12 @@ from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-from .contract import OutboxRow
+from .contract import OutboxBackend, OutboxRow
 from .exchange import Connection, Exchange, Failure, Origin, Phase, Resolver
-from .sender import Outcome, Request, Verdict
-
-if TYPE_CHECKING:
-    from .worker import DeliveryWorker
+from .sender import Outcome, Request, RowSender, Verdict
+from .settle import Settlement
 
 __all__ = ["Claim", "Flight"]
 
@@ -38,11 +36,19 @@ ACK_BATCH: Final = 100
 IDLE_CONNECTION_SECONDS: Final = 30.0
 #: A connection idle longer than this is checked before it is used again (one ``poll()``).
 RECHECK_AFTER: Final = 0.05
-#: The longest wait for the answers of requests sent through a proxy (they block a thread each),
-#: checked this often.
+#: The answers of requests sent through a proxy (they block a thread each) are checked this often.
 PROXY_POLL_SECONDS: Final = 0.01
+#: How long the end of a flight waits for the answers of requests sent through a proxy (never past
+#: a flush's deadline).
+PROXY_WAIT_AT_CLOSE: Final = 5.0
 #: Failures in a row after which DataCue is taken to be down.
 FAILURES_BEFORE_PAUSE: Final = 3
+#: Seconds before a claim's lease ends by which its rows are settled (no other process may have them yet).
+LEASE_MARGIN: Final = 1.0
+
+
+#: What pauses delivery for some seconds (the worker's :meth:`~.worker.DeliveryWorker.pause`).
+Pause = Callable[[float], None]
 
 
 @dataclass(eq=False)
@@ -77,24 +83,38 @@ class _Sending:
 class Flight:
     """Up to ``capacity`` requests in flight on one selector, for one delivery loop (one thread).
 
+    Rows are claimed from ``outbox``, made into requests by ``sender``, and settled through
+    ``settlement``; ``pause`` holds back new requests (DataCue looks down).
     ``deadline`` (monotonic seconds) bounds a flush: nothing is waited for past it.
     The worker claims rows into :attr:`queue` with :meth:`claim`; :meth:`start` sends what
     there is room for; :meth:`wait` waits for sockets and deadlines and settles what ends;
     :meth:`close` hands back what is left.
     """
 
-    def __init__(self, worker: DeliveryWorker, capacity: int, deadline: float | None = None) -> None:
-        self.worker = worker
-        self.outbox = worker.outbox
-        self.sender = worker.row_sender
+    def __init__(
+        self,
+        outbox: OutboxBackend,
+        sender: RowSender,
+        settlement: Settlement,
+        pause: Pause,
+        capacity: int,
+        deadline: float | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self.sender = sender
+        self.settlement = settlement
+        self._pause = pause
         self.capacity = capacity
         self.deadline = deadline
         self.queue: deque[tuple[OutboxRow, Claim]] = deque()
         self.sending: set[_Sending] = set()
         #: Rows settled so far (answered, or failed); not those handed back unsent.
         self.settled = 0
-        #: Acknowledgements written so far (the worker claims again after one: keys are free).
-        self.acks_written = 0
+        #: An acknowledgement was written since the last :meth:`refill`: its rows' keys are free,
+        #: so a claim may find their next rows.
+        self.keys_freed = False
+        #: The last :meth:`refill` took all it asked for: a backlog drains.
+        self.backlog = False
         self.failures_in_a_row = 0
         self._acks: list[OutboxRow] = []
         self._acks_due = 0.0
@@ -122,32 +142,48 @@ class Flight:
 
     def claim(self, limit: int) -> int:
         """Claim up to ``limit`` due rows into :attr:`queue`; returns how many."""
-        worker = self.worker
         # An owner per claim, not per thread: an answer recorded after the lease ran out
         # must not settle the copy sent since under a later claim.
-        owner = worker.new_owner()
+        owner = self.settlement.new_owner()
         started = time.monotonic()  # before the claim: its lease may only end later than this says
         rows = self.outbox.claim(owner, limit)
         if not rows:
             return 0
         lease = self.outbox.lease_seconds
-        start_by = started + lease - self.sender.request_seconds - worker.lease_margin
-        until = started + lease - worker.lease_margin
+        start_by = started + lease - self.sender.request_seconds - LEASE_MARGIN
+        until = started + lease - LEASE_MARGIN
         if self.deadline is not None:
             start_by, until = min(start_by, self.deadline), min(until, self.deadline)
         claim = Claim(owner, start_by, until)
         self.queue.extend((row, claim) for row in rows)
         return len(rows)
 
+    def refill(self, batch: int, backlog_size: int) -> int:
+        """Claim more rows (returns how many): the acknowledgements waiting are written first (the
+        keys they hold are free then), and in a backlog :attr:`backlog` the claim is
+        ``backlog_size`` rows instead of ``batch`` (a claim reads the whole queue, whatever it takes)."""
+        self.flush_acks(time.monotonic(), force=True)
+        self.keys_freed = False
+        size = backlog_size if self.backlog else batch
+        got = self.claim(size)
+        self.backlog = got >= size
+        return got
+
     def start(self, now: float) -> None:
-        """Send queued rows while there is a free slot (and a connection may be had for them)."""
-        waiting: deque[tuple[OutboxRow, Claim]] = deque()
-        expired: dict[str, list[int]] = {}
-        while self.queue and len(self.sending) < self.capacity:
+        """Send queued rows while there is a free slot (and a connection may be had for them).
+
+        A row that must wait (for the connection being opened to its origin) goes back to the
+        end of :attr:`queue`, not aside: a pause that a settle here sets hands it back too.
+        """
+        held = 0
+        expired: list[tuple[OutboxRow, Claim]] = []
+        for _ in range(len(self.queue)):
+            if not self.queue or len(self.sending) >= self.capacity:
+                break
             row, claim = self.queue.popleft()
             if now >= claim.start_by and claim.started:
                 # Not enough of the lease is left to finish it: back, for whoever claims it next.
-                expired.setdefault(claim.owner, []).append(row.id)
+                expired.append((row, claim))
                 continue
             request = self.sender.request_for(row)
             if isinstance(request, Outcome):  # refused before sending (too large; no secret)
@@ -160,14 +196,21 @@ class Flight:
                 continue
             connection = self._idle_connection(request.origin, now)
             if connection is None and not self._can_open(request.origin):
-                waiting.append((row, claim))  # after the connection being opened there
+                self.queue.append((row, claim))  # after the connection being opened there
+                held += 1
                 continue
             claim.started = True
             self._send(row, claim, request, connection, now)
-        waiting.extend(self.queue)
-        self.queue = waiting
-        for owner, ids in expired.items():
-            self.outbox.release(ids, owner=owner)
+        if 0 < held <= len(self.queue):  # the held rows first again, as they were
+            self.queue.rotate(held)
+        _hand_back(self.outbox, expired)
+
+    def hand_back_queue(self, delay: float = 0.0) -> None:
+        """Release every row waiting to start, due again in ``delay`` seconds. A release that
+        fails (the outbox file) is logged; the rows' lease runs out instead."""
+        rows = list(self.queue)
+        self.queue.clear()
+        _hand_back(self.outbox, rows, delay)
 
     def _can_open(self, origin: Origin) -> bool:
         """Whether a new connection to ``origin`` may be opened now: always once one has
@@ -330,14 +373,14 @@ class Flight:
         sending.counted = True
         self.failures_in_a_row += 1
         if self.failures_in_a_row >= FAILURES_BEFORE_PAUSE:
-            self.pause(self.worker.backoff_for(sending.row.attempts), "DataCue answers nothing in time")
+            self.pause(self.settlement.backoff(sending.row.attempts), "DataCue answers nothing in time")
 
     # -- settling ------------------------------------------------------------------------------
 
     def _settle(self, sending: _Sending, outcome: Outcome, now: float) -> None:
         row, owner = sending.row, sending.claim.owner
         self.settled += 1
-        worker = self.worker
+        settlement = self.settlement
         if outcome.verdict is Verdict.DELIVERED:
             if not self._acks:
                 self._acks_due = now + ACK_DELAY
@@ -355,26 +398,21 @@ class Flight:
                 self.flush_acks(now, force=True)
             return
         if outcome.verdict is Verdict.REFUSED:
-            worker.dead_letter(row, outcome, owner)
+            settlement.dead_letter(row, outcome, owner)
             self.failures_in_a_row = 0
             return
-        delay = worker.retry_later(row, outcome, owner)
+        delay = settlement.retry_later(row, outcome, owner)
         if not sending.counted:
             self.failures_in_a_row += 1
         if outcome.unreachable or outcome.status == 429 or self.failures_in_a_row >= FAILURES_BEFORE_PAUSE:
             # DataCue looks down or asks us to slow down: what waits to start waits too.
             self.pause(delay, outcome.error)
 
-    def pause(self, delay: float, reason: str, *, share: bool = True) -> None:
+    def pause(self, delay: float, reason: str) -> None:
         """Hold back new requests for ``delay`` seconds: the rows waiting to start go back, due then
-        (``share``: every worker of the outbox pauses too)."""
-        self.worker.pause(delay, share=share)
-        by_owner: dict[str, list[int]] = {}
-        for row, claim in self.queue:
-            by_owner.setdefault(claim.owner, []).append(row.id)
-        self.queue.clear()
-        for owner, ids in by_owner.items():
-            self.outbox.release(ids, delay=delay, owner=owner)
+        (every worker sharing the outbox pauses too)."""
+        self._pause(delay)
+        self.hand_back_queue(delay)
         logger.info("datacue: pausing delivery for %.1fs (%s)", delay, reason)
 
     def flush_acks(self, now: float, *, force: bool = False) -> None:
@@ -382,8 +420,8 @@ class Flight:
         if not self._acks or (not force and now < self._acks_due and self.sending):
             return
         rows, self._acks = self._acks, []
-        self.worker.acknowledge(rows)
-        self.acks_written += 1
+        self.settlement.acknowledge(rows)
+        self.keys_freed = True
 
     def close_idle_connections(self, now: float) -> None:
         """Close the connections idle for :data:`IDLE_CONNECTION_SECONDS` (the worker calls this)."""
@@ -393,7 +431,7 @@ class Flight:
 
     # -- the end -------------------------------------------------------------------------------
 
-    def close(self, *, proxy_wait: float = 5.0) -> None:
+    def close(self) -> None:
         """Hand back what is left: rows not started are released, requests in flight given up
         (their rows due again at once: nothing says DataCue has them). Closes every connection."""
         if self._closed:
@@ -404,13 +442,10 @@ class Flight:
             self.flush_acks(now, force=True)
         except Exception:
             logger.exception("datacue: recording delivered rows failed; they are sent again")
-        by_owner: dict[str, list[int]] = {}
-        for row, claim in self.queue:
-            by_owner.setdefault(claim.owner, []).append(row.id)
-        self.queue.clear()
-        for owner, ids in by_owner.items():
-            _quietly(functools.partial(self.outbox.release, ids, owner=owner))
-        until = now + proxy_wait
+        self.hand_back_queue()
+        until = now + PROXY_WAIT_AT_CLOSE
+        if self.deadline is not None:  # a bounded flush (the one at exit: DATACUE_SHUTDOWN_GRACE)
+            until = min(until, self.deadline)
         for sending in list(self.sending):
             if sending.future is not None:
                 try:
@@ -430,7 +465,7 @@ class Flight:
                 message = f"{sending.request.method} {sending.request.url}: handed back unanswered"
             outcome = Outcome(Verdict.RETRY, None, message)
             owner = sending.claim.owner
-            _quietly(functools.partial(self.worker.retry_later, sending.row, outcome, owner, delay=0.0))
+            _quietly(functools.partial(self.settlement.retry_later, sending.row, outcome, owner, delay=0.0))
         self.sending.clear()
         _quietly(lambda: self.flush_acks(time.monotonic(), force=True))
         for connections in self._idle.values():
@@ -442,6 +477,15 @@ class Flight:
         self._selector.close()
         if self._executor is not None:
             self._executor.shutdown(wait=False)
+
+
+def _hand_back(outbox: OutboxBackend, rows: list[tuple[OutboxRow, Claim]], delay: float = 0.0) -> None:
+    """Release ``rows`` unsent, one write per claim, due again in ``delay`` seconds (quietly)."""
+    by_owner: dict[str, list[int]] = {}
+    for row, claim in rows:
+        by_owner.setdefault(claim.owner, []).append(row.id)
+    for owner, ids in by_owner.items():
+        _quietly(functools.partial(outbox.release, ids, delay=delay, owner=owner))
 
 
 def _result(future: Future[Outcome], request: Request) -> Outcome:

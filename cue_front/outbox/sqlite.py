@@ -10,13 +10,14 @@ import os
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from . import sql
 from .connections import ConnectionPool
-from .contract import MAX_RESPONSE_CHARS, DeadLetter, Droppable, OutboxRow, OutboxStats, visitor_share
+from .contract import DeadLetter, Droppable, OutboxRow, OutboxStats, visitor_share
 from .intake import Intake
 from .journal import JOURNAL_SUPPORTED, journal_folder, writer_for
+from .leases import Leases
 from .sent import SentDigests
 
 __all__ = ["SYNCHRONOUS_MODES", "Outbox"]
@@ -84,6 +85,7 @@ class Outbox:
             journal=writer,
             prune=self.prune,
         )
+        self._leases = Leases(self._pool, lease_seconds=self.lease_seconds, ingest=self.ingest)
 
     def __repr__(self) -> str:
         return f"Outbox({str(self.path)!r}, max_rows={self.max_rows})"
@@ -150,64 +152,11 @@ class Outbox:
         A row is due when it is pending, its backoff is over and no earlier row with its
         ``ordering_key`` is unfinished; so at most one row per key is ever claimed.
         """
-        if limit < 1:
-            return []
-        self.ingest()
-        limit = min(limit, sql.IDS_PER_STATEMENT)
-        now = time.time()
-        lease_end = now + self.lease_seconds
-        with self._pool.connection() as connection:
-            # Found without the write lock (puts go on meanwhile, however long the queue)...
-            keyed = connection.execute(sql.CLAIMABLE_KEYED, (now, limit)).fetchall()
-            unkeyed = connection.execute(sql.CLAIMABLE_UNKEYED, (now, limit)).fetchall()
-            found = sorted(keyed + unkeyed)[:limit] if keyed and unkeyed else (keyed or unkeyed)
-            if not found:
-                return []
-            # ...then taken under it, each only if still free: another process may have
-            # claimed one in between. What this owner holds is then exactly what bears its
-            # name and this lease's end (owners are unique per claiming thread).
-            ids = [row[0] for row in found]
-            marks = ",".join("?" * len(ids))
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                taken = connection.execute(
-                    "UPDATE outbox SET due_at = ?, lease_owner = ?, attempts = attempts + 1"
-                    f" WHERE id IN ({marks}) AND state = 0 AND due_at <= ?",
-                    (lease_end, owner, *ids, now),
-                ).rowcount
-            except BaseException:
-                connection.rollback()
-                raise
-            connection.execute("COMMIT")
-            if taken < len(found):
-                held = {
-                    row_id
-                    for (row_id,) in connection.execute(
-                        f"SELECT id FROM outbox WHERE id IN ({marks}) AND lease_owner = ? AND due_at = ?",
-                        (*ids, owner, lease_end),
-                    )
-                }
-                found = [row for row in found if row[0] in held]
-        return [  # attempts counts this claim too
-            OutboxRow(row_id, kind, method, path, bytes(body), key, attempts + 1, created_at)
-            for row_id, kind, method, path, body, key, attempts, created_at in found
-        ]
+        return self._leases.claim(owner, limit)
 
     def ack(self, row_ids: Iterable[int]) -> None:
         """Mark rows delivered (whoever holds their lease now: DataCue has them)."""
-        ids = list(row_ids)
-        if not ids:
-            return
-        now = time.time()
-        with self._pool.write() as connection:
-            for start in range(0, len(ids), sql.IDS_PER_STATEMENT):
-                chunk = ids[start : start + sql.IDS_PER_STATEMENT]
-                connection.execute(
-                    "UPDATE outbox SET state = 1, done_at = ?, lease_owner = NULL"
-                    f" WHERE id IN ({','.join('?' * len(chunk))}) AND state != 1",
-                    (now, *chunk),
-                )
-                self._settle_erased(connection, chunk, delivered=True)
+        self._leases.ack(row_ids)
 
     def retry_later(
         self,
@@ -218,34 +167,13 @@ class Outbox:
         status: int | None = None,
         owner: str | None = None,
     ) -> None:
-        """Give a claimed row back, to be sent again in ``delay`` seconds; ``error`` says why it failed.
-
-        With ``owner``, only if that owner still holds the row (its lease may have expired
-        and the row gone to another worker, whose claim then stands).
-        """
-        now = time.time()
-        with self._pool.write() as connection:
-            connection.execute(
-                "UPDATE outbox SET due_at = ?, lease_owner = NULL, last_status = ?, last_error = ?,"
-                " failed_at = ? WHERE id = ? AND state = 0 AND (?6 IS NULL OR lease_owner = ?6)",
-                (now + max(0.0, delay), status, error, now, row_id, owner),
-            )
-            self._settle_erased(connection, [row_id], delivered=False)
-            connection.execute("UPDATE outbox_meta SET value = ? WHERE name = 'last_error'", (error,))
+        """Give a claimed row back, to be sent again in ``delay`` seconds; ``error`` says why it failed
+        (with ``owner``, only if that owner still holds it)."""
+        self._leases.retry_later(row_id, delay=delay, error=error, status=status, owner=owner)
 
     def release(self, row_ids: Iterable[int], *, delay: float = 0.0, owner: str | None = None) -> None:
         """Give claimed rows back unsent, due again in ``delay`` seconds; not counted as an attempt."""
-        ids = list(row_ids)
-        if not ids:
-            return
-        due_at = time.time() + max(0.0, delay)
-        with self._pool.write() as connection:
-            connection.executemany(
-                "UPDATE outbox SET due_at = ?, lease_owner = NULL, attempts = MAX(attempts - 1, 0)"
-                " WHERE id = ? AND state = 0 AND (?3 IS NULL OR lease_owner = ?3)",
-                [(due_at, row_id, owner) for row_id in ids],
-            )
-            self._settle_erased(connection, ids, delivered=False)
+        self._leases.release(row_ids, delay=delay, owner=owner)
 
     def dead_letter(
         self,
@@ -257,28 +185,7 @@ class Outbox:
         owner: str | None = None,
     ) -> None:
         """Set a row aside for good: DataCue refused it. It stays visible and retryable."""
-        now = time.time()
-        if response_body is not None:
-            response_body = response_body[:MAX_RESPONSE_CHARS]
-        with self._pool.write() as connection:
-            connection.execute(
-                "UPDATE outbox SET state = 2, lease_owner = NULL, last_status = ?, last_error = ?,"
-                " response_body = ?, failed_at = ? WHERE id = ? AND state = 0"
-                " AND (?6 IS NULL OR lease_owner = ?6)",
-                (status, error, response_body, now, row_id, owner),
-            )
-            self._settle_erased(connection, [row_id], delivered=False)
-            connection.execute("UPDATE outbox_meta SET value = ? WHERE name = 'last_error'", (error,))
-
-    def _settle_erased(self, connection: Any, row_ids: list[int], *, delivered: bool) -> None:
-        """Within a settle's transaction: rows erased (``drop_unsent``) while in flight lose their
-        body; those that were not delivered are dropped and counted."""
-        for start in range(0, len(row_ids), sql.IDS_PER_STATEMENT):
-            chunk = row_ids[start : start + sql.IDS_PER_STATEMENT]
-            statement = sql.SETTLE_ERASED.format(marks=",".join("?" * len(chunk)))
-            settled = connection.execute(statement, (time.time(), int(delivered), *chunk)).rowcount
-            if settled and not delivered:
-                connection.execute(sql.COUNT_DROPPED, (settled,))
+        self._leases.dead_letter(row_id, status=status, error=error, response_body=response_body, owner=owner)
 
     # -- dead letters ---------------------------------------------------------------------
 

@@ -10,24 +10,21 @@ flushes at exit (SIGTERM included) is in docs/delivery.md ("The delivery worker"
 from __future__ import annotations
 
 import atexit
-import itertools
 import logging
 import os
-import random
 import signal
-import socket
 import threading
 import time
 import weakref
-from collections.abc import Sequence
-from typing import Any, Final
+from typing import Final
 
-from .. import forks, signals
+from .. import forks
 from ..settings import DEFAULT_SHUTDOWN_GRACE
 from ..transport import Transport
-from .contract import OutboxBackend, OutboxRow
+from .contract import OutboxBackend
 from .flight import Flight
-from .sender import Outcome, RowSender
+from .sender import RowSender
+from .settle import Settlement, backoff
 
 __all__ = ["DEFAULT_IN_FLIGHT", "DeliveryWorker", "backoff", "exit_cleanly_on_sigterm"]
 
@@ -35,16 +32,10 @@ logger = logging.getLogger(__name__)
 
 #: Requests one worker keeps in flight at most (``DATACUE_DELIVERY_IN_FLIGHT``).
 DEFAULT_IN_FLIGHT: Final = 64
-#: The longest ``Retry-After`` honoured; a longer one (a confused proxy) is cut to this.
-MAX_RETRY_AFTER: Final = 3600.0
-#: A row failing this many times is logged at WARNING (before: INFO, since one failure is routine).
-ATTEMPTS_BEFORE_WARNING: Final = 5
 #: Seconds between WAL checkpoints by the worker (puts never checkpoint).
 CHECKPOINT_INTERVAL: Final = 1.0
 #: While delivery is paused, journaled events are still moved into the outbox this often (seconds).
 INGEST_WHILE_PAUSED: Final = 0.5
-#: Seconds before a claim's lease ends by which its rows are settled (no other process may have them yet).
-LEASE_MARGIN: Final = 1.0
 #: The least time between two claims while requests are in flight (a claim reads the whole queue).
 CLAIM_INTERVAL: Final = 0.01
 
@@ -65,8 +56,6 @@ class DeliveryWorker:
     Redis outbox runs when another process delivers (``DATACUE_DELIVERY_THREAD`` off): no
     other host can read its journal (docs/redis.md, "The forwarder").
     """
-
-    lease_margin = LEASE_MARGIN
 
     def __init__(
         self,
@@ -128,12 +117,17 @@ class DeliveryWorker:
         #: The thread in serve(), if one is.
         self._serving: threading.Thread | None = None
         self.row_sender = RowSender(self.transport)
-        self._owner = f"{socket.gethostname()}:{self._pid}:{id(self):x}"
-        self._claims = itertools.count(1)
-        self._paused_until = 0.0
-        self._acked_since_prune = 0
+        self.settlement = Settlement(
+            self.outbox, sender=self.sender, backoff_base=self.backoff_base, backoff_max=self.backoff_max
+        )
         self._last_prune = time.monotonic()
         self._last_checkpoint = time.monotonic()
+
+    def _flight(self, deadline: float | None = None) -> Flight:
+        """A flight for one delivery loop (``deadline``: a bounded flush's)."""
+        return Flight(
+            self.outbox, self.row_sender, self.settlement, self.pause, self.max_in_flight, deadline
+        )
 
     def _check_fork(self) -> None:
         if self._generation != forks.generation:
@@ -223,14 +217,9 @@ class DeliveryWorker:
     def _finish(self, flight: Flight, now: float) -> None:
         """One step of a graceful stop: rows not started go back, answers are awaited until the
         grace ends, and then the loop ends (its flight hands back whatever is still unanswered)."""
-        by_owner: dict[str, list[int]] = {}
-        for row, claim in flight.queue:
-            by_owner.setdefault(claim.owner, []).append(row.id)
-        flight.queue.clear()
+        flight.hand_back_queue()
         finish_by = self._finish_by
         try:
-            for owner, ids in by_owner.items():
-                self.outbox.release(ids, owner=owner)
             if flight.sending and finish_by is not None and now < finish_by:
                 flight.wait(min(finish_by - now, self.idle_interval))
                 return
@@ -239,13 +228,11 @@ class DeliveryWorker:
         self._stopping.set()
 
     def _run(self) -> None:
-        flight = Flight(self, self.max_in_flight)
+        flight = self._flight()
         failures = 0
-        wanted = True  # a claim is wanted: woken, keys freed, or a backlog
-        backlog = False  # the last claim took all it asked for
+        wanted = True  # a claim is wanted: woken, or a backlog (or the flight's keys_freed)
         look_again = 0.0  # when to claim anyway (a retry falls due)
         claimed_at = -CLAIM_INTERVAL
-        acks_seen = 0
         last_ingest = tidied_at = 0.0
         try:
             while not self._stopping.is_set():
@@ -253,17 +240,14 @@ class DeliveryWorker:
                 if self._finish_by is not None:  # stop(grace=...): nothing new, answers awaited
                     self._finish(flight, now)
                     continue
-                paused = now < self._paused_until
+                # The outbox keeps the pause (one clock, whichever worker set it; cheap to read).
+                paused = (left := self.outbox.paused_for()) > 0
                 try:
-                    if not paused and (shared := self.outbox.paused_for()) > 0:
-                        # Another worker (another host, with Redis) paused everyone.
-                        flight.pause(shared, "another worker paused delivery", share=False)
-                        paused = True
+                    if paused and flight.queue:  # another worker paused: rows not started go back
+                        flight.hand_back_queue(left)
                     if self._wake.is_set():
                         self._wake.clear()
                         wanted = True
-                    if flight.acks_written != acks_seen:
-                        acks_seen, wanted = flight.acks_written, True
                     if paused:
                         # Journaled events still move into the outbox, where the cap and
                         # `flask datacue status` see them.
@@ -272,28 +256,23 @@ class DeliveryWorker:
                             self.outbox.ingest()
                     elif (
                         flight.room > 0
-                        and len(flight.queue) < self.max_in_flight
-                        and (wanted or now >= look_again)
+                        and (wanted or flight.keys_freed or now >= look_again)
                         and (now - claimed_at >= CLAIM_INTERVAL or not flight.busy)
                     ):
-                        flight.flush_acks(now, force=True)  # first: the keys they hold are free then
-                        acks_seen = flight.acks_written
                         claimed_at = now
-                        # In a backlog, bigger claims: a claim reads the whole queue, whatever it takes.
-                        size = self._backlog_claim if wanted and backlog else self.batch_size
-                        got = flight.claim(size)
-                        backlog = got >= size
-                        wanted = backlog  # a backlog: again as soon as there is room
+                        got = flight.refill(self.batch_size, self._backlog_claim)
+                        wanted = flight.backlog  # a backlog: again as soon as there is room
                         if not got and not flight.busy:
                             look_again = now + self._idle_wait()
                         elif not wanted:
                             look_again = now + self.idle_interval
-                    flight.start(now)
+                    if not paused:
+                        flight.start(now)
                     failures = 0
                 except Exception:  # the outbox file, the disk: keep going, loudly
                     failures += 1
                     logger.exception("datacue: the delivery worker failed; trying again")
-                    flight.pause(self._backoff(failures), "the outbox failed")
+                    flight.pause(self.settlement.backoff(failures), "the outbox failed")
                 try:
                     self._upkeep(idle=not flight.busy)
                     if now - tidied_at >= 1.0:
@@ -308,11 +287,14 @@ class DeliveryWorker:
                         flight.wait(max(longest, 0.001))
                     except Exception:
                         logger.exception("datacue: the delivery worker failed; trying again")
-                        flight.pause(self._backoff(1), "the outbox failed")
+                        flight.pause(self.settlement.backoff(1), "the outbox failed")
                     continue
-                flight.flush_acks(time.monotonic(), force=True)
+                try:
+                    flight.flush_acks(time.monotonic(), force=True)
+                except Exception:
+                    logger.exception("datacue: recording delivered rows failed; they are sent again")
                 now = time.monotonic()
-                wait = min(self._paused_until - now, INGEST_WHILE_PAUSED) if paused else look_again - now
+                wait = min(self.outbox.paused_for(), INGEST_WHILE_PAUSED) if paused else look_again - now
                 if self._wake.wait(max(0.0, wait)) and self.linger and not paused:
                     # Rows keep coming: gather what arrives meanwhile into one claim.
                     self._stopping.wait(self.linger)
@@ -332,10 +314,10 @@ class DeliveryWorker:
                 self._stopping.wait(self.linger)
 
     def _idle_wait(self) -> float:
-        pause = self._paused_until - time.monotonic()
-        if pause > 0:
-            return pause
         try:
+            pause = self.outbox.paused_for()
+            if pause > 0:
+                return pause
             due_in = self.outbox.next_due_in()
         except Exception:
             return self.idle_interval
@@ -343,23 +325,20 @@ class DeliveryWorker:
             return self.idle_interval
         return min(self.idle_interval, max(due_in, 0.005))
 
-    def pause(self, seconds: float, *, share: bool = True) -> None:
-        """Start no new request for ``seconds`` (DataCue is down, or asked us to slow down); with
-        ``share``, every worker of the outbox pauses too (``OutboxBackend.pause_all``)."""
-        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
-        if share:
-            try:
-                self.outbox.pause_all(seconds)
-            except Exception:  # this worker pauses all the same
-                logger.debug("datacue: the pause could not be shared", exc_info=True)
+    def pause(self, seconds: float) -> None:
+        """Start no new request for ``seconds`` (DataCue is down, or asked us to slow down): the
+        outbox keeps the pause, for every worker that shares it (``OutboxBackend.pause_all``)."""
+        try:
+            self.outbox.pause_all(seconds)
+        except Exception:  # a backend keeps its own process's pause before it shares it
+            logger.warning("datacue: the pause could not be shared", exc_info=True)
 
     def _upkeep(self, idle: bool) -> None:
         now = time.monotonic()
         prune_every = max(100, min(10_000, self.outbox.max_rows // 10))
-        if self._acked_since_prune >= prune_every or (
-            idle and self._acked_since_prune and now - self._last_prune >= 5.0
-        ):
-            self._acked_since_prune = 0
+        acked = self.settlement.acked_since_prune
+        if acked >= prune_every or (idle and acked and now - self._last_prune >= 5.0):
+            self.settlement.acked_since_prune = 0
             self._last_prune = now
             self.outbox.prune(pause=0.001)
         if now - self._last_checkpoint >= CHECKPOINT_INTERVAL:
@@ -374,7 +353,7 @@ class DeliveryWorker:
         A row answered after the read timeout is waited for (until its lease nearly ends).
         """
         self._check_fork()
-        flight = Flight(self, self.max_in_flight)
+        flight = self._flight()
         try:
             flight.claim(self.batch_size)
             while flight.busy:
@@ -395,22 +374,16 @@ class DeliveryWorker:
         """
         self._check_fork()
         deadline = time.monotonic() + max(0.0, timeout)
-        flight = Flight(self, self.max_in_flight, deadline)
+        flight = self._flight(deadline)
         wanted = True
-        backlog = False
-        acks_seen = 0
         try:
             while True:
                 now = time.monotonic()
                 if now >= deadline:
                     break
-                if flight.acks_written != acks_seen:
-                    acks_seen, wanted = flight.acks_written, True
-                if wanted and flight.room > 0 and len(flight.queue) < self.max_in_flight:
-                    flight.flush_acks(now, force=True)
-                    acks_seen = flight.acks_written
-                    size = self._backlog_claim if backlog else self.batch_size
-                    backlog = wanted = flight.claim(size) >= size
+                if (wanted or flight.keys_freed) and flight.room > 0:
+                    flight.refill(self.batch_size, self._backlog_claim)
+                    wanted = flight.backlog
                 flight.start(now)
                 if flight.busy:
                     flight.wait(min(deadline - now, self.linger if flight.room > 0 else 1.0))
@@ -435,86 +408,6 @@ class DeliveryWorker:
         finally:
             flight.close()
         return self.outbox.unfinished() == 0
-
-    # -- settling (the flights call these) --------------------------------------------------
-
-    def new_owner(self) -> str:
-        """A lease owner for one claim: this process and worker, and the claim's number."""
-        return f"{self._owner}:{next(self._claims)}"
-
-    def backoff_for(self, attempts: int) -> float:
-        return self._backoff(attempts)
-
-    def _backoff(self, attempts: int) -> float:
-        return backoff(self.backoff_base, self.backoff_max, attempts)
-
-    def acknowledge(self, rows: Sequence[OutboxRow]) -> None:
-        """Record ``rows`` as delivered (one write), and say so to the signal's receivers."""
-        self.outbox.ack([row.id for row in rows])
-        self._acked_since_prune += len(rows)
-        if signals.delivered.receivers:
-            for row in rows:
-                _signal(signals.delivered, self.sender, row)
-
-    def retry_later(self, row: OutboxRow, outcome: Outcome, owner: str, delay: float | None = None) -> float:
-        """Give ``row`` back after a failed attempt, due again after its backoff (or ``Retry-After``)."""
-        if delay is None:
-            delay = self._backoff(row.attempts)
-        if outcome.retry_after is not None:
-            delay = max(delay, min(outcome.retry_after, MAX_RETRY_AFTER))
-        self.outbox.retry_later(row.id, delay=delay, error=outcome.error, status=outcome.status, owner=owner)
-        level = logging.WARNING if row.attempts >= ATTEMPTS_BEFORE_WARNING else logging.INFO
-        logger.log(
-            level,
-            "datacue: outbox row %d (%s) failed, attempt %d; retrying in %.1fs: %s",
-            row.id,
-            row.kind,
-            row.attempts,
-            delay,
-            outcome.error,
-        )
-        return delay
-
-    def dead_letter(self, row: OutboxRow, outcome: Outcome, owner: str) -> None:
-        """Set ``row`` aside for good: DataCue refused it."""
-        self.outbox.dead_letter(
-            row.id,
-            status=outcome.status,
-            error=outcome.error,
-            response_body=outcome.response_body,
-            owner=owner,
-        )
-        logger.error(
-            "datacue: DataCue refused outbox row %d (%s %s), kept as a dead letter: %s",
-            row.id,
-            row.method,
-            row.path or "events",
-            outcome.error,
-        )
-        if signals.dead_lettered.receivers:
-            _signal(signals.dead_lettered, self.sender, row, status=outcome.status, error=outcome.error)
-
-
-def backoff(base: float, longest: float, attempts: int) -> float:
-    """Seconds a row that failed ``attempts`` times waits: ``base * 2**(attempts - 1)``, at most
-    ``longest``, with "equal jitter": never less than half of it, so that a failing row is not
-    hammered, and spread over the other half, so that processes retrying together drift apart."""
-    ceiling = min(longest, base * 2.0 ** max(0, min(attempts - 1, 62)))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
-
-
-def _signal(signal: Any, sender: object, row: OutboxRow, **extra: Any) -> None:
-    """Send ``signal`` about ``row`` from ``sender`` (a Flask app: its context is pushed for receivers)."""
-    details = {"row_id": row.id, "kind": row.kind, "method": row.method, "path": row.path, **extra}
-    app_context = getattr(sender, "app_context", None)
-    try:
-        if callable(app_context):
-            with app_context():  # receivers may use current_app, as in a request
-                signal.send(sender, **details)
-        else:
-            signal.send(sender, **details)
-    except Exception:  # a receiver's bug must not stop delivery
-        logger.exception("datacue: a receiver of %s failed", signal.name)
 
 
 # -- the flush at interpreter exit --------------------------------------------------------
