@@ -35,6 +35,7 @@ from .contract import (
 from .journal import JOURNAL_SUPPORTED, ingest_lock, writer_for
 from .redis_intake import Forwarder, partition_of
 from .redis_workers import Outage, PartitionLeases, SharedPause, read_dead_letters, unpack_rows
+from .sent import RedisSentDigests
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -100,6 +101,7 @@ class RedisOutbox:
         self._closed = False
         self._outage = Outage()
         self._pause = SharedPause(client, self.keys, self._scripts["PAUSE"], self._outage)
+        self._sent = RedisSentDigests(client, self.keys + "sent", self._outage)
 
     def __repr__(self) -> str:
         return f"RedisOutbox({self.keys!r}, max_rows={self.max_rows}, partitions={self.partitions})"
@@ -365,32 +367,12 @@ class RedisOutbox:
             self._unavailable(error, "no backoff was ended")
 
     def sent_digests(self, keys: Iterable[str]) -> dict[str, str]:
-        """What declared model sync last queued per key, from any host; ``{}`` while Redis fails
-        (logged): then every change is queued, which only sends again what DataCue may have."""
-        wanted = list(keys)
-        if not wanted:
-            return {}
-        try:
-            found = self.client.hmget(self.keys + "sent", wanted)
-        except self._errors as error:
-            self._outage.report(error)
-            return {}
-        return {key: decode(digest) for key, digest in zip(wanted, found, strict=True) if digest is not None}
+        """What declared model sync last queued per key, from any host (``{}`` while Redis fails)."""
+        return self._sent.digests(keys)
 
     def remember_digests(self, digests: Mapping[str, str | None]) -> None:
-        """Record what was just queued per key (``None``: forget the key). While Redis fails nothing
-        is recorded (logged): the next change of those keys is sent even if unchanged."""
-        kept: dict[Any, Any] = {key: digest for key, digest in digests.items() if digest is not None}
-        gone = [key for key, digest in digests.items() if digest is None]
-        pipe = self.client.pipeline(transaction=True)
-        if kept:
-            pipe.hset(self.keys + "sent", mapping=kept)
-        if gone:
-            pipe.hdel(self.keys + "sent", *gone)
-        try:
-            pipe.execute()
-        except self._errors as error:
-            self._outage.report(error)
+        """Record what was just queued per key (``None``: forget the key); nothing while Redis fails."""
+        self._sent.remember(digests)
 
     def stats(self) -> OutboxStats:
         """Counts of what the whole cluster's outbox holds; raises :class:`OutboxUnavailableError`

@@ -14,8 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any, Final
 
 from .. import forks
-from ..redis_store import RetryPause, decode
-from ..redis_store import redis_errors as _redis_errors  # the name SharedPause uses
+from ..redis_store import RetryPause, decode, redis_errors
 from .contract import DeadLetter, OutboxRow
 
 if TYPE_CHECKING:
@@ -141,6 +140,7 @@ class SharedPause:
         self._key = keys + "pause"
         self._script = script
         self._outage = outage
+        self._errors = redis_errors()
         self._read_at = -PAUSE_READ_INTERVAL
         self._until = 0.0
 
@@ -150,7 +150,7 @@ class SharedPause:
         if seconds > 0 and may_try:
             try:
                 self._script(keys=[self._key], args=[self._keys, int(seconds * 1000) + 1])
-            except _redis_errors() as error:
+            except self._errors as error:
                 self._outage.report(error)
 
     def paused_for(self, *, may_try: bool) -> float:
@@ -160,7 +160,7 @@ class SharedPause:
             self._read_at = now
             try:
                 left = int(self._client.pttl(self._key))
-            except _redis_errors() as error:
+            except self._errors as error:
                 self._outage.report(error)
             else:
                 if left > 0:
