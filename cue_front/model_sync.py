@@ -24,7 +24,7 @@ from .schema import Resource, resource, validate
 try:  # the ``sqlalchemy`` extra
     import sqlalchemy
     from sqlalchemy import event, select
-    from sqlalchemy.orm import Session
+    from sqlalchemy.orm import MANYTOONE, Session
 except ImportError:  # pragma: no cover - exercised where the extra is not installed
     sqlalchemy = None  # type: ignore[assignment]
 
@@ -39,6 +39,7 @@ Dependents = Callable[[Any], Iterable[Any]]
 _PENDING = "_datacue_changes"
 _DELETED_KEYS = "_datacue_deleted"
 _DELETED_DEPENDENTS = "_datacue_deleted_dependents"
+_TO_READ = "_datacue_to_read"
 
 
 @dataclass(frozen=True)
@@ -123,9 +124,27 @@ class ModelSync:
 def _attribute(name: str) -> Dependents:
     def dependents(instance: Any) -> Iterable[Any]:
         value = getattr(instance, name)
+        if value is None:
+            value = _by_foreign_key(instance, name)
         return value if isinstance(value, Iterable) else [value] if value is not None else []
 
     return dependents
+
+
+def _by_foreign_key(instance: Any, name: str) -> Any:
+    """The row a many-to-one ``name`` names by its foreign key alone: the ORM does not load it for a
+    row just added that way (``Wish(customer_id="u1")``), so it is looked up (the identity map first)."""
+    state = sqlalchemy.inspect(instance, raiseerr=False)
+    relation = None if state is None else state.mapper.relationships.get(name)
+    if state is None or state.session is None or relation is None or relation.direction is not MANYTOONE:
+        return None
+    ident = {}
+    for local, remote in relation.local_remote_pairs:
+        value = state.attrs[state.mapper.get_property_by_column(local).key].value
+        if value is None:
+            return None
+        ident[relation.mapper.get_property_by_column(remote).key] = value
+    return state.session.get(relation.mapper.class_, ident)
 
 
 # -- the session hooks ------------------------------------------------------------------------
@@ -143,6 +162,7 @@ def _install_hooks() -> None:
         return
     event.listen(Session, "before_flush", _before_flush)
     event.listen(Session, "after_flush", _after_flush)
+    event.listen(Session, "after_flush_postexec", _after_flush_postexec)
     event.listen(Session, "after_commit", _after_commit)
     event.listen(Session, "after_rollback", _after_rollback)
     _installed = True
@@ -195,14 +215,27 @@ def _after_flush(session: Any, flush_context: Any) -> None:
     for instance in [*new, *session.dirty]:
         if instance in new or session.is_modified(instance):  # else touched, not changed
             targets.extend((declaration, instance) for declaration in sync.for_instance(instance))
-        targets.extend(sync.dependents_of(instance))
+        for declaration, dependent in sync.dependents_of(instance):
+            if instance in new:
+                _expire_missing(session, dependent, instance)
+            targets.append((declaration, dependent))
+    to_read: list[tuple[str, Declaration, Any]] = session.info.setdefault(_TO_READ, [])
     for declaration, target in targets:
         if (id(target), id(declaration)) in seen or target in session.deleted:
             continue
         seen.add((id(target), id(declaration)))
+        to_read.append(("create" if target in new else "update", declaration, target))
+
+
+def _after_flush_postexec(session: Any, flush_context: Any) -> None:
+    """The records of what this flush created or changed, read once the flush is over: a row it
+    added is in the identity map by then, so the shop's function may load collections that hold it
+    (loading them during the flush would put a second copy of the row there)."""
+    pending: list[Change] = session.info.setdefault(_PENDING, [])
+    for action, declaration, target in session.info.pop(_TO_READ, ()):
         record = _record_or_none(declaration, target)
         if record is not None:
-            pending.append(Change("create" if target in new else "update", declaration, record))
+            pending.append(Change(action, declaration, record))
 
 
 def _fed_by_deleted(
@@ -240,6 +273,23 @@ def _expire_held(session: Any, instance: Any, gone_ids: set[int]) -> None:
         session.expire(instance, stale)
 
 
+def _expire_missing(session: Any, instance: Any, added: Any) -> None:
+    """Expire ``instance``'s loaded relationships to ``added``'s model that do not hold it: a row
+    added by its foreign key joins a loaded collection only when it is loaded again."""
+    state = sqlalchemy.inspect(instance, raiseerr=False)
+    if state is None or not state.persistent:
+        return
+    stale = [
+        relation.key
+        for relation in state.mapper.relationships
+        if relation.key in state.dict
+        and isinstance(added, relation.mapper.class_)
+        and not any(each is added for each in _held(relation.uselist, state.dict[relation.key]))
+    ]
+    if stale:
+        session.expire(instance, stale)
+
+
 def _held(uselist: bool | None, value: Any) -> Iterable[Any]:
     """What a loaded relationship's value holds: a collection's members (a dict's values), or the one."""
     if not uselist:
@@ -269,6 +319,7 @@ def _after_rollback(session: Any) -> None:
     session.info.pop(_PENDING, None)
     session.info.pop(_DELETED_KEYS, None)
     session.info.pop(_DELETED_DEPENDENTS, None)
+    session.info.pop(_TO_READ, None)
 
 
 def _after_commit(session: Any) -> None:

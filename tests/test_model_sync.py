@@ -417,3 +417,21 @@ def test_reconcile_resend_repairs_drift_in_content(shop: Flask, emulator: Runnin
         (each["product_id"], each["variant_id"]): each["price"] for each in emulator.state.store.variants()
     }
     assert prices[("p1", "v1")] == 12
+
+
+@pytest.mark.parametrize("loaded", [False, True], ids=["collection-not-loaded", "collection-loaded"])
+def test_a_related_row_added_by_its_foreign_key_sends_its_dependent_with_it(
+    shop: Flask, emulator: RunningEmulator, loaded: bool
+) -> None:
+    """A wish added by setting ``customer_id`` (not through ``customer.wishlist``): the customer's
+    DataCue user is sent with it even when the customer's loaded wishlist does not hold it yet."""
+    customer = wishing_customer("p1", "p2")
+    delivered(shop)
+    emulator.reset()
+    if loaded:
+        assert len(customer.wishlist) == 2
+    db.session.add(Wish(id="w3", customer_id="u1", product_id="p3"))
+    db.session.commit()
+    delivered(shop)
+    assert sent(emulator) == [("PUT", "/v1/users/u1")]
+    assert emulator.requests()[0]["body"]["wishlist"] == ["p1", "p2", "p3"]
